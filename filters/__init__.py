@@ -1,0 +1,1 @@
+"""Plain, unit-testable document filters. Beam wiring lives in ``pipelines``."""

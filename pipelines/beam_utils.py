@@ -1,0 +1,202 @@
+"""Shared Beam plumbing: runner options, size-targeted Parquet shards, stats, success markers.
+
+Output protocol (used by every pipeline and the DAG): a step writes into its
+output directory, shards first, ``stats.json`` next and the ``_SUCCESS`` marker
+last.  A directory with the marker is complete and is skipped on re-run; one
+without it is partial and is wiped before the step runs again, so a later step
+never reads half-written shards.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+from typing import Callable
+
+import apache_beam as beam
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from .schema import DOC_SCHEMA, rows_to_table
+
+log = logging.getLogger(__name__)
+SUCCESS = "_SUCCESS"
+
+
+def pipeline_options(runner: str = "DirectRunner", beam_args: list[str] | None = None) -> PipelineOptions:
+    args = list(beam_args or [])
+    if runner == "DirectRunner":
+        # In-process, no Prism download (offline machines); one worker keeps memory bounded.
+        args += ["--direct_num_workers=1", "--direct_running_mode=in_memory"]
+    return PipelineOptions(["--runner", runner, *args], save_main_session=False)
+
+
+def is_complete(out_dir: str | Path) -> bool:
+    return (Path(out_dir) / SUCCESS).is_file()
+
+
+def prepare_output(out_dir: str | Path, force: bool = False) -> bool:
+    """Return False if the step is already complete; else wipe partial output and return True."""
+    out = Path(out_dir)
+    if is_complete(out) and not force:
+        return False
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    return True
+
+
+def mark_complete(out_dir: str | Path, stats: dict) -> None:
+    out = Path(out_dir)
+    tmp = out / "stats.json.tmp"
+    tmp.write_text(json.dumps(stats, indent=2, sort_keys=True))
+    os.replace(tmp, out / "stats.json")
+    (out / SUCCESS).write_text(time.strftime("%Y-%m-%dT%H:%M:%S") + "\n")
+
+
+def collect_counters(result) -> dict:
+    """Beam counters as {namespace: {name: value}} (committed values where the runner has them)."""
+    stats: dict = defaultdict(dict)
+    for c in result.metrics().query()["counters"]:
+        value = c.committed if c.committed is not None else c.attempted
+        ns, name = c.key.metric.namespace, c.key.metric.name
+        stats[ns][name] = stats[ns].get(name, 0) + value
+    return {k: dict(sorted(v.items())) for k, v in sorted(stats.items())}
+
+
+class Count(beam.DoFn):
+    """Pass-through that counts documents (and lines) flowing past a point."""
+
+    def __init__(self, step: str):
+        self.step = step
+        self.docs = Metrics.counter(step, "documents")
+        self.lines = Metrics.counter(step, "lines")
+
+    def process(self, doc):
+        self.docs.inc()
+        self.lines.inc(doc["text"].count("\n") + 1)
+        yield doc
+
+
+class _ShardWriter(beam.DoFn):
+    """Buffers documents per output key; writes a zstd Parquet file whenever the
+    buffered text reaches ``target_bytes``.  Files go to ``_tmp/`` and are only
+    renamed into place by ``_Finalize`` once the whole write has succeeded."""
+
+    def __init__(self, out_dir: str, key_fn: Callable[[dict], str], target_bytes: int, schema):
+        self.out_dir, self.key_fn, self.target_bytes, self.schema = out_dir, key_fn, target_bytes, schema
+
+    def start_bundle(self):
+        self.buffers: dict[str, list[dict]] = defaultdict(list)
+        self.sizes: dict[str, int] = defaultdict(int)
+
+    def _flush(self, key):
+        rows = self.buffers.pop(key)
+        self.sizes.pop(key, None)
+        rows.sort(key=lambda r: r["id"])
+        table = rows_to_table(rows, self.schema)
+        path = FileSystems.join(self.out_dir, "_tmp", f"{key}--{uuid.uuid4().hex}.parquet")
+        if "://" not in path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with FileSystems.create(path) as f:
+            pq.write_table(table, f, compression="zstd")
+        return key, path, rows[0]["id"], len(rows)
+
+    def process(self, doc):
+        key = self.key_fn(doc)
+        self.buffers[key].append(doc)
+        self.sizes[key] += len(doc.get("text", "")) + 64
+        if self.sizes[key] >= self.target_bytes:
+            yield self._flush(key)
+
+    def finish_bundle(self):
+        from apache_beam.transforms.window import GlobalWindow
+        from apache_beam.utils.windowed_value import WindowedValue
+
+        for key in list(self.buffers):
+            yield WindowedValue(self._flush(key), 0, [GlobalWindow()])
+
+
+class _Finalize(beam.DoFn):
+    def __init__(self, out_dir: str):
+        self.out_dir = out_dir
+
+    def process(self, written):
+        by_key = defaultdict(list)
+        for key, path, first_id, n in written:
+            by_key[key].append((first_id, path, n))
+        for key, files in by_key.items():
+            files.sort()
+            for i, (_, path, n) in enumerate(files):
+                final = FileSystems.join(self.out_dir, key, f"part-{i:05d}-of-{len(files):05d}.parquet")
+                if "://" not in final:
+                    Path(final).parent.mkdir(parents=True, exist_ok=True)
+                FileSystems.rename([path], [final])
+                yield key, final, n
+
+
+class WriteShards(beam.PTransform):
+    """Write dict rows as size-targeted Parquet shards under ``out_dir/<key_fn(row)>/``."""
+
+    def __init__(self, out_dir: str, key_fn: Callable[[dict], str], target_bytes: int = 256 << 20,
+                 schema=None):
+        super().__init__()
+        self.out_dir, self.key_fn, self.target_bytes = str(out_dir), key_fn, target_bytes
+        self.schema = schema or DOC_SCHEMA
+
+    def expand(self, pcoll):
+        return (pcoll
+                | "WriteTmp" >> beam.ParDo(_ShardWriter(self.out_dir, self.key_fn, self.target_bytes,
+                                                        self.schema))
+                | "AllFiles" >> beam.combiners.ToList()
+                | "Rename" >> beam.ParDo(_Finalize(self.out_dir)))
+
+
+def localize(path: str) -> str:
+    """A local path for a model file that may live on a remote filesystem (gs://...)."""
+    if "://" not in str(path):
+        return str(path)
+    import tempfile
+
+    local = Path(tempfile.gettempdir()) / "llama-models" / Path(str(path)).name
+    if not local.exists():
+        local.parent.mkdir(parents=True, exist_ok=True)
+        with FileSystems.open(str(path)) as src, open(local, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    return str(local)
+
+
+def run_pipeline(build_fn, out_dir: str, runner: str, beam_args: list[str], extra: dict | None = None) -> dict:
+    """Build and run a pipeline; write stats.json and the success marker; return the stats."""
+    t0 = time.time()
+    options = pipeline_options(runner, beam_args)
+    if runner == "DirectRunner":
+        # DirectRunner first tries to download the Prism binary (fails offline), then falls
+        # back to the FnApiRunner; go straight to it.
+        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+        p = beam.Pipeline(runner=FnApiRunner(), options=options)
+    else:
+        p = beam.Pipeline(options=options)
+    build_fn(p)
+    result = p.run()
+    result.wait_until_finish()
+    stats = {"counters": collect_counters(result), "seconds": round(time.time() - t0, 2),
+             "runner": runner, **(extra or {})}
+    shards = {}
+    if "://" not in str(out_dir):
+        tmp = Path(out_dir) / "_tmp"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        for f in sorted(Path(out_dir).rglob("*.parquet")):
+            shards[str(f.relative_to(out_dir))] = pq.ParquetFile(f).metadata.num_rows
+    stats["shards"] = shards
+    mark_complete(out_dir, stats)
+    return stats

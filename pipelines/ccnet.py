@@ -1,0 +1,286 @@
+"""The CCNet pipeline (LLaMA's CommonCrawl, 67% of the mix) as an Apache Beam pipeline.
+
+    read WET/WARC (+ JSONL) -> paragraph dedup -> fastText LID -> SentencePiece/KenLM
+    perplexity -> <lang>_<head|middle|tail> Parquet shards + stats.json
+
+Paragraph dedup (cc_net ``dedup.py``): every line is normalised (``filters.text``)
+and keyed by the first 64 bits of its SHA-1.  A line whose key occurs in more than
+one document of the dedup group (one pipeline run) is kept in the first of those
+documents (smallest document id) and removed from all the others; repeats inside a
+single document are left alone.  The group's duplicate keys are broadcast as a side
+input, the Beam counterpart of cc_net loading the group's hash files into memory.
+Documents left empty are dropped.
+
+Language ID uses lid.176 on the whole deduplicated text; documents below the
+threshold or not in ``languages`` are dropped and counted per language under
+``langid/dropped_<lang>``.  Perplexity and buckets follow ``filters.perplexity``.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from filters.errors import InputError
+from filters.perplexity import DEFAULT_CUTOFFS, LMPaths, bucket
+from filters.text import line_hash
+from filters.warc import ReadReport, check_warc_file, read_documents
+
+from . import beam_utils
+from .schema import make_doc
+
+log = logging.getLogger(__name__)
+WARC_SUFFIXES = (".warc", ".wet", ".warc.gz", ".wet.gz", ".warc.wet", ".warc.wet.gz")
+JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".json.gz")
+
+
+@dataclass
+class CCNetConfig:
+    inputs: list[str]
+    out_dir: str
+    lm_dir: str
+    lid_model: str
+    languages: tuple[str, ...] = ("en",)
+    lang_threshold: float = 0.5
+    cutoffs: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_CUTOFFS))
+    target_shard_bytes: int = 256 << 20
+    runner: str = "DirectRunner"
+    beam_args: list[str] = field(default_factory=list)
+    force: bool = False
+
+
+def expand_inputs(inputs: list[str]) -> list[str]:
+    """Files named, or the WARC/WET/JSONL files under directories named; checked up front."""
+    files: list[str] = []
+    for item in inputs:
+        p = Path(item)
+        if "://" in item:
+            files.append(item)
+        elif p.is_dir():
+            found = sorted(str(f) for f in p.rglob("*")
+                           if f.is_file() and f.name.endswith(WARC_SUFFIXES + JSONL_SUFFIXES))
+            if not found:
+                raise InputError(f"{item}: directory holds no .warc/.wet/.jsonl files")
+            files += found
+        elif p.is_file():
+            files.append(str(p))
+        else:
+            raise InputError(f"{item}: no such file or directory")
+    for f in files:
+        if "://" in f:
+            continue
+        if f.endswith(JSONL_SUFFIXES):
+            _check_jsonl(f)
+        else:
+            check_warc_file(f)
+    return files
+
+
+def _check_jsonl(path: str) -> None:
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            first = f.readline()
+        doc = json.loads(first)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{path}: not a JSON-lines file ({type(e).__name__}: {e})") from None
+    if not isinstance(doc, dict) or not ({"text", "raw_content"} & doc.keys()):
+        raise InputError(f"{path}: JSON lines need a 'text' or 'raw_content' field")
+
+
+class ReadCCFile(beam.DoFn):
+    """One input file -> documents.  Bad records are counted and skipped, never fatal."""
+
+    def __init__(self):
+        self.c = {k: Metrics.counter("read", k) for k in (
+            "files", "records", "documents", "lines", "length_mismatch", "truncated_records",
+            "stream_errors", "bad_json_lines", "empty_documents")}
+
+    def process(self, path: str):
+        self.c["files"].inc()
+        name = Path(path).name
+        if path.endswith(JSONL_SUFFIXES):
+            docs = self._read_jsonl(path, name)
+        else:
+            docs = self._read_warc(path, name)
+        n = 0
+        for doc in docs:
+            if not doc["text"].strip():
+                self.c["empty_documents"].inc()
+                continue
+            n += 1
+            self.c["documents"].inc()
+            self.c["lines"].inc(doc["text"].count("\n") + 1)
+            yield doc
+        log.info("read %s: %d documents", name, n)
+
+    def _read_warc(self, path, name):
+        report = ReadReport()
+        for index, url, text, headers, anomaly in read_documents(path, report):
+            meta = {"source_file": name, "record_index": index,
+                    "warc_record_id": headers.get("warc-record-id", ""),
+                    "warc_date": headers.get("warc-date", "")}
+            if anomaly:
+                meta["anomaly"] = anomaly
+            yield make_doc(f"{name}/{index:07d}", "common_crawl", text, url=url, metadata=meta)
+        self.c["records"].inc(report.records)
+        self.c["length_mismatch"].inc(report.length_mismatch)
+        self.c["truncated_records"].inc(report.truncated)
+        if report.stream_error:
+            self.c["stream_errors"].inc()
+        for note in report.notes:
+            log.warning("%s: %s", path, note)
+
+    def _read_jsonl(self, path, name):
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8", errors="replace") as f:
+            for i, line in enumerate(f):
+                self.c["records"].inc()
+                try:
+                    d = json.loads(line)
+                    text = d.get("raw_content") or d.get("text") or ""
+                except (json.JSONDecodeError, AttributeError):
+                    self.c["bad_json_lines"].inc()
+                    log.warning("%s:%d: not valid JSON; skipped", path, i + 1)
+                    continue
+                url = d.get("url") or (d.get("metadata") or {}).get("url") or d.get("id", "")
+                yield make_doc(f"{name}/{i:07d}", "common_crawl", text, url=str(url),
+                               metadata={"source_file": name, "record_index": i})
+
+
+def _doc_hashes(doc):
+    return [(h, doc["id"]) for h in {line_hash(ln) for ln in doc["text"].split("\n") if ln.strip()}]
+
+
+class _OwnerCombine(beam.CombineFn):
+    """(first document id, number of documents) for one line hash."""
+
+    def create_accumulator(self):
+        return (None, 0)
+
+    def add_input(self, acc, doc_id):
+        first, n = acc
+        return (doc_id if first is None or doc_id < first else first, n + 1)
+
+    def merge_accumulators(self, accs):
+        firsts = [a[0] for a in accs if a[0] is not None]
+        return (min(firsts) if firsts else None, sum(a[1] for a in accs))
+
+    def extract_output(self, acc):
+        return acc
+
+
+class RemoveDuplicateLines(beam.DoFn):
+    def __init__(self):
+        self.docs_in = Metrics.counter("dedup", "documents_in")
+        self.docs_out = Metrics.counter("dedup", "documents")
+        self.lines_in = Metrics.counter("dedup", "lines_in")
+        self.lines_out = Metrics.counter("dedup", "lines")
+        self.removed = Metrics.counter("dedup", "lines_removed")
+        self.emptied = Metrics.counter("dedup", "documents_emptied")
+
+    def process(self, doc, owners):
+        self.docs_in.inc()
+        kept = []
+        lines = [ln for ln in doc["text"].split("\n") if ln.strip()]
+        for ln in lines:
+            owner = owners.get(line_hash(ln))
+            if owner is None or owner == doc["id"]:
+                kept.append(ln)
+        self.lines_in.inc(len(lines))
+        self.removed.inc(len(lines) - len(kept))
+        if not kept:
+            self.emptied.inc()
+            return
+        self.lines_out.inc(len(kept))
+        self.docs_out.inc()
+        md = dict(doc["metadata"], original_nlines=len(lines), nlines=len(kept))
+        yield dict(doc, text="\n".join(kept), metadata=md)
+
+
+class LanguageID(beam.DoFn):
+    def __init__(self, model_path: str, languages, threshold: float):
+        self.model_path, self.languages, self.threshold = model_path, set(languages), threshold
+        self.kept = Metrics.counter("langid", "documents")
+        self.lines = Metrics.counter("langid", "lines")
+
+    def setup(self):
+        from filters.langid import LanguageIdentifier
+
+        self.lid = LanguageIdentifier(beam_utils.localize(self.model_path))
+
+    def process(self, doc):
+        lang, score = self.lid.predict(doc["text"])
+        if lang not in self.languages or score < self.threshold:
+            reason = lang if lang not in self.languages else f"{lang}_below_threshold"
+            Metrics.counter("langid", f"dropped_{reason}").inc()
+            return
+        self.kept.inc()
+        self.lines.inc(doc["text"].count("\n") + 1)
+        yield dict(doc, language=lang, lang_score=round(score, 4))
+
+
+class Perplexity(beam.DoFn):
+    def __init__(self, lm_dir: str, cutoffs: dict):
+        self.lm_dir, self.cutoffs = lm_dir, cutoffs
+
+    def setup(self):
+        from filters.perplexity import PerplexityScorer
+
+        self.scorers = {}
+        for lang in self.cutoffs:
+            paths = LMPaths.in_dir(self.lm_dir, lang)
+            paths = LMPaths(Path(beam_utils.localize(str(paths.sp_model))),
+                            Path(beam_utils.localize(str(paths.kenlm_model))))
+            self.scorers[lang] = PerplexityScorer(paths)
+
+    def process(self, doc):
+        lang = doc["language"]
+        if lang not in self.scorers:  # no LM for this language: kept, unbucketed
+            Metrics.counter("perplexity", f"no_lm_{lang}").inc()
+            yield dict(doc, bucket="all")
+            return
+        pp = self.scorers[lang].score(doc["text"])
+        b = bucket(pp, self.cutoffs[lang])
+        Metrics.counter("perplexity", f"{lang}_{b}").inc()
+        yield dict(doc, perplexity=pp, bucket=b)
+
+
+def build(p: beam.Pipeline, cfg: CCNetConfig, files: list[str]):
+    docs = (p | "Files" >> beam.Create(files)
+              | "Reshuffle" >> beam.Reshuffle()
+              | "Read" >> beam.ParDo(ReadCCFile()))
+    owners = (docs
+              | "LineHashes" >> beam.FlatMap(_doc_hashes)
+              | "FirstOwner" >> beam.CombinePerKey(_OwnerCombine())
+              | "OnlyDuplicates" >> beam.Filter(lambda kv: kv[1][1] > 1)
+              | "Owner" >> beam.Map(lambda kv: (kv[0], kv[1][0])))
+    deduped = docs | "Dedup" >> beam.ParDo(RemoveDuplicateLines(), owners=beam.pvalue.AsDict(owners))
+    lid = deduped | "LangID" >> beam.ParDo(LanguageID(cfg.lid_model, cfg.languages, cfg.lang_threshold))
+    scored = lid | "Perplexity" >> beam.ParDo(Perplexity(cfg.lm_dir, cfg.cutoffs))
+    return scored | "Shards" >> beam_utils.WriteShards(
+        cfg.out_dir, key_fn=lambda d: f"{d['language']}_{d['bucket']}",
+        target_bytes=cfg.target_shard_bytes)
+
+
+def run(cfg: CCNetConfig) -> dict | None:
+    """Run the pipeline; returns the stats, or None when the output was already complete."""
+    files = expand_inputs(cfg.inputs)
+    for lang in cfg.cutoffs:
+        LMPaths.in_dir(cfg.lm_dir, lang).check()
+    if not Path(cfg.lid_model).is_file() and "://" not in cfg.lid_model:
+        raise InputError(f"{cfg.lid_model}: fastText language-ID model not found")
+    if not beam_utils.prepare_output(cfg.out_dir, cfg.force):
+        log.info("%s is complete (%s present); skipped", cfg.out_dir, beam_utils.SUCCESS)
+        return None
+    return beam_utils.run_pipeline(lambda p: build(p, cfg, files), cfg.out_dir, cfg.runner,
+                                   cfg.beam_args, extra={"inputs": files, "config": {
+                                       "languages": list(cfg.languages),
+                                       "lang_threshold": cfg.lang_threshold,
+                                       "cutoffs": {k: list(v) for k, v in cfg.cutoffs.items()}}})

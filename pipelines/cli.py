@@ -1,0 +1,149 @@
+"""The ``llama`` command line.  User mistakes end in one ``llama: error: ...`` line, exit 2."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from filters import paths
+from filters.errors import InputError
+
+
+class _DropNoise(logging.Filter):
+    def filter(self, record):
+        return "apitools not found" not in record.getMessage()
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for h in logging.getLogger().handlers:
+        h.addFilter(_DropNoise())
+    for name in ("pipelines", "filters", "tokenizer", "train", "model", "dags"):
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
+    logging.getLogger("apache_beam").setLevel(logging.WARNING)
+
+
+def _cutoffs(text: str) -> tuple[float, float]:
+    try:
+        a, b = (float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two numbers like 340,520, got {text!r}")
+    if not 0 < a < b:
+        raise argparse.ArgumentTypeError(f"cutoffs must satisfy 0 < head < middle, got {text!r}")
+    return a, b
+
+
+def _fraction(text: str) -> float:
+    v = float(text)
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
+    return v
+
+
+def _add_runner(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--runner", default="DirectRunner",
+                   help="Beam runner: DirectRunner (local) or DataflowRunner. Other --flags after "
+                        "the known ones (e.g. --project, --region, --temp_location) go to Beam.")
+    p.add_argument("--force", action="store_true", help="redo the step even if its output is complete")
+    p.add_argument("--target-shard-mb", type=float, default=256.0, help="shard size target (text MB)")
+
+
+def cmd_ccnet(a, beam_args):
+    from pipelines.ccnet import CCNetConfig, run
+
+    cfg = CCNetConfig(inputs=a.inputs or [str(paths.shared_data() / "cc")], out_dir=a.out,
+                      lm_dir=a.lm_dir, lid_model=a.lid_model, languages=tuple(a.lang),
+                      lang_threshold=a.lang_threshold, cutoffs={a.lang[0]: a.cutoffs},
+                      target_shard_bytes=int(a.target_shard_mb * 2**20), runner=a.runner,
+                      beam_args=beam_args, force=a.force)
+    return _report(run(cfg), a.out)
+
+
+def _report(stats, out):
+    if stats is None:
+        print(f"{out}: already complete (delete it or pass --force to redo)")
+        return 0
+    c = stats["counters"]
+    print(json.dumps(c, indent=1))
+    print(f"{sum(stats['shards'].values())} documents in {len(stats['shards'])} shard(s) under {out} "
+          f"in {stats['seconds']:.1f}s; inspect with: llama inspect {out}")
+    return 0
+
+
+def cmd_lm(a, _):
+    from pipelines.lm import train_lm
+
+    dumps = a.dumps or [str(p) for p in sorted((paths.shared_data() / "wikipedia").glob("enwiki-*"))]
+    p = train_lm(dumps, a.out, lang=a.lang, vocab_size=a.vocab_size, holdout=a.holdout, force=a.force)
+    print(f"perplexity model: {p.sp_model} + {p.kenlm_model}")
+    return 0
+
+
+def cmd_inspect(a, _):
+    from pipelines.inspect_shards import inspect
+
+    print(inspect(a.shard, rows=a.rows, width=a.width, as_json=a.json))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    ap = argparse.ArgumentParser(prog="llama", description="LLaMA-1 pretraining system reproduction",
+                                 parents=[common])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    _sub = sub.add_parser
+    sub.add_parser = lambda *a, **k: _sub(*a, parents=[common], **k)
+
+    p = sub.add_parser("ccnet", help="CommonCrawl: WET/WARC -> dedup -> LID -> perplexity buckets")
+    p.add_argument("inputs", nargs="*", help="WET/WARC/JSONL files or directories (default: bundled cc/)")
+    p.add_argument("--out", default=str(paths.out_dir() / "ccnet"))
+    p.add_argument("--lm-dir", default=str(paths.lm_dir()))
+    p.add_argument("--lid-model", default=str(paths.lid_model()))
+    p.add_argument("--lang", nargs="+", default=["en"], help="languages to keep (first one is bucketed)")
+    p.add_argument("--lang-threshold", type=_fraction, default=0.5)
+    p.add_argument("--cutoffs", type=_cutoffs, default=(340.0, 520.0), help="head,middle perplexity cutoffs")
+    _add_runner(p)
+    p.set_defaults(fn=cmd_ccnet)
+
+    p = sub.add_parser("lm", help="train the SentencePiece + KenLM perplexity model on Wikipedia")
+    p.add_argument("dumps", nargs="*", help="MediaWiki XML dumps (default: bundled enwiki sample)")
+    p.add_argument("--out", default=str(paths.lm_dir()))
+    p.add_argument("--lang", default="en")
+    p.add_argument("--vocab-size", type=int, default=8000)
+    p.add_argument("--holdout", type=int, default=10, help="articles kept out of training")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(fn=cmd_lm)
+
+    p = sub.add_parser("inspect", help="summary and sample rows of a document or token shard")
+    p.add_argument("shard", help="a .parquet shard or a directory of shards")
+    p.add_argument("-n", "--rows", type=int, default=3)
+    p.add_argument("--width", type=int, default=300, help="characters of text shown per row")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_inspect)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    bad = [x for x in extra if not x.startswith("--")]
+    if bad or (extra and args.cmd not in BEAM_COMMANDS):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    _setup_logging(not args.quiet)
+    try:
+        return args.fn(args, extra)
+    except InputError as e:
+        print(f"llama: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("llama: interrupted", file=sys.stderr)
+        return 130
+
+
+BEAM_COMMANDS = {"ccnet"}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""`llama inspect`: summary and sample rows of any Parquet shard (or a directory of them)."""
+from __future__ import annotations
+
+import json
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from filters.errors import InputError
+
+
+def _files(target: str) -> list[Path]:
+    p = Path(target)
+    if p.is_dir():
+        files = sorted(p.rglob("*.parquet"))
+        files = [f for f in files if "_tmp" not in f.parts]
+        if not files:
+            raise InputError(f"{target}: no .parquet shards under this directory")
+        return files
+    if not p.exists():
+        raise InputError(f"{target}: no such file or directory")
+    return [p]
+
+
+def _read(f: Path):
+    try:
+        return pq.read_table(f)
+    except Exception as e:  # pyarrow raises several types for a non-Parquet file
+        raise InputError(f"{f}: not a readable Parquet file ({e.__class__.__name__}: {e})") from None
+
+
+def inspect(target: str, rows: int = 3, width: int = 300, as_json: bool = False) -> str:
+    files = _files(target)
+    tables = [(f, _read(f)) for f in files]
+    names = set(tables[0][1].schema.names)
+    if "tokens" in names:
+        from tokenizer.inspect import describe_token_tables
+
+        return describe_token_tables(tables, rows=rows, width=width)
+    if "text" not in names:
+        raise InputError(f"{files[0]}: unknown shard schema (columns: {sorted(names)})")
+    total = sum(t.num_rows for _, t in tables)
+    size = sum(f.stat().st_size for f in files)
+    counts: dict[str, Counter] = {k: Counter() for k in ("source", "language", "bucket")}
+    lengths, ppl = [], []
+    samples = []
+    for _, t in tables:
+        cols = {k: t.column(k).to_pylist() for k in counts if k in t.schema.names}
+        for k, vals in cols.items():
+            counts[k].update(v or "-" for v in vals)
+        lengths += [len(x or "") for x in t.column("text").to_pylist()]
+        if "perplexity" in t.schema.names:
+            ppl += [x for x in t.column("perplexity").to_pylist() if x is not None]
+        if len(samples) < rows:
+            samples += t.slice(0, rows - len(samples)).to_pylist()
+    if as_json:
+        return json.dumps({"files": [str(f) for f in files], "rows": total, "bytes": size,
+                           **{k: dict(v) for k, v in counts.items()},
+                           "samples": samples}, default=str, indent=2)
+    out = [f"{len(files)} shard(s), {total} documents, {size / 1e6:.2f} MB on disk",
+           f"  {files[0]}" + (f"  ... {files[-1]}" if len(files) > 1 else "")]
+    for k, c in counts.items():
+        if c:
+            out.append(f"  {k:<9} " + ", ".join(f"{v}={n}" for v, n in c.most_common(12)))
+    if lengths:
+        lengths.sort()
+        out.append(f"  chars     total={sum(lengths):,} median={lengths[len(lengths) // 2]:,} "
+                   f"max={lengths[-1]:,}")
+    if ppl:
+        ppl.sort()
+        out.append(f"  perplexity min={ppl[0]:.1f} median={ppl[len(ppl) // 2]:.1f} max={ppl[-1]:.1f}")
+    for i, r in enumerate(samples):
+        score, pp = r.get("lang_score"), r.get("perplexity")
+        out.append(f"--- row {i}: id={r['id']} source={r.get('source')} lang={r.get('language') or '-'}"
+                   + (f" score={score:.3f}" if score is not None else "")
+                   + (f" ppl={pp:.1f}" if pp is not None else "")
+                   + (f" bucket={r['bucket']}" if r.get("bucket") else ""))
+        if r.get("url"):
+            out.append(f"    url: {r['url']}")
+        meta = dict(r.get("metadata") or [])
+        if meta:
+            out.append("    meta: " + ", ".join(f"{k}={v}" for k, v in list(meta.items())[:8]))
+        text = (r["text"] or "")[:width].replace("\n", " | ")
+        out.append(textwrap.indent(textwrap.fill(text, 100), "    "))
+    return "\n".join(out)

@@ -1,0 +1,134 @@
+"""The CCNet pipeline, step by step and end to end, on ../shared/data/cc."""
+import json
+import subprocess
+import sys
+
+import apache_beam as beam
+import pyarrow.parquet as pq
+import pytest
+from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+from filters import paths
+from filters.perplexity import LMPaths, PerplexityScorer, bucket
+from filters.text import line_hash
+from filters.warc import read_documents
+from pipelines.ccnet import CCNetConfig, ReadCCFile, RemoveDuplicateLines, _doc_hashes, _OwnerCombine, run
+
+
+@pytest.fixture(scope="module")
+def ccnet_out(tmp_path_factory, data, lm_dir):
+    out = tmp_path_factory.mktemp("ccnet") / "out"
+    cfg = CCNetConfig(inputs=[str(data / "cc")], out_dir=str(out), lm_dir=str(lm_dir),
+                      lid_model=str(paths.lid_model()))
+    stats = run(cfg)
+    rows = [r for f in sorted(out.rglob("*.parquet")) for r in pq.read_table(f).to_pylist()]
+    return cfg, stats, rows
+
+
+def _dedup(docs, tmp_path):
+    """Run the pipeline's dedup transforms on in-memory documents."""
+    with beam.Pipeline(runner=FnApiRunner()) as p:
+        d = p | beam.Create(docs)
+        owners = (d | beam.FlatMap(_doc_hashes) | beam.CombinePerKey(_OwnerCombine())
+                  | beam.Filter(lambda kv: kv[1][1] > 1) | beam.Map(lambda kv: (kv[0], kv[1][0])))
+        res = d | beam.ParDo(RemoveDuplicateLines(), owners=beam.pvalue.AsDict(owners))
+        res | beam.Map(json.dumps) | beam.io.WriteToText(str(tmp_path / "dedup"))
+    out = [json.loads(line) for f in tmp_path.glob("dedup*") for line in f.read_text().splitlines()]
+    return {doc["id"]: doc for doc in out}
+
+
+def test_dedup_removes_boilerplate_shared_across_pages(data, tmp_path):
+    pages = [doc for doc in ReadCCFile().process(str(data / "cc" / "CC-MAIN-2020-34_excerpt.warc.gz"))]
+    a, b = [d for d in pages if "live-radsport.ch" in d["url"]]  # two pages of one site
+    shared = ({line_hash(x) for x in a["text"].split("\n")} & {line_hash(x) for x in b["text"].split("\n")})
+    assert len(shared) >= 5  # real navigation boilerplate
+    result = _dedup(pages, tmp_path)
+    first, second = sorted([a["id"], b["id"]])
+    kept_first = {line_hash(x) for x in result[first]["text"].split("\n")}
+    kept_second = {line_hash(x) for x in result[second]["text"].split("\n")}
+    assert shared <= kept_first            # the first copy is kept...
+    assert not (shared & kept_second)      # ...and removed from the other page
+    assert int(result[second]["metadata"]["nlines"]) < int(result[second]["metadata"]["original_nlines"])
+    # every line hash now lives in exactly one document
+    seen = {}
+    for doc in result.values():
+        for h in {line_hash(x) for x in doc["text"].split("\n")}:
+            assert h not in seen, "line survives in two documents"
+            seen[h] = doc["id"]
+
+
+def test_pipeline_stats_and_language_filter(ccnet_out):
+    cfg, stats, rows = ccnet_out
+    c = stats["counters"]
+    assert c["read"]["files"] == 5 and c["read"]["documents"] == 31
+    assert c["read"]["length_mismatch"] == 4
+    assert c["dedup"]["lines_removed"] > 0
+    assert c["dedup"]["lines"] == c["dedup"]["lines_in"] - c["dedup"]["lines_removed"]
+    # non-English pages are dropped with their language recorded
+    assert c["langid"]["dropped_zh"] >= 10 and c["langid"]["dropped_ru"] >= 1
+    assert c["langid"]["dropped_an"] + c["langid"].get("dropped_es", 0) >= 1  # Aragonese Wikipedia
+    assert all(r["language"] == "en" and r["lang_score"] >= 0.5 for r in rows)
+    urls = {r["url"] for r in rows}
+    assert "http://sample_english.com" in urls
+    assert not {"http://sample_chinese.zh", "http://sample_russian.ru"} & urls
+    assert len(rows) == c["langid"]["documents"]
+
+
+def test_perplexity_buckets_are_consistent(ccnet_out):
+    cfg, stats, rows = ccnet_out
+    for r in rows:
+        assert r["bucket"] == bucket(r["perplexity"], cfg.cutoffs["en"])
+    counts = {k.split("_")[1]: v for k, v in stats["counters"]["perplexity"].items()}
+    assert sum(counts.values()) == len(rows)
+    for key, n in stats["shards"].items():
+        assert key.startswith("en_" + key.split("/")[0].split("_")[1])
+
+
+def test_perplexity_orders_wikipedia_before_spam(data, lm_dir):
+    scorer = PerplexityScorer(LMPaths.in_dir(lm_dir))
+    held = [t for t in (lm_dir / "heldout.txt").read_text().split("\n\n") if len(t) > 300]
+    wiki = sorted(scorer.score(t) for t in held)
+    spam = sorted(scorer.score(t) for _, _, t, _, _ in
+                  read_documents(str(data / "cc" / "CC-MAIN-2020-34_excerpt.warc.gz")))
+    import gzip
+    ccnet_head = [scorer.score(json.loads(line)["text"]) for line in
+                  gzip.open(data / "cc" / "ccnet_output" / "cc_en_head-0174.jsonl.gz", "rt")]
+    median = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+    assert median(wiki) < median(ccnet_head) < median(spam)
+    assert max(wiki[: len(wiki) // 2]) < min(spam)
+
+
+def test_output_is_complete_and_rerun_is_skipped(ccnet_out):
+    cfg, stats, rows = ccnet_out
+    from pathlib import Path
+    out = Path(cfg.out_dir)
+    assert (out / "_SUCCESS").is_file() and not (out / "_tmp").exists()
+    assert json.loads((out / "stats.json").read_text())["counters"] == stats["counters"]
+    assert run(cfg) is None  # complete: skipped
+
+
+def test_partial_output_is_redone(ccnet_out, tmp_path, data, lm_dir):
+    out = tmp_path / "partial"
+    (out / "en_head").mkdir(parents=True)
+    (out / "en_head" / "part-99999.parquet").write_bytes(b"half written")
+    cfg = CCNetConfig(inputs=[str(data / "cc" / "cc_net_test_sample.warc.wet")], out_dir=str(out),
+                      lm_dir=str(lm_dir), lid_model=str(paths.lid_model()))
+    stats = run(cfg)
+    assert not (out / "en_head" / "part-99999.parquet").exists()
+    assert sum(stats["shards"].values()) == 1
+
+
+def _llama(*args):
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True)
+
+
+def test_cli_inspect_and_clear_errors(ccnet_out, data, tmp_path):
+    cfg, _, rows = ccnet_out
+    res = _llama("inspect", cfg.out_dir, "-n", "1")
+    assert res.returncode == 0 and f"{len(rows)} documents" in res.stdout and "bucket" in res.stdout
+    res = _llama("ccnet", str(tmp_path / "nope.wet"), "--out", str(tmp_path / "o"))
+    assert res.returncode == 2 and res.stderr.strip().count("\n") == 0 and "nope.wet" in res.stderr
+    res = _llama("ccnet", str(data / "books" / "pg345_dracula.txt"), "--out", str(tmp_path / "o"))
+    assert res.returncode == 2 and "not a WARC/WET file" in res.stderr and "Traceback" not in res.stderr
+    res = _llama("inspect", str(data / "books" / "pg345_dracula.txt"))
+    assert res.returncode == 2 and "not a readable Parquet file" in res.stderr
