@@ -8,7 +8,9 @@ language is the dump's ``dbname`` (``enwiki`` -> ``en``).
 Cleaning follows the HuggingFace ``wikipedia`` builder: remove file/image/
 category links, ``<ref>``/``<table>`` tags and the reference-list templates,
 then ``strip_code`` (which keeps link text and drops other templates and
-comments).  Difference: the builder only knows the English namespace names plus
+comments).  Fix over the builder: it removes nodes while iterating the filter
+generator, which skips the sibling after each removed node (so every other
+``<ref>`` survived); here the nodes are collected first, then removed.  Difference: the builder only knows the English namespace names plus
 a hard-coded alias table; here the File/Category names (and their aliases) are
 read from the dump's own ``<siteinfo>``, so every language is covered.
 """
@@ -127,20 +129,62 @@ def clean_wikitext(raw: str, drop_prefixes: set[str]) -> str:
 
     parts = []
     for section in wikicode.get_sections(flat=True, include_lead=True, include_headings=True):
-        for obj in section.ifilter_wikilinks(recursive=True):
-            if pattern.match(str(obj.title)):
-                remove(obj, section)
-        for obj in section.ifilter_templates(
-                matches=lambda t: str(t.name).strip().lower() in _REF_TEMPLATES, recursive=True):
-            remove(obj, section)
-        for obj in section.ifilter_tags(matches=lambda t: str(t.tag).lower() in ("ref", "table"),
-                                        recursive=True):
+        # Collect first, remove after: removing while a filter generator runs skips nodes.
+        doomed = [o for o in section.ifilter_wikilinks(recursive=True) if pattern.match(str(o.title))]
+        doomed += list(section.ifilter_templates(
+            matches=lambda t: str(t.name).strip().lower() in _REF_TEMPLATES, recursive=True))
+        doomed += list(section.ifilter_tags(matches=lambda t: str(t.tag).lower() in ("ref", "table"),
+                                            recursive=True))
+        for obj in doomed:
             remove(obj, section)
         text = section.strip_code().strip()
         if text:
             parts.append(text)
-    text = "\n\n".join(parts)
-    return re.sub(r"\n{3,}", "\n\n", text)
+    text = _fallback_clean("\n\n".join(parts), pattern)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+_REF_RE = re.compile(r"<ref[^>/]*/>|<ref[^>]*>.*?</ref\s*>", re.S | re.I)
+_TEMPLATE_RE = re.compile(r"\{\{[^{}]*\}\}")
+_LINK_RE = re.compile(r"\[\[([^\[\]|]*\|)?([^\[\]]*)\]\]")
+_TAG_RE = re.compile(r"</?(?:small|big|sup|sub|span|div|center|blockquote|br|nowiki|poem|u|s|i|b|ref)\b[^>]*>", re.I)
+
+
+def _drop_tables(text: str) -> str:
+    """Drop wikitable lines ``{| ... |}``; a table cut off without ``|}`` ends at a line
+    that is not table syntax (``|``, ``!``) after a blank line."""
+    out, depth, blank = [], 0, False
+    for line in text.split("\n"):
+        st = line.strip()
+        if st.startswith("{|"):
+            depth += 1
+            continue
+        if depth:
+            if st.startswith("|}"):
+                depth -= 1
+            elif blank and st and not st.startswith(("|", "!")):
+                depth = 0
+                out.append(line)
+            blank = not st
+            continue
+        out.append(line)
+    return "\n".join(out)
+
+
+def _fallback_clean(text: str, drop_link_re: re.Pattern) -> str:
+    """Where mwparserfromhell's tokenizer gives up on a region (it happens on real, cut
+    articles) the region comes back as plain text; remove the same constructs with regexes."""
+    if not any(m in text for m in ("<ref", "{|", "{{", "[[", "</")):
+        return text
+    text = _drop_tables(_REF_RE.sub("", text))
+    for _ in range(5):
+        new = _TEMPLATE_RE.sub("", text)
+        if new == text:
+            break
+        text = new
+    for _ in range(3):  # file captions can hold links: innermost first
+        text = _LINK_RE.sub(lambda m: "" if drop_link_re.match(m.group(0)[2:]) else m.group(2), text)
+    return _TAG_RE.sub("", text)
 
 
 def iter_articles(path: str, info: DumpInfo | None = None) -> Iterator[WikiPage]:

@@ -200,3 +200,103 @@ def run_pipeline(build_fn, out_dir: str, runner: str, beam_args: list[str], extr
     stats["shards"] = shards
     mark_complete(out_dir, stats)
     return stats
+
+
+class ReadFiles(beam.DoFn):
+    """path -> documents through ``read_fn(path, counters)``; counts documents and lines.
+
+    An input file that turns out to be unreadable half-way (``InputError``) is logged with
+    its name and counted as ``<step>/file_errors``; the other files go on."""
+
+    def __init__(self, step: str, read_fn):
+        self.step, self.read_fn = step, read_fn
+        self.files = Metrics.counter(step, "files")
+        self.docs = Metrics.counter(step, "documents")
+        self.lines = Metrics.counter(step, "lines")
+        self.errors = Metrics.counter(step, "file_errors")
+
+    def process(self, path):
+        from filters.errors import InputError
+
+        self.files.inc()
+        n = 0
+        counter = lambda name, k=1: Metrics.counter(self.step, name).inc(k)  # noqa: E731
+        try:
+            for doc in self.read_fn(path, counter):
+                n += 1
+                self.docs.inc()
+                self.lines.inc(doc["text"].count("\n") + 1)
+                yield doc
+        except InputError as e:
+            self.errors.inc()
+            log.error("%s (kept the %d documents read before the error)", e, n)
+        log.info("%s %s: %d documents", self.step, Path(str(path)).name, n)
+
+
+class _FirstOwner(beam.CombineFn):
+    """(smallest document id, number of documents) for one line key."""
+
+    def create_accumulator(self):
+        return (None, 0)
+
+    def add_input(self, acc, doc_id):
+        first, n = acc
+        return (doc_id if first is None or doc_id < first else first, n + 1)
+
+    def merge_accumulators(self, accs):
+        firsts = [a[0] for a in accs if a[0] is not None]
+        return (min(firsts) if firsts else None, sum(a[1] for a in accs))
+
+    def extract_output(self, acc):
+        return acc
+
+
+class _RemoveDuplicateLines(beam.DoFn):
+    def __init__(self, step: str, key_fn):
+        self.step, self.key_fn = step, key_fn
+        self.c = {k: Metrics.counter(step, k) for k in
+                  ("documents_in", "documents", "lines_in", "lines", "lines_removed", "documents_emptied")}
+
+    def process(self, doc, owners):
+        self.c["documents_in"].inc()
+        lines = [ln for ln in doc["text"].split("\n") if ln.strip()]
+        kept = [ln for ln in lines if owners.get(self.key_fn(ln), doc["id"]) == doc["id"]]
+        self.c["lines_in"].inc(len(lines))
+        self.c["lines_removed"].inc(len(lines) - len(kept))
+        if not kept:
+            self.c["documents_emptied"].inc()
+            return
+        self.c["lines"].inc(len(kept))
+        self.c["documents"].inc()
+        md = dict(doc["metadata"], original_nlines=len(lines), nlines=len(kept))
+        yield dict(doc, text="\n".join(kept), metadata=md)
+
+
+class DedupLines(beam.PTransform):
+    """Cross-document line dedup: a line whose key occurs in several documents of the
+    PCollection is kept in the first (smallest id) and removed from the others; documents
+    left empty are dropped.  The duplicate keys are broadcast as a side input."""
+
+    def __init__(self, step: str, key_fn):
+        super().__init__()
+        self.step, self.key_fn = step, key_fn
+
+    def expand(self, docs):
+        key_fn = self.key_fn
+        owners = (docs
+                  | "LineKeys" >> beam.FlatMap(
+                      lambda d: [(k, d["id"]) for k in {key_fn(ln) for ln in d["text"].split("\n") if ln.strip()}])
+                  | "FirstOwner" >> beam.CombinePerKey(_FirstOwner())
+                  | "OnlyDuplicates" >> beam.Filter(lambda kv: kv[1][1] > 1)
+                  | "Owner" >> beam.Map(lambda kv: (kv[0], kv[1][0])))
+        return docs | "Remove" >> beam.ParDo(_RemoveDuplicateLines(self.step, key_fn),
+                                             owners=beam.pvalue.AsDict(owners))
+
+
+def run_step(build_fn, out_dir: str, runner: str = "DirectRunner", beam_args=None, force: bool = False,
+             extra: dict | None = None) -> dict | None:
+    """prepare_output + run_pipeline: None if the output was already complete."""
+    if not prepare_output(out_dir, force):
+        log.info("%s is complete (%s present); skipped", out_dir, SUCCESS)
+        return None
+    return run_pipeline(build_fn, out_dir, runner, list(beam_args or []), extra)

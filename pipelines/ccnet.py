@@ -7,9 +7,9 @@ Paragraph dedup (cc_net ``dedup.py``): every line is normalised (``filters.text`
 and keyed by the first 64 bits of its SHA-1.  A line whose key occurs in more than
 one document of the dedup group (one pipeline run) is kept in the first of those
 documents (smallest document id) and removed from all the others; repeats inside a
-single document are left alone.  The group's duplicate keys are broadcast as a side
-input, the Beam counterpart of cc_net loading the group's hash files into memory.
-Documents left empty are dropped.
+single document are left alone (``beam_utils.DedupLines``).  The group's duplicate
+keys are broadcast as a side input, the Beam counterpart of cc_net loading the
+group's hash files into memory.  Documents left empty are dropped.
 
 Language ID uses lid.176 on the whole deduplicated text; documents below the
 threshold or not in ``languages`` are dropped and counted per language under
@@ -97,8 +97,9 @@ def _check_jsonl(path: str) -> None:
 class ReadCCFile(beam.DoFn):
     """One input file -> documents.  Bad records are counted and skipped, never fatal."""
 
-    def __init__(self):
-        self.c = {k: Metrics.counter("read", k) for k in (
+    def __init__(self, source: str = "common_crawl", step: str = "read"):
+        self.source = source
+        self.c = {k: Metrics.counter(step, k) for k in (
             "files", "records", "documents", "lines", "length_mismatch", "truncated_records",
             "stream_errors", "bad_json_lines", "empty_documents")}
 
@@ -128,7 +129,7 @@ class ReadCCFile(beam.DoFn):
                     "warc_date": headers.get("warc-date", "")}
             if anomaly:
                 meta["anomaly"] = anomaly
-            yield make_doc(f"{name}/{index:07d}", "common_crawl", text, url=url, metadata=meta)
+            yield make_doc(f"{name}/{index:07d}", self.source, text, url=url, metadata=meta)
         self.c["records"].inc(report.records)
         self.c["length_mismatch"].inc(report.length_mismatch)
         self.c["truncated_records"].inc(report.truncated)
@@ -150,58 +151,8 @@ class ReadCCFile(beam.DoFn):
                     log.warning("%s:%d: not valid JSON; skipped", path, i + 1)
                     continue
                 url = d.get("url") or (d.get("metadata") or {}).get("url") or d.get("id", "")
-                yield make_doc(f"{name}/{i:07d}", "common_crawl", text, url=str(url),
+                yield make_doc(f"{name}/{i:07d}", self.source, text, url=str(url),
                                metadata={"source_file": name, "record_index": i})
-
-
-def _doc_hashes(doc):
-    return [(h, doc["id"]) for h in {line_hash(ln) for ln in doc["text"].split("\n") if ln.strip()}]
-
-
-class _OwnerCombine(beam.CombineFn):
-    """(first document id, number of documents) for one line hash."""
-
-    def create_accumulator(self):
-        return (None, 0)
-
-    def add_input(self, acc, doc_id):
-        first, n = acc
-        return (doc_id if first is None or doc_id < first else first, n + 1)
-
-    def merge_accumulators(self, accs):
-        firsts = [a[0] for a in accs if a[0] is not None]
-        return (min(firsts) if firsts else None, sum(a[1] for a in accs))
-
-    def extract_output(self, acc):
-        return acc
-
-
-class RemoveDuplicateLines(beam.DoFn):
-    def __init__(self):
-        self.docs_in = Metrics.counter("dedup", "documents_in")
-        self.docs_out = Metrics.counter("dedup", "documents")
-        self.lines_in = Metrics.counter("dedup", "lines_in")
-        self.lines_out = Metrics.counter("dedup", "lines")
-        self.removed = Metrics.counter("dedup", "lines_removed")
-        self.emptied = Metrics.counter("dedup", "documents_emptied")
-
-    def process(self, doc, owners):
-        self.docs_in.inc()
-        kept = []
-        lines = [ln for ln in doc["text"].split("\n") if ln.strip()]
-        for ln in lines:
-            owner = owners.get(line_hash(ln))
-            if owner is None or owner == doc["id"]:
-                kept.append(ln)
-        self.lines_in.inc(len(lines))
-        self.removed.inc(len(lines) - len(kept))
-        if not kept:
-            self.emptied.inc()
-            return
-        self.lines_out.inc(len(kept))
-        self.docs_out.inc()
-        md = dict(doc["metadata"], original_nlines=len(lines), nlines=len(kept))
-        yield dict(doc, text="\n".join(kept), metadata=md)
 
 
 class LanguageID(beam.DoFn):
@@ -256,12 +207,7 @@ def build(p: beam.Pipeline, cfg: CCNetConfig, files: list[str]):
     docs = (p | "Files" >> beam.Create(files)
               | "Reshuffle" >> beam.Reshuffle()
               | "Read" >> beam.ParDo(ReadCCFile()))
-    owners = (docs
-              | "LineHashes" >> beam.FlatMap(_doc_hashes)
-              | "FirstOwner" >> beam.CombinePerKey(_OwnerCombine())
-              | "OnlyDuplicates" >> beam.Filter(lambda kv: kv[1][1] > 1)
-              | "Owner" >> beam.Map(lambda kv: (kv[0], kv[1][0])))
-    deduped = docs | "Dedup" >> beam.ParDo(RemoveDuplicateLines(), owners=beam.pvalue.AsDict(owners))
+    deduped = docs | "Dedup" >> beam_utils.DedupLines("dedup", line_hash)
     lid = deduped | "LangID" >> beam.ParDo(LanguageID(cfg.lid_model, cfg.languages, cfg.lang_threshold))
     scored = lid | "Perplexity" >> beam.ParDo(Perplexity(cfg.lm_dir, cfg.cutoffs))
     return scored | "Shards" >> beam_utils.WriteShards(
@@ -276,11 +222,8 @@ def run(cfg: CCNetConfig) -> dict | None:
         LMPaths.in_dir(cfg.lm_dir, lang).check()
     if not Path(cfg.lid_model).is_file() and "://" not in cfg.lid_model:
         raise InputError(f"{cfg.lid_model}: fastText language-ID model not found")
-    if not beam_utils.prepare_output(cfg.out_dir, cfg.force):
-        log.info("%s is complete (%s present); skipped", cfg.out_dir, beam_utils.SUCCESS)
-        return None
-    return beam_utils.run_pipeline(lambda p: build(p, cfg, files), cfg.out_dir, cfg.runner,
-                                   cfg.beam_args, extra={"inputs": files, "config": {
+    return beam_utils.run_step(lambda p: build(p, cfg, files), cfg.out_dir, cfg.runner,
+                               cfg.beam_args, cfg.force, extra={"inputs": files, "config": {
                                        "languages": list(cfg.languages),
                                        "lang_threshold": cfg.lang_threshold,
                                        "cutoffs": {k: list(v) for k, v in cfg.cutoffs.items()}}})

@@ -69,7 +69,43 @@ def _report(stats, out):
     print(json.dumps(c, indent=1))
     print(f"{sum(stats['shards'].values())} documents in {len(stats['shards'])} shard(s) under {out} "
           f"in {stats['seconds']:.1f}s; inspect with: llama inspect {out}")
+    broken = sum(v.get("file_errors", 0) + v.get("stream_errors", 0) for v in c.values())
+    if broken:
+        print(f"llama: error: {broken} input file(s) could not be read to the end (named in the log "
+              f"above); the documents before the damage were kept", file=sys.stderr)
+        return 1
     return 0
+
+
+def _source_cmd(module, default_dir, **fixed):
+    def cmd(a, beam_args):
+        import importlib
+
+        mod = importlib.import_module(f"pipelines.{module}")
+        kwargs = {k: getattr(a, k) for k in fixed if getattr(a, k, None) is not None}
+        stats = mod.run(a.inputs or [str(paths.shared_data() / default_dir)], a.out,
+                        target_bytes=int(a.target_shard_mb * 2**20), runner=a.runner,
+                        beam_args=beam_args, force=a.force, **kwargs)
+        return _report(stats, a.out)
+    return cmd
+
+
+def cmd_train_quality(a, _):
+    from pipelines import quality
+
+    stats = quality.train(a.wiki, a.cc or [str(paths.shared_data() / "cc")], a.out, language=a.lang,
+                          force=a.force)
+    print(json.dumps(stats, indent=1))
+    print(f"model: {a.out}/model.bin")
+    return 0
+
+
+def cmd_quality(a, beam_args):
+    from pipelines import quality
+
+    stats = quality.run(a.input, a.out, a.model, a.threshold, int(a.target_shard_mb * 2**20), a.runner,
+                        beam_args, a.force)
+    return _report(stats, a.out)
 
 
 def cmd_lm(a, _):
@@ -90,7 +126,8 @@ def cmd_inspect(a, _):
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="only warnings and errors")
     ap = argparse.ArgumentParser(prog="llama", description="LLaMA-1 pretraining system reproduction",
                                  parents=[common])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -107,6 +144,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cutoffs", type=_cutoffs, default=(340.0, 520.0), help="head,middle perplexity cutoffs")
     _add_runner(p)
     p.set_defaults(fn=cmd_ccnet)
+
+    out = paths.out_dir()
+    sources = [
+        ("c4", "c4", "cc", "C4: tfds clean_page rules, bad words, line dedup, English LID"),
+        ("github", "github", "github", "GitHub: permissive licences, RedPajama file filters, exact dedup"),
+        ("wikipedia", "wikipedia", "wikipedia", "Wikipedia: 20 languages, ns 0, markup stripped"),
+        ("books", "books", "books", "Books: Gutenberg boilerplate removed, MinHash near-dedup"),
+        ("arxiv", "arxiv", "arxiv", "ArXiv: LaTeX cleaned, macros expanded, bibliography removed"),
+        ("stackexchange", "stackexchange", "stackexchange", "StackExchange: Q/A with answers by score"),
+    ]
+    for name, module, default_dir, help_text in sources:
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("inputs", nargs="*", help=f"inputs (default: bundled {default_dir}/)")
+        p.add_argument("--out", default=str(out / name))
+        fixed = {}
+        if name == "c4":
+            p.add_argument("--lid-model", default=str(paths.lid_model()))
+            p.add_argument("--lang-threshold", type=_fraction, default=0.5)
+            fixed = {"lid_model": None, "lang_threshold": None}
+        elif name == "books":
+            p.add_argument("--threshold", type=_fraction, default=0.9, help="near-duplicate Jaccard threshold")
+            fixed = {"threshold": None}
+        elif name == "wikipedia":
+            p.add_argument("--languages", nargs="+", default=None, help="dbname languages to keep (default: LLaMA's 20)")
+            fixed = {"languages": None}
+        elif name == "stackexchange":
+            p.add_argument("--sites", nargs="+", default=None,
+                           help="sites to keep; 'paper' = LLaMA's 28 largest (default: all non-meta)")
+            fixed = {"sites": None}
+        _add_runner(p)
+        p.set_defaults(fn=_source_cmd(module, default_dir, **fixed))
+
+    p = sub.add_parser("train-quality-classifier",
+                       help="fastText Wikipedia-vs-CC classifier for the CCNet output")
+    p.add_argument("--wiki", default=str(out / "wikipedia"), help="Wikipedia pipeline output")
+    p.add_argument("--cc", nargs="*", help="raw CC inputs for negatives (default: bundled cc/)")
+    p.add_argument("--lang", default="en")
+    p.add_argument("--out", default=str(out / "quality"))
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(fn=cmd_train_quality)
+
+    p = sub.add_parser("quality", help="score CCNet output with the quality classifier, keep >= threshold")
+    p.add_argument("--input", default=str(out / "ccnet"))
+    p.add_argument("--model", default=str(out / "quality" / "model.bin"))
+    p.add_argument("--threshold", type=_fraction, default=0.25)
+    p.add_argument("--out", default=str(out / "cc"))
+    _add_runner(p)
+    p.set_defaults(fn=cmd_quality)
 
     p = sub.add_parser("lm", help="train the SentencePiece + KenLM perplexity model on Wikipedia")
     p.add_argument("dumps", nargs="*", help="MediaWiki XML dumps (default: bundled enwiki sample)")
@@ -132,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     bad = [x for x in extra if not x.startswith("--")]
     if bad or (extra and args.cmd not in BEAM_COMMANDS):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    _setup_logging(not args.quiet)
+    _setup_logging(not getattr(args, "quiet", False))
     try:
         return args.fn(args, extra)
     except InputError as e:
@@ -143,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-BEAM_COMMANDS = {"ccnet"}
+BEAM_COMMANDS = {"ccnet", "c4", "github", "wikipedia", "books", "arxiv", "stackexchange", "quality"}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -12,7 +12,8 @@ from filters import paths
 from filters.perplexity import LMPaths, PerplexityScorer, bucket
 from filters.text import line_hash
 from filters.warc import read_documents
-from pipelines.ccnet import CCNetConfig, ReadCCFile, RemoveDuplicateLines, _doc_hashes, _OwnerCombine, run
+from pipelines.beam_utils import DedupLines
+from pipelines.ccnet import CCNetConfig, ReadCCFile, run
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +29,7 @@ def ccnet_out(tmp_path_factory, data, lm_dir):
 def _dedup(docs, tmp_path):
     """Run the pipeline's dedup transforms on in-memory documents."""
     with beam.Pipeline(runner=FnApiRunner()) as p:
-        d = p | beam.Create(docs)
-        owners = (d | beam.FlatMap(_doc_hashes) | beam.CombinePerKey(_OwnerCombine())
-                  | beam.Filter(lambda kv: kv[1][1] > 1) | beam.Map(lambda kv: (kv[0], kv[1][0])))
-        res = d | beam.ParDo(RemoveDuplicateLines(), owners=beam.pvalue.AsDict(owners))
+        res = p | beam.Create(docs) | DedupLines("dedup", line_hash)
         res | beam.Map(json.dumps) | beam.io.WriteToText(str(tmp_path / "dedup"))
     out = [json.loads(line) for f in tmp_path.glob("dedup*") for line in f.read_text().splitlines()]
     return {doc["id"]: doc for doc in out}

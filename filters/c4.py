@@ -1,0 +1,84 @@
+"""C4's page cleaning, after tfds ``c4_utils.clean_page`` and its bad-words filter.
+
+Per line (stripped): drop lines with a word over 1000 characters; remove citation
+markers ([1], [edit], [citation needed]); keep only lines ending in . ? ! or "
+(but not "..."), with at least 5 words; drop lines containing "javascript" or one
+of the cookie/privacy/terms phrases.  The whole page is dropped on "lorem ipsum" or
+a "{" in a kept-so-far line, on fewer than 3 sentences, or on a match of a word of
+the LDNOOBW English list (word-boundary match on the lower-cased page, as tfds).
+
+Difference, documented: tfds counts sentences with NLTK's punkt model, which needs a
+model download; ``count_sentences`` uses a punctuation-based splitter instead (an
+end mark followed by white space and an upper-case letter, digit or quote).
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from importlib import resources
+
+CITATION_RE = re.compile(r"\[\d*\]|\[edit\]|\[citation needed\]")
+END_MARKS = (".", "?", "!", '"')
+ELLIPSIS = "..."
+POLICY_SUBSTRINGS = ("terms of use", "privacy policy", "cookie policy", "uses cookies",
+                     "use of cookies", "use cookies")
+MIN_WORDS_PER_LINE = 5
+MIN_NUM_SENTENCES = 3
+MAX_WORD_LENGTH = 1000
+_SENTENCE_END_RE = re.compile(r"[.?!][\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+
+
+def count_sentences(line: str) -> int:
+    return len(_SENTENCE_END_RE.findall(line)) + 1 if line.strip() else 0
+
+
+def clean_page(text: str, counts: dict | None = None) -> str | None:
+    """The cleaned page text, or None if the page is dropped.  ``counts`` collects reasons."""
+    counts = counts if counts is not None else {}
+
+    def inc(key):
+        counts[key] = counts.get(key, 0) + 1
+
+    valid, sentences = [], 0
+    for line in text.splitlines():
+        line = line.strip()
+        if any(len(w) > MAX_WORD_LENGTH for w in line.split()):
+            inc("line_too_long_word")
+            continue
+        line = CITATION_RE.sub("", line)
+        if not line.endswith(END_MARKS) or line.endswith(ELLIPSIS):
+            inc("line_no_endmark")
+            continue
+        if len(line.split()) < MIN_WORDS_PER_LINE:
+            inc("line_too_short")
+            continue
+        lower = line.lower()
+        if "lorem ipsum" in lower:
+            inc("page_lorem_ipsum")
+            return None
+        if "javascript" in lower:
+            inc("line_javascript")
+            continue
+        if "{" in line:
+            inc("page_curly_bracket")
+            return None
+        if any(p in lower for p in POLICY_SUBSTRINGS):
+            inc("line_policy")
+            continue
+        sentences += count_sentences(line)
+        valid.append(line)
+    if sentences < MIN_NUM_SENTENCES:
+        inc("page_too_few_sentences")
+        return None
+    return "\n".join(valid).strip()
+
+
+@lru_cache(maxsize=None)
+def badwords_regex(lang: str = "en") -> re.Pattern:
+    words = resources.files("filters").joinpath("data", f"ldnoobw_{lang}.txt").read_text("utf-8")
+    alternatives = "|".join(re.escape(w) for w in sorted(set(words.split("\n")) - {""}, key=len, reverse=True))
+    return re.compile(r"(?:\W|^)(?:%s)(?:\W|$)" % alternatives)
+
+
+def has_badword(text: str, lang: str = "en") -> bool:
+    return badwords_regex(lang).search(text.lower()) is not None

@@ -1,0 +1,356 @@
+"""ArXiv LaTeX cleaning, after RedPajama-1T's ``arxiv_cleaner.py`` with its bugs fixed.
+
+For one paper (a directory, a ``.tar.gz``/``.tar`` or a gzipped single ``.tex``):
+
+1. every ``.tex`` file is decoded as UTF-8, falling back to Latin-1 (counted, never dropped);
+2. comments are removed: full comment lines disappear, inline ``%...`` is cut; ``\\%`` is
+   text, not a comment, and so is a ``%`` inside verbatim/lstlisting/minted environments;
+3. the main file (the one with ``\\documentclass``) has ``\\input``/``\\include`` followed
+   recursively (missing files are noted);
+4. user macros from ``\\newcommand``, ``\\renewcommand``, ``\\providecommand`` and ``\\def``
+   anywhere in the paper, **including macros with arguments** and an optional first
+   argument, are collected and their definitions removed;
+5. everything before the first sectioning command is removed (as RedPajama);
+6. the bibliography is removed (``thebibliography``/``references`` environments,
+   ``\\bibliography{}``, ``\\bibliographystyle{}``) and everything after ``\\end{document}``;
+7. macros are expanded inline, repeatedly, so macros using macros resolve.
+
+Differences from RedPajama, on purpose: RedPajama's inline-comment regex ``[^\\\\]%.+$``
+also deletes the character before the ``%``; it cuts *everything* after ``\\appendix``
+(appendices are real content, kept here); it expands only argument-less macros and only
+from the single file being cleaned.  Macros that cannot be expanded safely are left as
+they are: names or bodies with ``@`` (LaTeX internals), redefinitions of sectioning and
+environment commands, and ``\\def`` with delimited parameters.
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import re
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import InputError
+
+SECTIONING = ("part", "chapter", "section", "subsection", "subsubsection", "paragraph", "subparagraph")
+_FIRST_SECTION_RE = re.compile(r"\\(?:%s)\*?\s*[\[{]" % "|".join(SECTIONING))
+_PROTECTED = set(SECTIONING) | {"begin", "end", "input", "include", "item", "label", "ref",
+                                "cite", "documentclass", "usepackage"}
+_INCLUDE_RE = re.compile(r"\\(input|include)\s*(?:\{([^}]*)\}|\s+([^\s\\{}]+))")
+_DEF_START_RE = re.compile(r"\\(newcommand|renewcommand|providecommand|DeclareRobustCommand)\*?"
+                           r"|\\(?:long\s*\\|global\s*\\)*(?:g|e|x)?def(?![A-Za-z])")
+
+
+@dataclass
+class Macro:
+    name: str
+    nargs: int
+    default: str | None
+    body: str
+
+
+@dataclass
+class CleanReport:
+    files: int = 0
+    decode_fallbacks: list[str] = field(default_factory=list)
+    missing_includes: list[str] = field(default_factory=list)
+    macros: int = 0
+    macros_skipped: int = 0
+    expansions: int = 0
+
+
+# ------------------------------------------------------------------ loading
+
+def _decode(data: bytes, name: str, report: CleanReport) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        report.decode_fallbacks.append(name)
+        return data.decode("latin-1")
+
+
+def load_paper(path: str | Path, report: CleanReport | None = None) -> dict[str, str]:
+    """{relative path: decoded text} of the paper's .tex files."""
+    report = report if report is not None else CleanReport()
+    p = Path(path)
+    raw: dict[str, bytes] = {}
+    if p.is_dir():
+        for f in sorted(p.rglob("*.tex")):
+            raw[str(f.relative_to(p))] = f.read_bytes()
+    elif p.is_file():
+        data = p.read_bytes()
+        if data[:2] == b"\x1f\x8b":
+            try:
+                data = gzip.decompress(data)
+            except (OSError, EOFError) as e:
+                raise InputError(f"{p}: corrupt gzip ({e})") from None
+        if _is_tar(data):
+            try:
+                with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                    for m in tar.getmembers():
+                        if m.isfile() and m.name.endswith(".tex"):
+                            raw[m.name.lstrip("./")] = tar.extractfile(m).read()
+            except tarfile.TarError as e:
+                raise InputError(f"{p}: corrupt tar archive ({e})") from None
+        else:
+            raw[p.name.removesuffix(".gz") if p.name.endswith(".tex.gz") else "main.tex"] = data
+    else:
+        raise InputError(f"{p}: no such file or directory")
+    if not raw:
+        raise InputError(f"{p}: no .tex files in this paper")
+    report.files = len(raw)
+    return {k: _decode(v, f"{p.name}/{k}", report) for k, v in raw.items()}
+
+
+def _is_tar(data: bytes) -> bool:
+    return len(data) > 262 and data[257:262] == b"ustar"
+
+
+def main_file(files: dict[str, str]) -> str:
+    cands = [k for k, v in files.items() if re.search(r"^[^%\n]*\\documentclass", v, re.M)]
+    cands = cands or [k for k, v in files.items() if "\\begin{document}" in v]
+    cands = cands or list(files)
+    return max(cands, key=lambda k: (Path(k).stem in ("ms", "main", "paper"), len(files[k])))
+
+
+# ------------------------------------------------------------------ comments
+
+_VERBATIM_RE = re.compile(r"\\(begin|end)\{(verbatim|Verbatim|lstlisting|minted|comment)\*?\}")
+
+
+def strip_comments(text: str) -> str:
+    """Remove comments; lines inside verbatim-like environments are kept as they are."""
+    out, verbatim = [], None
+    for line in text.split("\n"):
+        if verbatim:
+            out.append(line)
+            m = _VERBATIM_RE.search(line)
+            if m and m.group(1) == "end" and m.group(2) == verbatim:
+                verbatim = None
+            continue
+        i = _comment_start(line)
+        m = _VERBATIM_RE.search(line if i is None else line[:i])
+        if m and m.group(1) == "begin" and not re.search(r"\\end\{%s\}" % m.group(2), line):
+            verbatim = m.group(2)
+        if i is None:
+            out.append(line)
+        elif line[:i].strip() == "":
+            continue  # a full comment line disappears
+        else:
+            out.append(line[:i].rstrip())
+    return "\n".join(out)
+
+
+def _comment_start(line: str) -> int | None:
+    i = line.find("%")
+    while i >= 0:
+        backslashes = len(line[:i]) - len(line[:i].rstrip("\\"))
+        if backslashes % 2 == 0:
+            return i
+        i = line.find("%", i + 1)
+    return None
+
+
+# ------------------------------------------------------------------ includes
+
+def resolve_includes(files: dict[str, str], name: str, report: CleanReport, _stack=()) -> str:
+    text = files[name]
+    base = str(Path(name).parent)
+
+    def repl(m):
+        target = (m.group(2) or m.group(3) or "").strip()
+        key = _find_file(files, target, base)
+        if key is None:
+            report.missing_includes.append(target)
+            return ""
+        if key in _stack or key == name:
+            return ""
+        return resolve_includes(files, key, report, _stack + (name,))
+
+    return _INCLUDE_RE.sub(repl, text)
+
+
+def _find_file(files, target, base):
+    for cand in (target, target + ".tex", str(Path(base) / target), str(Path(base) / (target + ".tex"))):
+        cand = str(Path(cand)).lstrip("./")
+        if cand in files:
+            return cand
+    return None
+
+
+# ------------------------------------------------------------------ macros
+
+def _group(text: str, i: int) -> tuple[str, int] | None:
+    """Balanced ``{...}`` at i (content, index after), or a single token."""
+    n = len(text)
+    while i < n and text[i] in " \t\n":
+        i += 1
+    if i >= n:
+        return None
+    if text[i] == "{":
+        depth, j = 0, i
+        while j < n:
+            c = text[j]
+            if c == "\\":
+                j += 2
+                continue
+            if c == "{":
+                depth += 1
+            elif c == "}":
+                depth -= 1
+                if depth == 0:
+                    return text[i + 1:j], j + 1
+            j += 1
+        return None
+    if text[i] == "\\":
+        m = re.match(r"\\([A-Za-z@]+|.)", text[i:])
+        return m.group(0), i + len(m.group(0))
+    if text[i] == "}":
+        return None
+    return text[i], i + 1
+
+
+def _bracket(text: str, i: int) -> tuple[str, int] | None:
+    j = i
+    while j < len(text) and text[j] in " \t":
+        j += 1
+    if j < len(text) and text[j] == "[":
+        k = text.find("]", j)
+        if k > 0:
+            return text[j + 1:k], k + 1
+    return None
+
+
+def extract_macros(text: str, report: CleanReport) -> tuple[dict[str, Macro], str]:
+    """Collect macro definitions and return (macros, text without the definitions)."""
+    macros: dict[str, Macro] = {}
+    out, pos = [], 0
+    for m in _DEF_START_RE.finditer(text):
+        if m.start() < pos:
+            continue
+        parsed = _parse_def(text, m)
+        if parsed is None:
+            continue
+        macro, end = parsed
+        out.append(text[pos:m.start()])
+        pos = end
+        if macro is None:
+            report.macros_skipped += 1
+            continue
+        macros[macro.name] = macro
+    out.append(text[pos:])
+    report.macros = len(macros)
+    return macros, "".join(out)
+
+
+def _parse_def(text: str, m) -> tuple[Macro | None, int] | None:
+    i = m.end()
+    if m.group(1):  # \newcommand family
+        g = _group(text, i)
+        if g is None:
+            return None
+        name, i = g
+        name = name.strip()
+        nargs, default = 0, None
+        b = _bracket(text, i)
+        if b:
+            if not b[0].strip().isdigit():
+                return None
+            nargs, i = int(b[0]), b[1]
+            b = _bracket(text, i)
+            if b:
+                default, i = b
+    else:  # \def\name#1#2{...}
+        mm = re.match(r"\s*(\\(?:[A-Za-z@]+|.))", text[i:])
+        if not mm:
+            return None
+        name, i = mm.group(1), i + mm.end()
+        params = re.match(r"((?:#\d)*)\s*\{", text[i:])
+        if not params:  # delimited parameters: remove nothing, expand nothing
+            return None
+        nargs, default = len(params.group(1)) // 2, None
+        i += len(params.group(1))
+    body = _group(text, i)
+    if body is None or not name.startswith("\\"):
+        return None
+    body_text, end = body
+    bare = name[1:]
+    safe = (re.fullmatch(r"[A-Za-z]+", bare) and bare not in _PROTECTED and "@" not in body_text
+            and not _DEF_START_RE.search(body_text) and "\\let" not in body_text)
+    return (Macro(bare, nargs, default, body_text) if safe else None), end
+
+
+def expand_macros(text: str, macros: dict[str, Macro], report: CleanReport, max_passes: int = 10) -> str:
+    if not macros:
+        return text
+    pattern = re.compile(r"\\(%s)(?![A-Za-z@])" % "|".join(sorted(map(re.escape, macros), key=len, reverse=True)))
+    for _ in range(max_passes):
+        out, pos, changed = [], 0, False
+        for m in pattern.finditer(text):
+            if m.start() < pos:
+                continue
+            mac = macros[m.group(1)]
+            i, args = m.end(), []
+            if mac.default is not None:
+                b = _bracket(text, i)
+                if b:
+                    args.append(b[0])
+                    i = b[1]
+                else:
+                    args.append(mac.default)
+            ok = True
+            while len(args) < mac.nargs:
+                g = _group(text, i)
+                if g is None:
+                    ok = False
+                    break
+                args.append(g[0])
+                i = g[1]
+            if not ok:
+                continue
+            body = mac.body
+            for k in range(mac.nargs, 0, -1):
+                body = body.replace(f"#{k}", args[k - 1])
+            # keep a following letter from gluing onto a control word: \foo bar -> body bar
+            out.append(text[pos:m.start()])
+            out.append(body)
+            pos, changed = i, True
+            report.expansions += 1
+        out.append(text[pos:])
+        text = "".join(out)
+        if not changed:
+            break
+    return text
+
+
+# ------------------------------------------------------------------ structure
+
+_BIB_ENV_RE = re.compile(r"\\begin\{(thebibliography|references|REFERENCES)\}.*?\\end\{\1\}", re.S)
+_BIB_CMD_RE = re.compile(r"\\(bibliography|bibliographystyle)\s*\{[^}]*\}")
+
+
+def remove_bibliography(text: str) -> str:
+    text = _BIB_ENV_RE.sub("", text)
+    text = _BIB_CMD_RE.sub("", text)
+    end = text.find("\\end{document}")
+    return text[:end] if end >= 0 else text
+
+
+def remove_preamble(text: str) -> str | None:
+    m = _FIRST_SECTION_RE.search(text)
+    return text[m.start():] if m else None
+
+
+def clean_paper(files: dict[str, str], report: CleanReport | None = None) -> str | None:
+    """The cleaned text of a paper, or None if it has no sectioning command."""
+    report = report if report is not None else CleanReport()
+    files = {k: strip_comments(v) for k, v in files.items()}
+    text = resolve_includes(files, main_file(files), report)
+    macros, text = extract_macros(text, report)
+    text = remove_preamble(text)
+    if text is None:
+        return None
+    text = remove_bibliography(text)
+    text = expand_macros(text, macros, report)
+    return re.sub(r"\n\s*\n(\s*\n)+", "\n\n", text).strip()

@@ -1,0 +1,101 @@
+"""StackExchange (2% of LLaMA's mix): questions with their answers sorted by score."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from filters.errors import InputError
+from filters.stackexchange import PAPER_SITES, format_question, is_meta, iter_posts, site_of
+
+from . import beam_utils
+from .schema import make_doc
+
+
+def expand_inputs(inputs, sites=None):
+    files = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(str(f) for f in p.rglob("*") if f.name.lower() == "posts.xml")
+            if not found:
+                raise InputError(f"{item}: no Posts.xml under this directory")
+            files += found
+        elif p.is_file():
+            files.append(str(p))
+        else:
+            raise InputError(f"{item}: no such file or directory")
+    for f in files:
+        with open(f, "rb") as fh:
+            head = fh.read(512).lstrip(b"\xef\xbb\xbf")
+        if b"<posts" not in head:
+            raise InputError(f"{f}: not a StackExchange Posts.xml (no <posts> element)")
+    kept = []
+    for f in files:
+        site = site_of(f)
+        if is_meta(site):
+            Metrics.counter("read", "excluded_meta_sites").inc()
+            continue
+        if sites and site not in sites:
+            continue
+        kept.append(f)
+    return kept, files
+
+
+def read_posts(path, counter):
+    site = site_of(path)
+    for post in iter_posts(path):
+        counter("questions" if post["PostTypeId"] == "1" else "answers")
+        key = post["Id"] if post["PostTypeId"] == "1" else post.get("ParentId", "")
+        yield (site, key), post
+
+
+class _Format(beam.DoFn):
+    def process(self, kv):
+        (site, qid), posts = kv
+        posts = list(posts)
+        questions = [p for p in posts if p["PostTypeId"] == "1"]
+        answers = [p for p in posts if p["PostTypeId"] == "2"]
+        if not questions:
+            Metrics.counter("format", "orphan_answers").inc(len(answers))
+            return
+        q = questions[0]
+        text, ordered = format_question(q, answers)
+        Metrics.counter("format", "documents").inc()
+        Metrics.counter("format", "unanswered" if not answers else "answered").inc()
+        yield make_doc(f"{site}/{qid}", "stackexchange", text, url=f"https://{site}/questions/{qid}",
+                       language="en",
+                       metadata={"site": site, "question_id": qid, "score": q.get("Score", "0"),
+                                 "answer_scores": ",".join(a.get("Score", "0") for a in ordered),
+                                 "accepted_answer_id": q.get("AcceptedAnswerId", ""),
+                                 "tags": q.get("Tags", "")})
+
+
+class _ReadPosts(beam.DoFn):
+    """Like beam_utils.ReadFiles but for (key, post) pairs."""
+
+    def process(self, path):
+        counter = lambda name, k=1: Metrics.counter("read", name).inc(k)  # noqa: E731
+        yield from read_posts(path, counter)
+
+
+def build(p, files, out_dir, target_bytes=256 << 20):
+    return (p | "Files" >> beam.Create(files) | "Reshuffle" >> beam.Reshuffle()
+              | "Posts" >> beam.ParDo(_ReadPosts())
+              | "ByQuestion" >> beam.GroupByKey()
+              | "Format" >> beam.ParDo(_Format())
+              | "Shards" >> beam_utils.WriteShards(out_dir, lambda d: "stackexchange", target_bytes))
+
+
+def run(inputs, out_dir, sites=None, target_bytes=256 << 20, runner="DirectRunner", beam_args=None,
+        force=False):
+    if sites and "paper" in sites:
+        sites = set(PAPER_SITES) | (set(sites) - {"paper"})
+    elif sites:
+        sites = set(sites)
+    files, all_files = expand_inputs(inputs, sites)
+    if not files:
+        raise InputError(f"none of {len(all_files)} Posts.xml file(s) is a selected, non-meta site")
+    return beam_utils.run_step(lambda p: build(p, files, out_dir, target_bytes), out_dir, runner, beam_args,
+                               force, extra={"inputs": files, "sites": sorted(sites) if sites else "all"})

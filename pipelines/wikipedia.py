@@ -1,0 +1,104 @@
+"""Wikipedia (4.5% of LLaMA's mix): the 20 languages' dumps, namespace 0, no redirects,
+markup stripped (``filters.wikipedia``); a page found in several dumps is kept once.  The language is the dump's ``dbname``; dumps
+of other languages are rejected with a count of their pages (``read/rejected_<lang>``)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import apache_beam as beam
+
+from filters.errors import InputError
+from filters.wikipedia import LLAMA_WIKI_LANGS, DumpInfo, clean_wikitext, iter_pages
+
+from . import beam_utils
+from .schema import make_doc
+
+SUFFIXES = (".xml", ".bz2", ".gz")
+
+
+def expand_inputs(inputs):
+    files = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(str(f) for f in p.iterdir() if f.is_file() and f.name.endswith(SUFFIXES))
+            if not found:
+                raise InputError(f"{item}: no .xml/.bz2 dumps in this directory")
+            files += found
+        elif p.is_file():
+            files.append(str(p))
+        else:
+            raise InputError(f"{item}: no such file or directory")
+    for f in files:
+        _check_dump(f)
+    return files
+
+
+def _check_dump(path):
+    from filters.wikipedia import _open
+
+    try:
+        with _open(path) as fh:
+            head = fh.read(2048)
+    except (OSError, EOFError) as e:
+        raise InputError(f"{path}: cannot decompress ({e})") from None
+    for enc in ("utf-8", "utf-16"):
+        try:
+            if "<mediawiki" in head.decode(enc, "ignore"):
+                return
+        except LookupError:
+            pass
+    raise InputError(f"{path}: not a MediaWiki XML dump (no <mediawiki> element at the start)")
+
+
+def make_reader(languages):
+    languages = set(languages)
+
+    def read(path, counter):
+        info = DumpInfo()
+        for page in iter_pages(path, info):
+            if info.lang not in languages:
+                counter(f"rejected_{info.lang or 'unknown'}")
+                continue
+            if page.ns != 0 or page.redirect:
+                counter("skipped_redirect" if page.redirect else "skipped_namespace")
+                continue
+            page.text = clean_wikitext(page.text, info.drop_prefixes)
+            if not page.text:
+                counter("skipped_empty")
+                continue
+            yield _doc(page)
+
+    return read
+
+
+def _doc(page):
+    url = f"https://{page.lang}.wikipedia.org/wiki/{page.title.replace(' ', '_')}"
+    return make_doc(f"{page.dbname}/{page.page_id}", "wikipedia", page.text, url=url, language=page.lang,
+                    metadata={"title": page.title, "page_id": page.page_id, "dbname": page.dbname})
+
+
+def _one_per_page(kv):
+    """The same page from two dumps (e.g. a UTF-8 and a UTF-16 copy) is kept once."""
+    from apache_beam.metrics import Metrics
+
+    docs = sorted(kv[1], key=lambda d: d["metadata"]["dbname"])
+    if len(docs) > 1:
+        Metrics.counter("dedup", "duplicate_pages_dropped").inc(len(docs) - 1)
+    Metrics.counter("dedup", "documents").inc()
+    return docs[0]
+
+
+def build(p, files, out_dir, languages=LLAMA_WIKI_LANGS, target_bytes=256 << 20):
+    return (p | "Dumps" >> beam.Create(files) | "Reshuffle" >> beam.Reshuffle()
+              | "Read" >> beam.ParDo(beam_utils.ReadFiles("read", make_reader(languages)))
+              | "ById" >> beam.Map(lambda d: (d["id"], d)) | "GroupById" >> beam.GroupByKey()
+              | "OnePerPage" >> beam.Map(_one_per_page)
+              | "Shards" >> beam_utils.WriteShards(out_dir, lambda d: d["language"], target_bytes))
+
+
+def run(inputs, out_dir, languages=LLAMA_WIKI_LANGS, target_bytes=256 << 20, runner="DirectRunner",
+        beam_args=None, force=False):
+    files = expand_inputs(inputs)
+    return beam_utils.run_step(lambda p: build(p, files, out_dir, languages, target_bytes), out_dir, runner,
+                               beam_args, force, extra={"inputs": files, "languages": list(languages)})

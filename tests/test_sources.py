@@ -1,0 +1,300 @@
+"""The six non-CC sources and the quality classifier, each rule on the real bundled samples."""
+import bz2
+import gzip
+import io
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from filters import paths
+from filters.books import minhash, shingles, strip_gutenberg
+from filters.c4 import clean_page, has_badword
+from filters.github import detect_license, strip_license_header
+from filters.latex import CleanReport, clean_paper, load_paper, strip_comments
+
+
+def rows_of(out):
+    return [r for f in sorted(Path(out).rglob("*.parquet")) for r in pq.read_table(f).to_pylist()]
+
+
+def meta(row):
+    return dict(row["metadata"])
+
+
+# ------------------------------------------------------------------ GitHub
+
+@pytest.fixture(scope="module")
+def github_rows(tmp_path_factory, data):
+    from pipelines import github
+
+    root = tmp_path_factory.mktemp("gh")
+    repos = root / "repos"
+    shutil.copytree(data / "github", repos)
+    shutil.copytree(data / "github" / "antirez__linenoise", repos / "fork__linenoise")  # an exact copy
+    stats = github.run([str(repos)], str(root / "out"))
+    return stats, rows_of(root / "out")
+
+
+def test_github_keeps_only_permissive_repositories(github_rows, data):
+    stats, rows = github_rows
+    repos = {meta(r)["repo"] for r in rows}
+    assert "Xfennec__progress" not in repos          # GPL-3.0
+    assert "kevswanberg__beer_tentrr" not in repos   # no licence file
+    assert {"DaveGamble__cJSON", "google__python-fire"} <= repos
+    assert {meta(r)["license"] for r in rows} == {"mit", "bsd", "apache-2.0"}
+    c = stats["counters"]["read"]
+    assert c["dropped_repo_license_gpl"] == 1 and c["dropped_repo_license_none"] == 1
+    assert detect_license((data / "github" / "Xfennec__progress" / "LICENSE").read_text()) == "gpl"
+
+
+def test_github_file_filters_header_strip_and_dedup(github_rows, data):
+    stats, rows = github_rows
+    paths_ = {meta(r)["path"] for r in rows}
+    assert "LICENSE" not in paths_ and "pyproject.toml" not in paths_   # not whitelisted
+    cjson = next(r for r in rows if r["id"] == "DaveGamble__cJSON/cJSON.c")
+    original = (data / "github" / "DaveGamble__cJSON" / "cJSON.c").read_text()
+    assert "Permission is hereby granted" in original[:1200]
+    assert "Permission is hereby granted" not in cjson["text"]
+    assert cjson["text"] == original[original.index("*/") + 2:].lstrip("\r\n")
+    # the fork's files are exact copies: one copy of each survives
+    linenoise = [r for r in rows if r["id"].endswith("/linenoise.c")]
+    assert len(linenoise) == 1 and linenoise[0]["id"] == "antirez__linenoise/linenoise.c"
+    assert stats["counters"]["dedup"]["dropped_exact_duplicates"] == 5  # 6 files less LICENSE
+
+
+def test_github_line_length_and_alnum_rules(data):
+    from filters.github import quality_reason
+
+    src = (data / "github" / "DaveGamble__cJSON" / "cJSON.c").read_text()
+    assert quality_reason(src) is None
+    assert quality_reason(src + "\n" + "x" * 1001) == "max_line_length"
+    one_line = " ".join(src.split("\n")[:200])  # the same code joined into very long lines
+    assert quality_reason("\n".join([one_line[:900]] * 50)) == "avg_line_length"
+    assert quality_reason("{}();,\n" * 100 + src[:50]) == "alnum_fraction"
+    py = (data / "github" / "google__python-fire" / "fire" / "core.py").read_text()
+    assert py.startswith("# Copyright") and not strip_license_header(py).startswith("#")
+
+
+# ------------------------------------------------------------------ Wikipedia
+
+@pytest.fixture(scope="module")
+def wiki_rows(tmp_path_factory, data):
+    from pipelines import wikipedia
+
+    out = tmp_path_factory.mktemp("wiki") / "out"
+    stats = wikipedia.run([str(data / "wikipedia")], str(out))
+    return stats, rows_of(out), out
+
+
+def test_wikipedia_languages_namespaces_and_redirects(wiki_rows, data):
+    stats, rows, _ = wiki_rows
+    c = stats["counters"]
+    assert c["read"]["rejected_el"] == 80                        # Greek: not a LLaMA language
+    assert {r["language"] for r in rows} == {"en", "bg", "uk"}
+    assert sum(r["language"] == "en" for r in rows) == 106       # 206 pages - 100 redirects
+    assert c["dedup"]["duplicate_pages_dropped"] == 1            # bg UTF-8 and UTF-16 copies
+    titles = {meta(r)["title"] for r in rows}
+    assert "AccessibleComputing" not in titles                  # a redirect
+    assert not any(t.startswith(("Wikipedia:", "Шаблон:", "Вікіпедія:")) for t in titles)
+
+
+def test_wikipedia_markup_is_stripped(wiki_rows):
+    _, rows, _ = wiki_rows
+    for r in rows:
+        assert "[[" not in r["text"] and "{{" not in r["text"] and "<ref" not in r["text"]
+    anarchism = next(r for r in rows if meta(r)["title"] == "Anarchism")["text"]
+    assert "political philosophy" in anarchism                  # link text kept
+    assert "Category:" not in anarchism
+    bg = next(r for r in rows if r["language"] == "bg")["text"]  # the UTF-16 dump decodes
+    assert sum("\u0400" <= ch <= "\u04ff" for ch in bg) > 1000
+
+
+def test_corrupt_dump_is_named(tmp_path, data):
+    raw = (data / "wikipedia" / "bgwiki-latest-pages-articles-shortened.xml.bz2").read_bytes()
+    bad = tmp_path / "bgwiki-cut.xml.bz2"
+    bad.write_bytes(raw[: len(raw) // 2])
+    res = subprocess.run([sys.executable, "-m", "pipelines.cli", "-q", "wikipedia", str(bad), "--out",
+                          str(tmp_path / "o")], capture_output=True, text=True)
+    assert res.returncode != 0
+    assert "bgwiki-cut.xml.bz2" in res.stderr and "cannot decompress" in res.stderr and "Traceback" not in res.stderr
+
+
+# ------------------------------------------------------------------ Books
+
+def test_gutenberg_boilerplate_removed(data):
+    raw = (data / "books" / "pg345_dracula.txt").read_text(encoding="utf-8")
+    body, had = strip_gutenberg(raw)
+    assert had and "PROJECT GUTENBERG" not in body.upper()[:2000] + body.upper()[-2000:]
+    assert body.startswith("DRACULA") and "\r" not in body
+    assert "Project Gutenberg" in raw[:1000]
+
+
+def test_minhash_measures_the_frankenstein_pair(data):
+    texts = {f.stem: strip_gutenberg(f.read_text(encoding="utf-8"))[0]
+             for f in sorted((data / "books").glob("*.txt"))}
+    a, b = "pg42324_frankenstein_1831ed.with_pg_header", "pg42324_frankenstein_1831ed.header_stripped"
+    sa, sb = shingles(texts[a]), shingles(texts[b])
+    assert len(sa & sb) / len(sa | sb) > 0.95
+    mh = {k: minhash(v) for k, v in texts.items()}
+    assert mh[a].jaccard(mh[b]) > 0.9
+    for other in ("pg345_dracula", "pg1260_jane_eyre"):
+        assert mh[a].jaccard(mh[other]) < 0.1 and mh[other].jaccard(mh[b]) < 0.1
+
+
+def test_books_pipeline_drops_the_duplicate_keeps_dracula(tmp_path, data):
+    from pipelines import books
+
+    stats = books.run([str(data / "books")], str(tmp_path / "out"))
+    ids = {r["id"] for r in rows_of(tmp_path / "out")}
+    assert "pg345_dracula" in ids and "pg1260_jane_eyre" in ids
+    assert len(ids & {"pg42324_frankenstein_1831ed.with_pg_header",
+                      "pg42324_frankenstein_1831ed.header_stripped"}) == 1
+    assert stats["counters"]["near_dedup"]["dropped"] == 1
+
+
+# ------------------------------------------------------------------ ArXiv
+
+@pytest.fixture(scope="module")
+def celerite(data):
+    report = CleanReport()
+    return clean_paper(load_paper(data / "arxiv" / "arXiv-1703.09710_celerite", report), report), report
+
+
+def test_arxiv_macros_expanded_across_files(celerite, data):
+    text, report = celerite
+    assert "\\celerite" not in text and "\\textsf{celerite}" in text   # \newcommand{\celerite}{\project{celerite}}
+    assert "\\Figure{" not in text and "Figure~\\ref{fig:" in text     # a macro with an argument
+    assert "\\exampleinwalkers" not in text and "We initialize 32~walkers" in text  # from an \include'd file
+    assert "\\section{Introduction}" in text                          # \renewcommand\section left alone
+    assert report.missing_includes == ["vc"]
+
+
+def test_arxiv_structure_comments_and_bibliography(celerite, data):
+    text, _ = celerite
+    assert text.startswith("\\section{Introduction}")                 # preamble removed
+    assert "\\documentclass" not in text and "\\bibliography{" not in text
+    assert "68\\%" in text                                            # \% is not a comment
+    assert not any(line.lstrip().startswith("%") for line in text.split("\n"))
+    assert "Ensuring positive definiteness for celerite models" in text   # appendix kept
+    emcee = clean_paper(load_paper(data / "arxiv" / "arXiv-1202.3665_emcee"))
+    assert "\\bibitem" not in emcee and "thebibliography" not in emcee
+    assert "\\section{Installation}" in emcee and "% pip install emcee" in emcee  # appendix + verbatim
+    assert "\\this" not in emcee and "{\\sffamily emcee}" in emcee
+
+
+def test_arxiv_tarball_with_latin1_file(tmp_path, data):
+    src = (data / "arxiv" / "arXiv-1202.3665_emcee" / "ms.tex").read_text(encoding="utf-8")
+    src = src.replace("\\section{Introduction}", "\\section{Introduction}\nCafé au lait.", 1)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        payload = src.encode("latin-1", "replace")
+        info = tarfile.TarInfo("ms.tex")
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+    paper = tmp_path / "1202.3665.tar.gz"
+    paper.write_bytes(buf.getvalue())
+    report = CleanReport()
+    text = clean_paper(load_paper(paper, report), report)
+    assert "Café au lait." in text and report.decode_fallbacks == ["1202.3665.tar.gz/ms.tex"]
+
+
+def test_comment_stripping_keeps_escaped_percent():
+    assert strip_comments("50\\% of it % a note\n% gone\nkept") == "50\\% of it\nkept"
+
+
+# ------------------------------------------------------------------ StackExchange
+
+@pytest.fixture(scope="module")
+def se_rows(tmp_path_factory, data):
+    from pipelines import stackexchange
+
+    out = tmp_path_factory.mktemp("se") / "out"
+    stackexchange.run([str(data / "stackexchange")], str(out))
+    return rows_of(out)
+
+
+def test_stackexchange_answers_sorted_by_score(se_rows, data):
+    answers = defaultdict(list)
+    for _, e in ET.iterparse(data / "stackexchange" / "beer.stackexchange.com" / "Posts.xml"):
+        if e.tag == "row" and e.get("PostTypeId") == "2":
+            answers[e.get("ParentId")].append(int(e.get("Score")))
+    by_qid = {meta(r)["question_id"]: r for r in se_rows}
+    assert len(by_qid) == 663
+    reordered = 0
+    for qid, scores in answers.items():
+        got = [int(s) for s in meta(by_qid[qid])["answer_scores"].split(",")]
+        assert got == sorted(scores, reverse=True)
+        reordered += got != scores
+    assert reordered > 50  # score order differs from dump order often enough to matter
+    q2 = by_qid["2"]["text"]  # "When was the first beer ever brewed?", 4 answers
+    assert q2.startswith("Q: When was the first beer ever brewed?\nAs far as we know")
+    assert q2.count("\n\nA: ") == 4
+
+
+def test_stackexchange_html_lists_are_readable(se_rows):
+    with_list = [r["text"] for r in se_rows if "\n  • " in r["text"] or "\n• " in r["text"]]
+    assert with_list, "list items should become bullet lines"
+    assert not any("<p>" in r["text"] or "&lt;" in r["text"] for r in se_rows)
+
+
+def test_stackexchange_meta_site_excluded(tmp_path, data):
+    from filters.errors import InputError
+    from pipelines import stackexchange
+
+    meta_dir = tmp_path / "meta.beer.stackexchange.com"
+    meta_dir.mkdir()
+    shutil.copy(data / "stackexchange" / "beer.stackexchange.com" / "Posts.xml", meta_dir / "Posts.xml")
+    with pytest.raises(InputError, match="non-meta"):
+        stackexchange.run([str(meta_dir)], str(tmp_path / "o"))
+
+
+# ------------------------------------------------------------------ C4
+
+def test_c4_clean_page_rules_on_real_pages(data):
+    pages = [json.loads(line)["text"] for line in
+             gzip.open(data / "cc" / "ccnet_output" / "cc_en_head-0174.jsonl.gz", "rt")]
+    counts = {}
+    cleaned = [clean_page(p, counts) for p in pages]
+    kept = [c for c in cleaned if c]
+    for c in kept:
+        for line in c.split("\n"):
+            assert line.endswith((".", "?", "!", '"')) and not line.endswith("...")
+            assert len(line.split()) >= 5 and "javascript" not in line.lower()
+    assert cleaned[9] is None and counts["page_too_few_sentences"] == 2  # "Aborigines..." headlines page
+    assert has_badword(pages[8]) and not has_badword(pages[0])
+    assert not has_badword("The analysis of Scunthorpe assessments")  # word-boundary match
+
+
+def test_c4_pipeline(tmp_path, data):
+    from pipelines import c4
+
+    stats = c4.run([str(data / "cc")], str(tmp_path / "out"), str(paths.lid_model()))
+    rows = rows_of(tmp_path / "out")
+    c = stats["counters"]
+    assert c["badwords"]["dropped"] >= 1 and c["clean"]["page_too_few_sentences"] >= 1
+    assert rows and all(r["language"] == "en" and r["source"] == "c4" for r in rows)
+    assert any(r["url"] == "http://sample_english.com" for r in rows)
+
+
+# ------------------------------------------------------------------ quality classifier
+
+def test_quality_classifier_trains_and_filters(tmp_path, data, wiki_rows, lm_dir):
+    from pipelines import ccnet, quality
+
+    stats = quality.train(str(wiki_rows[2]), [str(data / "cc")], str(tmp_path / "q"))
+    assert stats["positives"] == 106 and stats["negatives"] == 31
+    assert stats["heldout_accuracy"] >= 0.75
+    cc_out = tmp_path / "ccnet"
+    ccnet.run(ccnet.CCNetConfig([str(data / "cc")], str(cc_out), str(lm_dir), str(paths.lid_model())))
+    res = quality.run(str(cc_out), str(tmp_path / "cc"), str(tmp_path / "q" / "model.bin"), threshold=0.5)
+    kept = rows_of(tmp_path / "cc")
+    assert kept and all(float(meta(r)["wiki_ref_score"]) >= 0.5 for r in kept)
+    assert res["counters"]["quality"]["documents"] == len(kept)
