@@ -5,7 +5,10 @@ LLAMA  := $(VENV)/bin/llama
 OUT    ?= out
 export DS_ACCELERATOR ?= cpu
 
-.PHONY: setup test lm ccnet demo bench clean
+VOCAB  ?= 8000
+SEQ    ?= 512
+
+.PHONY: setup test lm ccnet sources tokenizer tokens demo bench clean
 
 setup:
 	bash scripts/setup.sh
@@ -18,6 +21,23 @@ lm:
 
 ccnet: lm
 	$(LLAMA) ccnet --out $(OUT)/ccnet
+
+sources: ccnet
+	$(LLAMA) -q c4 --out $(OUT)/c4
+	$(LLAMA) -q github --out $(OUT)/github
+	$(LLAMA) -q wikipedia --out $(OUT)/wikipedia
+	$(LLAMA) -q books --out $(OUT)/books
+	$(LLAMA) -q arxiv --out $(OUT)/arxiv
+	$(LLAMA) -q stackexchange --out $(OUT)/stackexchange
+	$(LLAMA) -q train-quality-classifier --wiki $(OUT)/wikipedia --out $(OUT)/quality
+	$(LLAMA) -q quality --input $(OUT)/ccnet --model $(OUT)/quality/model.bin --out $(OUT)/cc
+
+# The bundled sample supports ~10k-30k pieces; LLaMA's 32000 needs more text: VOCAB=32000 on real data.
+tokenizer: sources
+	$(LLAMA) -q train-tokenizer --vocab-size $(VOCAB) --out $(OUT)/tokenizer
+
+tokens: tokenizer
+	$(LLAMA) -q tokenize --root $(OUT) --tokenizer $(OUT)/tokenizer/tokenizer.model --seq-len $(SEQ) --out $(OUT)/tokens
 
 demo: ccnet
 	$(LLAMA) inspect $(OUT)/ccnet -n 2

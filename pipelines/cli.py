@@ -108,6 +108,46 @@ def cmd_quality(a, beam_args):
     return _report(stats, a.out)
 
 
+def cmd_train_tokenizer(a, _):
+    from tokenizer.train import train_tokenizer
+
+    inputs = a.inputs or [str(paths.out_dir() / d) for d in
+                          ("cc", "c4", "github", "wikipedia", "books", "arxiv", "stackexchange")]
+    model = train_tokenizer(inputs, a.out, vocab_size=a.vocab_size, input_sentence_size=a.sample_lines,
+                            force=a.force)
+    from tokenizer import Tokenizer
+
+    tok = Tokenizer(model)
+    print(f"tokenizer: {model} ({tok.vocab_size} pieces)")
+    print("  'In 1984, 2,500 people' ->", tok.pieces("In 1984, 2,500 people"))
+    return 0
+
+
+def cmd_tokenize(a, beam_args):
+    from pipelines import tokenize
+
+    mixture = tokenize.load_mixture(a.mixture)
+    if a.only:
+        unknown = set(a.only) - set(mixture)
+        if unknown:
+            raise InputError(f"--only: unknown source(s) {sorted(unknown)}; known: {sorted(mixture)}")
+        mixture = {k: v for k, v in mixture.items() if k in a.only}
+    sources = tokenize.source_dirs(a.root, mixture)
+    m = tokenize.run(sources, a.tokenizer, a.out, mixture, seq_len=a.seq_len, seed=a.seed,
+                     total_tokens=a.total_tokens, shard_tokens=a.shard_tokens, runner=a.runner,
+                     beam_args=beam_args, force=a.force)
+    if m is None:
+        print(f"{a.out}: already complete (delete it or pass --force to redo)")
+        return 0
+    print(f"{m['sequences']} sequences, {m['tokens']:,} tokens in {len(m['shards'])} shard(s) under {a.out}")
+    print(f"  {'source':<14} {'target':>7} {'achieved':>9} {'epochs':>7} {'tokens':>9}")
+    for s, v in m["sources"].items():
+        print(f"  {s:<14} {v['weight_target']:>7.3f} {v['weight_achieved']:>9.3f} "
+              f"{v['epochs_achieved']:>7.3f} {v['tokens']:>9,}")
+    print(f"inspect with: llama inspect {a.out}")
+    return 0
+
+
 def cmd_lm(a, _):
     from pipelines.lm import train_lm
 
@@ -193,6 +233,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runner(p)
     p.set_defaults(fn=cmd_quality)
 
+    p = sub.add_parser("train-tokenizer", help="SentencePiece BPE with LLaMA's trainer spec")
+    p.add_argument("inputs", nargs="*", help="document shard dirs (default: every source under out/)")
+    p.add_argument("--out", default=str(out / "tokenizer"))
+    p.add_argument("--vocab-size", type=int, default=32000)
+    p.add_argument("--sample-lines", type=int, default=2_000_000, help="input_sentence_size")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(fn=cmd_train_tokenizer)
+
+    p = sub.add_parser("tokenize", help="token shards with the paper's mixture, packed to --seq-len")
+    p.add_argument("--root", default=str(out), help="where the source outputs are")
+    p.add_argument("--mixture", default=str(paths.REPO / "configs" / "mixture.json"))
+    p.add_argument("--only", nargs="+", help="use only these sources of the mixture")
+    p.add_argument("--tokenizer", default=str(out / "tokenizer" / "tokenizer.model"))
+    p.add_argument("--out", default=str(out / "tokens"))
+    p.add_argument("--seq-len", type=int, default=2048)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--total-tokens", type=int, default=None, help="cap on the mixture's total tokens")
+    p.add_argument("--shard-tokens", type=int, default=1 << 24, help="tokens per shard (target)")
+    _add_runner(p)
+    p.set_defaults(fn=cmd_tokenize)
+
     p = sub.add_parser("lm", help="train the SentencePiece + KenLM perplexity model on Wikipedia")
     p.add_argument("dumps", nargs="*", help="MediaWiki XML dumps (default: bundled enwiki sample)")
     p.add_argument("--out", default=str(paths.lm_dir()))
@@ -228,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-BEAM_COMMANDS = {"ccnet", "c4", "github", "wikipedia", "books", "arxiv", "stackexchange", "quality"}
+BEAM_COMMANDS = {"ccnet", "c4", "github", "wikipedia", "books", "arxiv", "stackexchange", "quality", "tokenize"}
 
 if __name__ == "__main__":
     sys.exit(main())

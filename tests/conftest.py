@@ -24,3 +24,31 @@ def lm_dir(data) -> Path:
     enwiki = sorted((data / "wikipedia").glob("enwiki-*"))
     train_lm([str(p) for p in enwiki], paths.lm_dir())
     return paths.lm_dir()
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory, data, lm_dir) -> Path:
+    """Every source pipeline run once on the bundled data, laid out like `out/`."""
+    from pipelines import arxiv, books, c4, ccnet, github, quality, stackexchange, wikipedia
+
+    root = tmp_path_factory.mktemp("corpus")
+    cc = [str(data / "cc")]
+    ccnet.run(ccnet.CCNetConfig(cc, str(root / "ccnet"), str(lm_dir), str(paths.lid_model())))
+    c4.run(cc, str(root / "c4"), str(paths.lid_model()))
+    github.run([str(data / "github")], str(root / "github"))
+    wikipedia.run([str(data / "wikipedia")], str(root / "wikipedia"))
+    books.run([str(data / "books")], str(root / "books"))
+    arxiv.run([str(data / "arxiv")], str(root / "arxiv"))
+    stackexchange.run([str(data / "stackexchange")], str(root / "stackexchange"))
+    quality.train(str(root / "wikipedia"), cc, str(root / "quality"))
+    quality.run(str(root / "ccnet"), str(root / "cc"), str(root / "quality" / "model.bin"))
+    return root
+
+
+@pytest.fixture(scope="session")
+def tokenizer_model(corpus) -> Path:
+    """A BPE tokenizer with LLaMA's trainer spec trained on the corpus (vocab 8000)."""
+    from tokenizer.train import train_tokenizer
+
+    return train_tokenizer([str(corpus / d) for d in ("cc", "c4", "github", "wikipedia", "books", "arxiv",
+                                                       "stackexchange")], corpus / "tokenizer", vocab_size=8000)

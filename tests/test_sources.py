@@ -86,12 +86,9 @@ def test_github_line_length_and_alnum_rules(data):
 # ------------------------------------------------------------------ Wikipedia
 
 @pytest.fixture(scope="module")
-def wiki_rows(tmp_path_factory, data):
-    from pipelines import wikipedia
-
-    out = tmp_path_factory.mktemp("wiki") / "out"
-    stats = wikipedia.run([str(data / "wikipedia")], str(out))
-    return stats, rows_of(out), out
+def wiki_rows(corpus):
+    out = corpus / "wikipedia"
+    return json.loads((out / "stats.json").read_text()), rows_of(out), out
 
 
 def test_wikipedia_languages_namespaces_and_redirects(wiki_rows, data):
@@ -286,15 +283,14 @@ def test_c4_pipeline(tmp_path, data):
 
 # ------------------------------------------------------------------ quality classifier
 
-def test_quality_classifier_trains_and_filters(tmp_path, data, wiki_rows, lm_dir):
-    from pipelines import ccnet, quality
+def test_quality_classifier_trains_and_filters(tmp_path, corpus):
+    from pipelines import quality
 
-    stats = quality.train(str(wiki_rows[2]), [str(data / "cc")], str(tmp_path / "q"))
+    stats = json.loads((corpus / "quality" / "stats.json").read_text())
     assert stats["positives"] == 106 and stats["negatives"] == 31
     assert stats["heldout_accuracy"] >= 0.75
-    cc_out = tmp_path / "ccnet"
-    ccnet.run(ccnet.CCNetConfig([str(data / "cc")], str(cc_out), str(lm_dir), str(paths.lid_model())))
-    res = quality.run(str(cc_out), str(tmp_path / "cc"), str(tmp_path / "q" / "model.bin"), threshold=0.5)
+    res = quality.run(str(corpus / "ccnet"), str(tmp_path / "cc"), str(corpus / "quality" / "model.bin"),
+                      threshold=0.5)
     kept = rows_of(tmp_path / "cc")
     assert kept and all(float(meta(r)["wiki_ref_score"]) >= 0.5 for r in kept)
     assert res["counters"]["quality"]["documents"] == len(kept)

@@ -1,0 +1,237 @@
+"""Token shards: documents of all sources -> tokens -> the paper's mixture -> packed sequences.
+
+Per document: ``bos + tokens + eos``.  The mixture follows LLaMA's Table 1: source ``s``
+contributes the fraction ``w_s`` of the tokens, drawing at most ``e_s`` epochs of its data.
+With source sizes ``N_s`` (tokens), the total is ``T = min_s N_s * e_s / w_s`` (the largest
+total no source needs more than its epochs for), or ``--total-tokens`` if smaller.  Source
+``s`` then needs ``c_s = w_s * T / N_s`` copies of its data.  The sampling unit is a
+piece of a document of at most ``unit_tokens`` tokens (default ``seq_len``; a
+200k-token book sampled whole could never give 4.5% of a small total): every unit is
+taken ``floor(c_s)`` times plus once more with probability ``frac(c_s)``.  All randomness is a
+hash of (seed, document id, copy), so the same seed gives identical shards whatever the
+runner's bundling.
+
+Packing: each document copy goes to shard ``hash % n_shards``; inside a shard the copies are
+ordered by their hash and concatenated into ``seq_len``-token rows.  No token is dropped
+or padded: the last row of a shard may be shorter (``length`` column).  Rows carry the
+ids and sources of the documents they contain and where each starts.
+
+Output: ``part-NNNNN.parquet`` (columns ``tokens: list<int32>, length, doc_ids,
+sources, doc_starts``) and ``manifest.json`` (shards, sequences, tokens per source,
+target vs achieved mixture and epochs).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+from pathlib import Path
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+
+from filters.errors import InputError
+
+from . import beam_utils
+
+log = logging.getLogger(__name__)
+
+TOKEN_SCHEMA = pa.schema([
+    ("tokens", pa.list_(pa.int32())),
+    ("length", pa.int32()),
+    ("doc_ids", pa.list_(pa.string())),
+    ("sources", pa.list_(pa.string())),
+    ("doc_starts", pa.list_(pa.int32())),
+])
+
+
+def load_mixture(path: str | Path) -> dict:
+    try:
+        cfg = json.loads(Path(path).read_text())
+        sources = cfg["sources"]
+        for name, s in sources.items():
+            if not (s["weight"] > 0 and s["epochs"] > 0):
+                raise ValueError(f"{name}: weight and epochs must be > 0")
+    except FileNotFoundError:
+        raise InputError(f"{path}: mixture config not found") from None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise InputError(f"{path}: bad mixture config ({type(e).__name__}: {e})") from None
+    total = sum(s["weight"] for s in sources.values())
+    return {k: dict(v, weight=v["weight"] / total) for k, v in sources.items()}
+
+
+def _u64(*parts) -> int:
+    h = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(h, "big")
+
+
+def plan(sizes: dict[str, int], mixture: dict, total_tokens: int | None = None) -> dict:
+    """Copies per source for the target mixture (see the module docstring)."""
+    present = {s: n for s, n in sizes.items() if n > 0 and s in mixture}
+    if not present:
+        return {"total": 0, "copies": {}}
+    weight = sum(mixture[s]["weight"] for s in present)
+    w = {s: mixture[s]["weight"] / weight for s in present}  # renormalised over present sources
+    total = min(present[s] * mixture[s]["epochs"] / w[s] for s in present)
+    if total_tokens:
+        total = min(total, total_tokens)
+    return {"total": total, "copies": {s: w[s] * total / present[s] for s in present}}
+
+
+class Tokenize(beam.DoFn):
+    """(source, row) -> (source, unit id, int32 tokens) for each unit of the document."""
+
+    def __init__(self, model_path: str, unit_tokens: int):
+        self.model_path, self.unit_tokens = model_path, unit_tokens
+
+    def setup(self):
+        from tokenizer import Tokenizer
+
+        self.tok = Tokenizer(beam_utils.localize(self.model_path))
+
+    def process(self, item):
+        source, row = item
+        ids = np.asarray(self.tok.encode(row["text"] or "", bos=True, eos=True), dtype=np.int32)
+        Metrics.counter("tokenize", f"{source}_documents").inc()
+        Metrics.counter("tokenize", f"{source}_tokens").inc(len(ids))
+        for j, start in enumerate(range(0, len(ids), self.unit_tokens)):
+            yield source, f"{row['id']}#{j}", ids[start:start + self.unit_tokens]
+
+
+class Sample(beam.DoFn):
+    def __init__(self, mixture, seed, total_tokens, shard_tokens):
+        self.mixture, self.seed, self.total_tokens, self.shard_tokens = mixture, seed, total_tokens, shard_tokens
+
+    def process(self, item, sizes):
+        source, doc_id, ids = item
+        p = plan(sizes, self.mixture, self.total_tokens)
+        c = p["copies"].get(source, 0.0)
+        n_shards = max(1, math.ceil(p["total"] / self.shard_tokens))
+        copies = int(c) + (1 if (_u64(self.seed, "sample", source, doc_id) / 2**64) < c - int(c) else 0)
+        for k in range(copies):
+            key = _u64(self.seed, "order", source, doc_id, k)
+            Metrics.counter("sample", f"{source}_tokens").inc(len(ids))
+            yield key % n_shards, (key, source, doc_id, ids)
+
+
+class PackShard(beam.DoFn):
+    def __init__(self, out_dir, seq_len):
+        self.out_dir, self.seq_len = out_dir, seq_len
+
+    def process(self, kv):
+        shard, docs = kv
+        docs = sorted(docs, key=lambda d: (d[0], d[2]))
+        rows, buf, ids, srcs, starts, fill = [], [], [], [], [], 0
+        for _, source, doc_id, tokens in docs:
+            pos = 0
+            while pos < len(tokens):
+                take = min(self.seq_len - fill, len(tokens) - pos)
+                if pos == 0 or not ids or ids[-1] != doc_id:
+                    ids.append(doc_id)
+                    srcs.append(source)
+                    starts.append(fill)
+                buf.append(tokens[pos:pos + take])
+                fill += take
+                pos += take
+                if fill == self.seq_len:
+                    rows.append(self._row(buf, ids, srcs, starts))
+                    buf, ids, srcs, starts, fill = [], [], [], [], 0
+        if fill:
+            rows.append(self._row(buf, ids, srcs, starts))
+        table = pa.Table.from_pylist(rows, schema=TOKEN_SCHEMA)
+        final = FileSystems.join(self.out_dir, f"part-{shard:05d}.parquet")
+        tmp = FileSystems.join(self.out_dir, "_tmp", f"part-{shard:05d}.parquet")
+        if "://" not in tmp:
+            Path(tmp).parent.mkdir(parents=True, exist_ok=True)
+        with FileSystems.create(tmp) as f:
+            pq.write_table(table, f, compression="zstd")
+        FileSystems.rename([tmp], [final])
+        Metrics.counter("pack", "sequences").inc(len(rows))
+        Metrics.counter("pack", "tokens").inc(sum(r["length"] for r in rows))
+        yield shard, len(rows), sum(r["length"] for r in rows)
+
+    @staticmethod
+    def _row(buf, ids, srcs, starts):
+        tokens = np.concatenate(buf).astype(np.int32)
+        return {"tokens": tokens.tolist(), "length": len(tokens), "doc_ids": list(ids),
+                "sources": list(srcs), "doc_starts": list(starts)}
+
+
+def _read_source(p, name, directory):
+    files = sorted(str(f) for f in Path(directory).rglob("*.parquet") if "_tmp" not in f.parts)
+    return (p | f"Files_{name}" >> beam.Create(files)
+              | f"Read_{name}" >> beam.FlatMap(
+                  lambda f: pq.read_table(f, columns=["id", "text"]).to_pylist())
+              | f"Tag_{name}" >> beam.Map(lambda r, s=name: (s, r)))
+
+
+def build(p, sources: dict, tokenizer_model, out_dir, mixture, seq_len, seed, total_tokens, shard_tokens,
+          unit_tokens=None):
+    tagged = [_read_source(p, name, d) for name, d in sorted(sources.items())]
+    docs = (tagged | "All" >> beam.Flatten()
+                   | "Tokenize" >> beam.ParDo(Tokenize(tokenizer_model, unit_tokens or seq_len)))
+    sizes = (docs | "Sizes" >> beam.Map(lambda d: (d[0], len(d[2])))
+                  | "SumPerSource" >> beam.CombinePerKey(sum))
+    return (docs | "Sample" >> beam.ParDo(Sample(mixture, seed, total_tokens, shard_tokens),
+                                          sizes=beam.pvalue.AsDict(sizes))
+                 | "ByShard" >> beam.GroupByKey()
+                 | "Pack" >> beam.ParDo(PackShard(out_dir, seq_len)))
+
+
+def source_dirs(root: str | Path, mixture: dict, overrides: dict | None = None) -> dict[str, str]:
+    dirs = {}
+    for name, s in mixture.items():
+        d = Path((overrides or {}).get(name) or Path(root) / s["dir"])
+        if not beam_utils.is_complete(d):
+            raise InputError(f"{d}: {name} documents missing or incomplete (no {beam_utils.SUCCESS}); "
+                             f"run that source's pipeline first, or drop it from the mixture")
+        dirs[name] = str(d)
+    return dirs
+
+
+def run(sources: dict[str, str], tokenizer_model: str, out_dir: str, mixture: dict, seq_len: int = 2048,
+        seed: int = 0, total_tokens: int | None = None, shard_tokens: int = 1 << 24,
+        unit_tokens: int | None = None, runner: str = "DirectRunner", beam_args=None,
+        force: bool = False) -> dict | None:
+    from tokenizer import Tokenizer
+
+    if seq_len < 2:
+        raise InputError(f"--seq-len must be at least 2, got {seq_len}")
+    tok = Tokenizer(tokenizer_model)
+    stats = beam_utils.run_step(
+        lambda p: build(p, sources, tokenizer_model, out_dir, mixture, seq_len, seed, total_tokens, shard_tokens,
+                        unit_tokens),
+        out_dir, runner, beam_args, force,
+        extra={"sources": sources, "seq_len": seq_len, "seed": seed, "tokenizer": str(tokenizer_model),
+               "mixture": mixture, "total_tokens_cap": total_tokens,
+               "vocab_size": tok.vocab_size})
+    if stats is None:
+        return None
+    manifest = make_manifest(stats, mixture, out_dir)
+    Path(out_dir, "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return manifest
+
+
+def make_manifest(stats: dict, mixture: dict, out_dir: str) -> dict:
+    c = stats["counters"]
+    tok, smp = c.get("tokenize", {}), c.get("sample", {})
+    sizes = {s: tok.get(f"{s}_tokens", 0) for s in mixture}
+    total_sampled = sum(smp.values()) or 1
+    per_source = {}
+    for s, m in mixture.items():
+        n = sizes[s]
+        got = smp.get(f"{s}_tokens", 0)
+        per_source[s] = {"documents": tok.get(f"{s}_documents", 0), "source_tokens": n, "tokens": got,
+                         "weight_target": round(m["weight"], 4), "weight_achieved": round(got / total_sampled, 4),
+                         "epochs_target": m["epochs"], "epochs_achieved": round(got / n, 3) if n else 0.0}
+    shards = {name: n for name, n in stats["shards"].items()}
+    return {"seq_len": stats["seq_len"], "seed": stats["seed"], "tokenizer": stats["tokenizer"],
+            "vocab_size": stats["vocab_size"], "sequences": c.get("pack", {}).get("sequences", 0),
+            "tokens": c.get("pack", {}).get("tokens", 0), "shards": shards, "sources": per_source,
+            "seconds": stats["seconds"]}
