@@ -8,7 +8,11 @@ export DS_ACCELERATOR ?= cpu
 VOCAB  ?= 8000
 SEQ    ?= 512
 
-.PHONY: setup test lm ccnet sources tokenizer tokens demo bench clean
+HOSTFILE  ?=
+NUM_NODES ?= 1
+NUM_GPUS  ?= 8
+
+.PHONY: setup test lm ccnet sources tokenizer tokens train-tiny train-7b demo bench bench-train clean
 
 setup:
 	bash scripts/setup.sh
@@ -39,11 +43,25 @@ tokenizer: sources
 tokens: tokenizer
 	$(LLAMA) -q tokenize --root $(OUT) --tokenizer $(OUT)/tokenizer/tokenizer.model --seq-len $(SEQ) --out $(OUT)/tokens
 
-demo: ccnet
-	$(LLAMA) inspect $(OUT)/ccnet -n 2
+train-tiny: tokens
+	$(LLAMA) train --config configs/train_tiny.json --nproc 2
 
-bench:
+train-7b:
+	$(LLAMA) train-7b --config configs/train_7b.json --num-nodes $(NUM_NODES) --num-gpus $(NUM_GPUS) \
+		$(if $(HOSTFILE),--hostfile $(HOSTFILE))
+
+# The README's main command: the whole DAG on the bundled data (dag.test(), no scheduler).
+demo:
+	$(PY) -m dags.run_local --conf '{"out": "$(abspath $(OUT))"}'
+
+demo-inspect:
+	$(LLAMA) inspect $(OUT)/cc -n 2
+
+bench: lm
 	$(PY) -m pipelines.bench
+
+bench-train: tokens
+	$(PY) -m train.bench $(OUT)/tokens
 
 clean:
 	rm -rf $(OUT)

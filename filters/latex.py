@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InputError
+from .paths import walk_files
 
 SECTIONING = ("part", "chapter", "section", "subsection", "subsubsection", "paragraph", "subparagraph")
 _FIRST_SECTION_RE = re.compile(r"\\(?:%s)\*?\s*[\[{]" % "|".join(SECTIONING))
@@ -76,7 +77,7 @@ def load_paper(path: str | Path, report: CleanReport | None = None) -> dict[str,
     p = Path(path)
     raw: dict[str, bytes] = {}
     if p.is_dir():
-        for f in sorted(p.rglob("*.tex")):
+        for f in walk_files(p, (".tex",)):
             raw[str(f.relative_to(p))] = f.read_bytes()
     elif p.is_file():
         data = p.read_bytes()

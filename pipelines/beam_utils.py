@@ -32,6 +32,9 @@ SUCCESS = "_SUCCESS"
 
 def pipeline_options(runner: str = "DirectRunner", beam_args: list[str] | None = None) -> PipelineOptions:
     args = list(beam_args or [])
+    if runner == "DataflowRunner" and not any(a.startswith("--setup_file") for a in args):
+        # the workers need this project's code: Beam builds and installs it from setup.py
+        args.append(f"--setup_file={Path(__file__).resolve().parent.parent / 'setup.py'}")
     if runner == "DirectRunner":
         # In-process, no Prism download (offline machines); one worker keeps memory bounded.
         args += ["--direct_num_workers=1", "--direct_running_mode=in_memory"]

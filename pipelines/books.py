@@ -9,6 +9,7 @@ from apache_beam.metrics import Metrics
 
 from filters.books import minhash, near_duplicates, strip_gutenberg
 from filters.errors import InputError
+from filters.paths import walk_files
 
 from . import beam_utils
 from .schema import make_doc
@@ -19,7 +20,7 @@ def expand_inputs(inputs):
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = sorted(str(f) for f in p.rglob("*.txt"))
+            found = [str(f) for f in walk_files(p, (".txt",))]
             if not found:
                 raise InputError(f"{item}: no .txt books in this directory")
             files += found

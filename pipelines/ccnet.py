@@ -28,6 +28,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from filters.errors import InputError
+from filters.paths import walk_files
 from filters.perplexity import DEFAULT_CUTOFFS, LMPaths, bucket
 from filters.text import line_hash
 from filters.warc import ReadReport, check_warc_file, read_documents
@@ -63,8 +64,7 @@ def expand_inputs(inputs: list[str]) -> list[str]:
         if "://" in item:
             files.append(item)
         elif p.is_dir():
-            found = sorted(str(f) for f in p.rglob("*")
-                           if f.is_file() and f.name.endswith(WARC_SUFFIXES + JSONL_SUFFIXES))
+            found = [str(f) for f in walk_files(p, WARC_SUFFIXES + JSONL_SUFFIXES)]
             if not found:
                 raise InputError(f"{item}: directory holds no .warc/.wet/.jsonl files")
             files += found

@@ -148,6 +148,19 @@ def cmd_tokenize(a, beam_args):
     return 0
 
 
+def cmd_train(a, extra):
+    from train.launch import launch
+
+    return launch(a.config, nproc=a.nproc, hostfile=a.hostfile, n_nodes=a.num_nodes, gpus=a.num_gpus,
+                  extra=extra)
+
+
+def cmd_train_7b(a, extra):
+    from train.launch import train_7b
+
+    return train_7b(a.config, a.hostfile, a.num_nodes, a.num_gpus, extra)
+
+
 def cmd_lm(a, _):
     from pipelines.lm import train_lm
 
@@ -254,6 +267,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runner(p)
     p.set_defaults(fn=cmd_tokenize)
 
+    p = sub.add_parser("train", help="train a model (torchrun on CPU, deepspeed launcher on GPUs)")
+    p.add_argument("--config", default=str(paths.REPO / "configs" / "train_tiny.json"))
+    p.add_argument("--nproc", type=int, default=2, help="processes on CPU")
+    p.add_argument("--hostfile")
+    p.add_argument("--num-nodes", type=int, default=1)
+    p.add_argument("--num-gpus", type=int, default=None)
+    p.set_defaults(fn=cmd_train)
+
+    p = sub.add_parser("train-7b", help="the paper's 7B run; without GPUs: print the plan and exit")
+    p.add_argument("--config", default=str(paths.REPO / "configs" / "train_7b.json"))
+    p.add_argument("--hostfile")
+    p.add_argument("--num-nodes", type=int, default=1)
+    p.add_argument("--num-gpus", type=int, default=8, help="GPUs per node")
+    p.set_defaults(fn=cmd_train_7b)
+
     p = sub.add_parser("lm", help="train the SentencePiece + KenLM perplexity model on Wikipedia")
     p.add_argument("dumps", nargs="*", help="MediaWiki XML dumps (default: bundled enwiki sample)")
     p.add_argument("--out", default=str(paths.lm_dir()))
@@ -289,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-BEAM_COMMANDS = {"ccnet", "c4", "github", "wikipedia", "books", "arxiv", "stackexchange", "quality", "tokenize"}
+BEAM_COMMANDS = {"ccnet", "c4", "github", "wikipedia", "books", "arxiv", "stackexchange", "quality", "tokenize",
+                 "train", "train-7b"}  # the last two pass extra --flags to the trainer
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -17,6 +17,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from filters.errors import InputError
+from filters.paths import walk_files
 from filters.github import (PERMISSIVE, detect_license, extension_ok, is_license_file, quality_reason,
                             strip_license_header)
 
@@ -51,8 +52,8 @@ def _repo_files(path: str):
     """(repo, relative path, text) for a repository directory or a JSONL file."""
     p = Path(path)
     if p.is_dir():
-        for f in sorted(p.rglob("*")):
-            if f.is_file() and ".git" not in f.parts and f.stat().st_size <= MAX_FILE_BYTES:
+        for f in walk_files(p):
+            if f.stat().st_size <= MAX_FILE_BYTES:
                 yield p.name, str(f.relative_to(p)), f.read_bytes().decode("utf-8", "replace"), None
         return
     opener = gzip.open if path.endswith(".gz") else open

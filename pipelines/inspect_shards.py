@@ -9,13 +9,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from filters.errors import InputError
+from filters.paths import walk_files
 
 
 def _files(target: str) -> list[Path]:
     p = Path(target)
     if p.is_dir():
-        files = sorted(p.rglob("*.parquet"))
-        files = [f for f in files if "_tmp" not in f.parts]
+        files = walk_files(p, (".parquet",))
         if not files:
             raise InputError(f"{target}: no .parquet shards under this directory")
         return files

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 
 from filters.errors import InputError
+from filters.paths import walk_files
 
 from . import beam_utils
 
@@ -38,7 +39,7 @@ def _prep(text: str, max_chars: int = 20000) -> str:
 
 
 def _read_shard_texts(shard_dir: str, language: str | None) -> list[str]:
-    files = sorted(f for f in Path(shard_dir).rglob("*.parquet") if "_tmp" not in f.parts)
+    files = walk_files(shard_dir, (".parquet",))
     if not files:
         raise InputError(f"{shard_dir}: no document shards (run the Wikipedia pipeline first)")
     texts = []

@@ -7,6 +7,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from filters.errors import InputError
+from filters.paths import walk_files
 from filters.stackexchange import PAPER_SITES, format_question, is_meta, iter_posts, site_of
 
 from . import beam_utils
@@ -18,7 +19,7 @@ def expand_inputs(inputs, sites=None):
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = sorted(str(f) for f in p.rglob("*") if f.name.lower() == "posts.xml")
+            found = [str(f) for f in walk_files(p, name="posts.xml")]
             if not found:
                 raise InputError(f"{item}: no Posts.xml under this directory")
             files += found

@@ -37,6 +37,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from filters.errors import InputError
+from filters.paths import walk_files
 
 from . import beam_utils
 
@@ -164,7 +165,7 @@ class PackShard(beam.DoFn):
 
 
 def _read_source(p, name, directory):
-    files = sorted(str(f) for f in Path(directory).rglob("*.parquet") if "_tmp" not in f.parts)
+    files = [str(f) for f in walk_files(directory, (".parquet",))]
     return (p | f"Files_{name}" >> beam.Create(files)
               | f"Read_{name}" >> beam.FlatMap(
                   lambda f: pq.read_table(f, columns=["id", "text"]).to_pylist())

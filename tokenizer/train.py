@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from filters.errors import InputError
+from filters.paths import walk_files
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def shard_files(inputs: list[str]) -> list[Path]:
         p = Path(item)
         if not p.exists():
             raise InputError(f"{item}: no such file or directory")
-        found = [p] if p.is_file() else sorted(f for f in p.rglob("*.parquet") if "_tmp" not in f.parts)
+        found = [p] if p.is_file() else walk_files(p, (".parquet",))
         if not found:
             raise InputError(f"{item}: no document shards (.parquet) here")
         files += found

@@ -1,0 +1,251 @@
+"""The steps of the whole system as plain functions of one parameter dict.
+
+The Airflow DAG (``dags/llama_pretraining.py``) wraps each in a task; they can also be
+called directly.  Every step is idempotent: its output directory gets a ``_SUCCESS``
+marker last, a complete step is skipped, and a step killed half-way leaves no marker
+and is redone from a clean directory (``pipelines.beam_utils``).  Training resumes from
+its last checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from filters import paths
+
+SOURCES = ("common_crawl", "c4", "github", "wikipedia", "books", "arxiv", "stackexchange")
+# source name -> output directory name under `out`
+SOURCE_DIRS = {"common_crawl": "cc", "c4": "c4", "github": "github", "wikipedia": "wikipedia",
+               "books": "books", "arxiv": "arxiv", "stackexchange": "stackexchange"}
+
+DEFAULT_PARAMS = {
+    "data": str(paths.shared_data()), "out": str(paths.out_dir()), "lm_dir": None,
+    "runner": "DirectRunner", "project": None, "region": None, "temp_location": None,
+    "sources": list(SOURCES), "vocab_size": 8000, "seq_len": 512, "seed": 0,
+    "train_config": str(paths.REPO / "configs" / "train_tiny.json"), "train_steps": 60, "nproc": 2,
+    "model": None,
+}
+
+
+class Skip(Exception):
+    """The step does not apply to this run (e.g. its source was not selected)."""
+
+
+def params_with_defaults(p: dict | None) -> dict:
+    out = dict(DEFAULT_PARAMS)
+    out.update({k: v for k, v in (p or {}).items() if v is not None})
+    unknown = set(out["sources"]) - set(SOURCES)
+    if unknown:
+        from filters.errors import InputError
+
+        raise InputError(f"unknown source(s) {sorted(unknown)}; choose from {', '.join(SOURCES)}")
+    return out
+
+
+def beam_args(p: dict) -> list[str]:
+    return [f"--{k}={p[k]}" for k in ("project", "region", "temp_location") if p.get(k)]
+
+
+def _out(p, *parts) -> str:
+    return str(Path(p["out"], *parts))
+
+
+def _data(p, *parts) -> str:
+    return str(Path(p["data"], *parts))
+
+
+def _selected(p, source):
+    if source not in p["sources"]:
+        raise Skip(f"{source} not selected")
+
+
+def _summary(stats, out_dir):
+    if stats is None:
+        return {"skipped": "complete", "out": out_dir}
+    return {"documents": sum(stats.get("shards", {}).values()), "out": out_dir,
+            "seconds": stats.get("seconds")}
+
+
+def lm(p):
+    _selected(p, "common_crawl")
+    from pipelines.lm import train_lm
+
+    d = p["lm_dir"] or _out(p, "lm")
+    already = Path(d, "en.arpa.bin").is_file()
+    train_lm([str(x) for x in sorted(Path(_data(p, "wikipedia")).glob("enwiki-*"))], d)
+    return {"skipped": "complete", "out": d} if already else {"out": d}
+
+
+def ccnet(p):
+    _selected(p, "common_crawl")
+    from pipelines import ccnet as m
+
+    cfg = m.CCNetConfig([_data(p, "cc")], _out(p, "ccnet"), p["lm_dir"] or _out(p, "lm"),
+                        str(Path(p["data"], "models", "fasttext-lid.176", "lid.176.ftz")),
+                        runner=p["runner"], beam_args=beam_args(p))
+    return _summary(m.run(cfg), cfg.out_dir)
+
+
+def source(name):
+    def step(p):
+        _selected(p, name)
+        import importlib
+
+        m = importlib.import_module(f"pipelines.{name}")
+        kwargs = {}
+        if name == "c4":
+            kwargs["lid_model"] = str(Path(p["data"], "models", "fasttext-lid.176", "lid.176.ftz"))
+        return _summary(m.run([_data(p, "cc" if name == "c4" else name)], _out(p, name), runner=p["runner"],
+                              beam_args=beam_args(p), **kwargs), _out(p, name))
+    step.__name__ = name
+    return step
+
+
+def quality_classifier(p):
+    _selected(p, "common_crawl")
+    from pipelines import quality
+
+    if "wikipedia" not in p["sources"]:
+        raise Skip("the quality classifier needs the Wikipedia source")
+    from pipelines.beam_utils import is_complete
+
+    already = is_complete(_out(p, "quality"))
+    stats = quality.train(_out(p, "wikipedia"), [_data(p, "cc")], _out(p, "quality"))
+    result = {"heldout_accuracy": stats["heldout_accuracy"], "out": _out(p, "quality")}
+    return dict(result, skipped="complete") if already else result
+
+
+def quality_filter(p):
+    _selected(p, "common_crawl")
+    from pipelines import quality
+
+    if "wikipedia" not in p["sources"]:
+        raise Skip("the quality classifier needs the Wikipedia source")
+    return _summary(quality.run(_out(p, "ccnet"), _out(p, "cc"), _out(p, "quality", "model.bin"),
+                                runner=p["runner"], beam_args=beam_args(p)), _out(p, "cc"))
+
+
+def _ready_sources(p):
+    from pipelines.beam_utils import is_complete
+
+    return [s for s in p["sources"] if is_complete(_out(p, SOURCE_DIRS[s]))]
+
+
+def tokenizer(p):
+    from tokenizer.train import train_tokenizer
+
+    ready = _ready_sources(p)
+    if not ready:
+        raise Skip("no source output to train a tokenizer on")
+    model = Path(_out(p, "tokenizer", "tokenizer.model"))
+    already = model.is_file()
+    train_tokenizer([_out(p, SOURCE_DIRS[s]) for s in ready], model.parent, vocab_size=p["vocab_size"])
+    return {"skipped": "complete", "out": str(model)} if already else {"out": str(model), "sources": ready}
+
+
+def tokens(p):
+    from pipelines import tokenize
+
+    mixture = tokenize.load_mixture(paths.REPO / "configs" / "mixture.json")
+    mixture = {k: v for k, v in mixture.items() if k in _ready_sources(p)}
+    if not mixture:
+        raise Skip("no source output to tokenize")
+    dirs = tokenize.source_dirs(p["out"], mixture)
+    m = tokenize.run(dirs, _out(p, "tokenizer", "tokenizer.model"), _out(p, "tokens"), mixture,
+                     seq_len=p["seq_len"], seed=p["seed"], runner=p["runner"], beam_args=beam_args(p))
+    if m is None:
+        return {"skipped": "complete", "out": _out(p, "tokens")}
+    return {"sequences": m["sequences"], "tokens": m["tokens"], "out": _out(p, "tokens")}
+
+
+def train(p):
+    from filters.errors import InputError
+    from train.launch import launch
+
+    if not p["train_steps"]:
+        raise Skip("train_steps is 0")
+    run_dir = Path(_out(p, "runs", "tiny"))
+    if (run_dir / "_SUCCESS").is_file():
+        return {"skipped": "complete", "out": str(run_dir)}
+    cfg = json.loads(Path(p["train_config"]).read_text())
+    cfg.update(data=_out(p, "tokens"), run_dir=str(run_dir), steps=p["train_steps"], seq_len=p["seq_len"])
+    if p["model"]:
+        cfg["model"] = p["model"]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg_path = run_dir.parent / "tiny.config.json"
+    cfg_path.write_text(json.dumps(cfg, indent=2))
+    rc = launch(str(cfg_path), nproc=p["nproc"])  # resumes from run_dir/checkpoints if present
+    if rc != 0:
+        raise InputError(f"training failed with exit status {rc} (see the log above)")
+    (run_dir / "_SUCCESS").write_text(time.strftime("%Y-%m-%dT%H:%M:%S") + "\n")
+    return {"out": str(run_dir)}
+
+
+# the order of the counter namespaces (steps) inside the pipelines, for the report
+STEP_ORDER = ["read", "clean", "filter", "dedup", "sentences", "badwords", "langid", "perplexity",
+              "near_dedup", "format", "quality"]
+
+
+def report(p) -> str:
+    out = Path(p["out"])
+    lines = ["", "=" * 72, "LLaMA-1 pretraining system: run report", "=" * 72,
+             "Documents kept per source and step:"]
+    steps = [("common_crawl", "ccnet"), ("common_crawl", "cc"), ("c4", "c4"), ("github", "github"),
+             ("wikipedia", "wikipedia"), ("books", "books"), ("arxiv", "arxiv"),
+             ("stackexchange", "stackexchange")]
+    for src, d in steps:
+        f = out / d / "stats.json"
+        if src not in p["sources"] or not f.is_file():
+            continue
+        stats = json.loads(f.read_text())
+        c = stats["counters"]
+        kept = sum(stats["shards"].values())
+        flow = []
+        for ns in sorted(c, key=lambda n: STEP_ORDER.index(n) if n in STEP_ORDER else len(STEP_ORDER)):
+            n = c[ns].get("documents", c[ns].get("questions"))
+            if n is not None:
+                flow.append(f"{ns} {n}")
+        lines.append(f"  {src + ' (' + d + ')':<30} kept {kept:>6}   " + " -> ".join(flow))
+    man = out / "tokens" / "manifest.json"
+    if man.is_file():
+        m = json.loads(man.read_text())
+        lines.append(f"Tokens: {m['tokens']:,} in {m['sequences']} sequences of <= {m['seq_len']} "
+                     f"(vocab {m['vocab_size']})")
+        lines.append(f"  {'source':<14} {'tokens':>9} {'target':>7} {'achieved':>9} {'epochs':>7}")
+        for s, v in m["sources"].items():
+            lines.append(f"  {s:<14} {v['tokens']:>9,} {v['weight_target']:>7.3f} {v['weight_achieved']:>9.3f} "
+                         f"{v['epochs_achieved']:>7.3f}")
+    log = out / "runs" / "tiny" / "log.jsonl"
+    if log.is_file():
+        hist = [json.loads(x) for x in log.read_text().splitlines()]
+        lines.append(f"Tiny model loss curve ({len(hist)} steps):")
+        marks = sorted({0, len(hist) // 4, len(hist) // 2, 3 * len(hist) // 4, len(hist) - 1})
+        lines.append("  " + "  ".join(f"step {hist[i]['step']}: {hist[i]['loss']:.3f}" for i in marks))
+        vals = [h for h in hist if "val_loss" in h]
+        if vals:
+            lines.append("  validation: " + "  ".join(f"step {h['step']}: {h['val_loss']:.3f}" for h in vals))
+    lines += ["Inspect any output:",
+              f"  .venv/bin/llama inspect {out / 'cc'}          (documents: summary + sample rows)",
+              f"  .venv/bin/llama inspect {out / 'books'}",
+              f"  .venv/bin/llama inspect {out / 'tokens'}      (token shards, decoded)",
+              "=" * 72]
+    return "\n".join(lines)
+
+
+# (task id, function, upstream task ids) -- the DAG's shape, shared with the local runner
+GRAPH = [
+    ("lm", lm, []),
+    ("ccnet", ccnet, ["lm"]),
+    ("c4", source("c4"), []),
+    ("github", source("github"), []),
+    ("wikipedia", source("wikipedia"), []),
+    ("books", source("books"), []),
+    ("arxiv", source("arxiv"), []),
+    ("stackexchange", source("stackexchange"), []),
+    ("quality_classifier", quality_classifier, ["wikipedia"]),
+    ("quality_filter", quality_filter, ["ccnet", "quality_classifier"]),
+    ("tokenizer", tokenizer, ["quality_filter", "c4", "github", "wikipedia", "books", "arxiv", "stackexchange"]),
+    ("tokens", tokens, ["tokenizer"]),
+    ("train", train, ["tokens"]),
+]

@@ -1,0 +1,100 @@
+"""Conversion between this model's (Meta) state dict and HuggingFace ``LlamaForCausalLM``.
+
+Meta rotates interleaved pairs of each head's q/k features; HF rotates the two halves.
+HF's ``convert_llama_weights_to_hf.py`` therefore permutes the rows of ``wq``/``wk``
+(``permute``); ``unpermute`` is its inverse."""
+from __future__ import annotations
+
+import torch
+
+from .llama import ModelArgs
+
+
+def permute(w: torch.Tensor, n_heads: int) -> torch.Tensor:
+    dim1, dim2 = w.shape
+    return w.view(n_heads, dim1 // n_heads // 2, 2, dim2).transpose(1, 2).reshape(dim1, dim2)
+
+
+def unpermute(w: torch.Tensor, n_heads: int) -> torch.Tensor:
+    dim1, dim2 = w.shape
+    return w.view(n_heads, 2, dim1 // n_heads // 2, dim2).transpose(1, 2).reshape(dim1, dim2)
+
+
+def hf_config(args: ModelArgs):
+    from transformers import LlamaConfig
+
+    return LlamaConfig(vocab_size=args.vocab_size, hidden_size=args.dim, intermediate_size=args.hidden_dim,
+                       num_hidden_layers=args.n_layers, num_attention_heads=args.n_heads,
+                       num_key_value_heads=args.n_heads, rms_norm_eps=args.norm_eps,
+                       max_position_embeddings=args.max_seq_len, tie_word_embeddings=False,
+                       rope_parameters={"rope_type": "default", "rope_theta": args.rope_theta},
+                       bos_token_id=1, eos_token_id=2, pad_token_id=None)
+
+
+def to_hf(state: dict, args: ModelArgs) -> dict:
+    out = {"model.embed_tokens.weight": state["tok_embeddings.weight"],
+           "model.norm.weight": state["norm.weight"], "lm_head.weight": state["output.weight"]}
+    for i in range(args.n_layers):
+        p, q = f"layers.{i}.", f"model.layers.{i}."
+        out[q + "self_attn.q_proj.weight"] = permute(state[p + "attention.wq.weight"], args.n_heads)
+        out[q + "self_attn.k_proj.weight"] = permute(state[p + "attention.wk.weight"], args.n_heads)
+        out[q + "self_attn.v_proj.weight"] = state[p + "attention.wv.weight"]
+        out[q + "self_attn.o_proj.weight"] = state[p + "attention.wo.weight"]
+        out[q + "mlp.gate_proj.weight"] = state[p + "feed_forward.w1.weight"]
+        out[q + "mlp.down_proj.weight"] = state[p + "feed_forward.w2.weight"]
+        out[q + "mlp.up_proj.weight"] = state[p + "feed_forward.w3.weight"]
+        out[q + "input_layernorm.weight"] = state[p + "attention_norm.weight"]
+        out[q + "post_attention_layernorm.weight"] = state[p + "ffn_norm.weight"]
+    return out
+
+
+def from_hf(hf_state: dict, args: ModelArgs) -> dict:
+    out = {"tok_embeddings.weight": hf_state["model.embed_tokens.weight"],
+           "norm.weight": hf_state["model.norm.weight"], "output.weight": hf_state["lm_head.weight"]}
+    for i in range(args.n_layers):
+        p, q = f"layers.{i}.", f"model.layers.{i}."
+        out[p + "attention.wq.weight"] = unpermute(hf_state[q + "self_attn.q_proj.weight"], args.n_heads)
+        out[p + "attention.wk.weight"] = unpermute(hf_state[q + "self_attn.k_proj.weight"], args.n_heads)
+        out[p + "attention.wv.weight"] = hf_state[q + "self_attn.v_proj.weight"]
+        out[p + "attention.wo.weight"] = hf_state[q + "self_attn.o_proj.weight"]
+        out[p + "feed_forward.w1.weight"] = hf_state[q + "mlp.gate_proj.weight"]
+        out[p + "feed_forward.w2.weight"] = hf_state[q + "mlp.down_proj.weight"]
+        out[p + "feed_forward.w3.weight"] = hf_state[q + "mlp.up_proj.weight"]
+        out[p + "attention_norm.weight"] = hf_state[q + "input_layernorm.weight"]
+        out[p + "ffn_norm.weight"] = hf_state[q + "post_attention_layernorm.weight"]
+    return out
+
+
+def export_hf(model, out_dir) -> None:
+    """Write a HuggingFace checkpoint directory (config.json + safetensors)."""
+    from transformers import LlamaForCausalLM
+
+    hf = LlamaForCausalLM(hf_config(model.args))
+    hf.load_state_dict(to_hf({k: v.detach().clone() for k, v in model.state_dict().items()}, model.args))
+    hf.save_pretrained(str(out_dir))
+
+
+def import_hf(path_or_model, args: ModelArgs | None = None):
+    from transformers import LlamaForCausalLM
+
+    from .llama import Transformer
+
+    if hasattr(path_or_model, "state_dict"):
+        hf = path_or_model
+    else:
+        hf = LlamaForCausalLM.from_pretrained(str(path_or_model))
+    c = hf.config
+    if args is None:
+        for multiple_of in (256, 128, 64, 32, 16, 8, 4, 2, 1):
+            args = ModelArgs(dim=c.hidden_size, n_layers=c.num_hidden_layers, n_heads=c.num_attention_heads,
+                             vocab_size=c.vocab_size, norm_eps=c.rms_norm_eps,
+                             rope_theta=c.rope_parameters["rope_theta"], max_seq_len=c.max_position_embeddings,
+                             multiple_of=multiple_of)
+            if args.hidden_dim == c.intermediate_size:
+                break
+        else:
+            raise ValueError(f"intermediate_size {c.intermediate_size} is not LLaMA's SwiGLU size for "
+                             f"dim {c.hidden_size} with any multiple_of")
+    model = Transformer(args)
+    model.load_state_dict(from_hf(hf.state_dict(), args), strict=True)
+    return model

@@ -1,0 +1,150 @@
+"""Launching training: `llama train` (any config) and `llama train-7b` (the paper's 7B run).
+
+On CPU the processes are started with torchrun (gloo, DS_ACCELERATOR=cpu); with GPUs with
+the deepspeed launcher (hostfile, nodes, GPUs per node).  `train-7b` on a machine without
+GPUs prints the plan -- memory per GPU for the chosen ZeRO stage, steps, tokens -- and
+exits with status 2 instead of trying to train a 6.7B model on a CPU.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from filters.errors import InputError
+
+
+def gpu_count() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count()
+    except Exception:
+        return 0
+
+
+def memory_plan(params: int, n_gpus: int, zero_stage: int, seq_len: int, micro_batch: int, dim: int,
+                n_layers: int, activation_checkpointing: bool = True) -> dict:
+    """Bytes per GPU: bf16 weights (2) + bf16 grads (2) + fp32 master/Adam m/v (12) per parameter,
+    partitioned by ZeRO stage; activations ~ 2*dim bytes per token per layer with checkpointing
+    (the layer inputs), ~34*dim without (Korthikanti et al.)."""
+    w, g, o = 2 * params, 2 * params, 12 * params
+    n = max(1, n_gpus)
+    states = {0: w + g + o, 1: w + g + o / n, 2: w + (g + o) / n, 3: (w + g + o) / n}[zero_stage]
+    per_token_layer = 2 * dim if activation_checkpointing else 34 * dim
+    acts = per_token_layer * n_layers * seq_len * micro_batch
+    return {"model_states_gib": states / 2**30, "activations_gib": acts / 2**30,
+            "total_gib": (states + acts) / 2**30}
+
+
+def plan_text(cfg: dict, n_nodes: int, gpus_per_node: int) -> str:
+    from model.llama import count_parameters, get_config
+
+    args = get_config(cfg["model"])
+    params = count_parameters(args)
+    world = n_nodes * gpus_per_node
+    tokens_per_step = cfg["global_batch_tokens"]
+    steps = cfg["steps"]
+    lines = [f"LLaMA {cfg['model']}: {params:,} parameters (dim {args.dim}, {args.n_heads} heads, "
+             f"{args.n_layers} layers, SwiGLU hidden {args.hidden_dim})",
+             f"  {n_nodes} node(s) x {gpus_per_node} GPU(s) = {world} GPUs; seq_len {cfg['seq_len']}, "
+             f"micro-batch {cfg['micro_batch']}",
+             f"  batch {tokens_per_step / 1e6:.1f}M tokens/step x {steps:,} steps = "
+             f"{tokens_per_step * steps / 1e12:.2f}T tokens; lr {cfg['lr']} (warm-up {cfg['warmup_steps']}, "
+             f"cosine to {cfg['min_lr_ratio']:.0%})",
+             f"  gradient accumulation: {max(1, round(tokens_per_step / (cfg['seq_len'] * cfg['micro_batch'] * world)))}",
+             "  memory per GPU (bf16 weights+grads, fp32 Adam states; activation checkpointing "
+             + ("on" if cfg["activation_checkpointing"] else "off") + "):"]
+    for stage in (1, 2, 3):
+        m = memory_plan(params, world, stage, cfg["seq_len"], cfg["micro_batch"], args.dim, args.n_layers,
+                        cfg["activation_checkpointing"])
+        mark = "  <- configured" if stage == cfg["zero_stage"] else ""
+        lines.append(f"    ZeRO-{stage}: {m['model_states_gib']:7.1f} GiB states + {m['activations_gib']:5.1f} GiB "
+                     f"activations = {m['total_gib']:7.1f} GiB{mark}")
+    return "\n".join(lines)
+
+
+def launch(config: str, nproc: int | None = None, hostfile: str | None = None, n_nodes: int = 1,
+           gpus: int | None = None, extra: list[str] | None = None, dry_run: bool = False) -> int:
+    if not Path(config).is_file():
+        raise InputError(f"{config}: training config not found")
+    env = dict(os.environ)
+    extra = list(extra or [])
+    n_gpu = gpu_count()
+    if n_gpu == 0:
+        env.setdefault("DS_ACCELERATOR", "cpu")
+        env.setdefault("OMP_NUM_THREADS", "1")
+        cmd = [sys.executable, "-m", "train.trainer", "--config", config, *extra]
+        print(f"launch: {nproc or 2} CPU process(es): {' '.join(cmd)}", flush=True)
+        return 0 if dry_run else spawn_local(cmd, nproc or 2, env)
+    else:
+        ds = shutil.which("deepspeed") or str(Path(sys.executable).parent / "deepspeed")
+        cmd = [ds, "--num_nodes", str(n_nodes), "--num_gpus", str(gpus or n_gpu)]
+        if hostfile:
+            if not Path(hostfile).is_file():
+                raise InputError(f"{hostfile}: hostfile not found")
+            cmd += ["--hostfile", hostfile]
+        cmd += ["--module", "train.trainer", "--config", config, *extra]
+    print("launch:", " ".join(cmd), flush=True)
+    if dry_run:
+        return 0
+    return subprocess.call(cmd, env=env)
+
+
+def spawn_local(cmd: list[str], n: int, env: dict) -> int:
+    """Start ``n`` ranks of ``cmd`` on this machine (what torchrun does for one node, without
+    its extra failure report); if one fails, stop the others; return the first failure's code."""
+    import time
+
+    port = str(_free_port())
+    procs = []
+    for rank in range(n):
+        e = dict(env, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(n), LOCAL_WORLD_SIZE=str(n),
+                 MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+        procs.append(subprocess.Popen(cmd, env=e))
+    code = 0
+    try:
+        while procs:
+            for p in list(procs):
+                rc = p.poll()
+                if rc is None:
+                    continue
+                procs.remove(p)
+                if rc != 0 and code == 0:
+                    code = rc
+                    deadline = time.time() + 30  # let the others report, then stop them
+                    for q in procs:
+                        try:
+                            q.wait(timeout=max(0.1, deadline - time.time()))
+                        except subprocess.TimeoutExpired:
+                            q.terminate()
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        for p in procs:
+            p.terminate()
+        return 130
+    return code
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def train_7b(config: str, hostfile: str | None, n_nodes: int, gpus_per_node: int, extra=None) -> int:
+    from .trainer import load_config
+
+    cfg = load_config(config, {})
+    n_gpu = gpu_count()
+    print(plan_text(cfg, n_nodes, gpus_per_node if n_gpu == 0 else (gpus_per_node or n_gpu)))
+    if n_gpu == 0:
+        print("train-7b: no GPU on this machine: the plan above is what would run. Launch it on a GPU "
+              "cluster with `make train-7b HOSTFILE=hostfile NUM_NODES=N NUM_GPUS=G`.", file=sys.stderr)
+        return 2
+    return launch(config, hostfile=hostfile, n_nodes=n_nodes, gpus=gpus_per_node, extra=extra)

@@ -1,0 +1,253 @@
+"""DeepSpeed ZeRO trainer of the LLaMA model on token shards.
+
+Run under a launcher (one process per device):
+    torchrun --nproc_per_node 2 -m train.trainer --config configs/train_tiny.json
+    deepspeed --num_gpus 8 --module train.trainer --config configs/train_7b.json
+
+LLaMA's optimisation: AdamW (beta1 .9, beta2 .95, eps 1e-8), weight decay .1 on weight
+matrices and embeddings (not on norms), gradient clipping 1.0, linear warm-up over 2000
+steps, then cosine decay to 10% of the peak learning rate at the last step.  bf16 on GPU,
+fp32 on CPU.  ZeRO stage 1/2/3 from the DeepSpeed config.
+
+Each step: the loss of every micro-batch is checked on all ranks *before* backward and
+the optimizer step; a non-finite loss stops the run with a clear message and exit
+status 3, leaving the last checkpoint intact.  Checkpoints (DeepSpeed's, with the data
+loader position and the step in the client state) make a resumed run continue exactly;
+``stop_at_step`` ends a run early with a checkpoint (as a pre-empted job would), and the
+same command run again resumes it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+
+def cosine_with_warmup(warmup: int, total: int, min_ratio: float = 0.1):
+    """LR multiplier of optimizer step ``s`` (0-based): linear warm-up to 1 at ``s = warmup-1``,
+    then cosine down to ``min_ratio`` at the last step ``s = total-1``."""
+    def f(s: int) -> float:
+        if s < warmup:
+            return (s + 1) / warmup
+        if total <= warmup:
+            return 1.0
+        progress = min(1.0, (s - warmup + 1) / (total - warmup))
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    return f
+
+
+DEFAULTS = {
+    "model": "tiny", "model_overrides": {}, "data": "out/tokens", "run_dir": "out/runs/tiny",
+    "seq_len": 512, "micro_batch": 4, "global_batch_tokens": None, "gradient_accumulation": 1,
+    "steps": 200, "lr": 3e-4, "min_lr_ratio": 0.1, "warmup_steps": 2000, "weight_decay": 0.1,
+    "betas": [0.9, 0.95], "eps": 1e-8, "grad_clip": 1.0, "zero_stage": 1, "seed": 0,
+    "activation_checkpointing": False, "log_interval": 10, "val_interval": 50, "val_batches": 8,
+    "val_fraction": 0.05, "checkpoint_interval": 100, "peak_tflops": None, "init_std": 0.02,
+    "stop_at_step": None,
+}
+# Fault injection for tests: LLAMA_FAULT_NAN_STEP=k makes rank 1's loss NaN at step k.
+FAULT_NAN_STEP = "LLAMA_FAULT_NAN_STEP"
+
+
+def load_config(path: str | None, overrides: dict) -> dict:
+    cfg = dict(DEFAULTS)
+    if path:
+        from filters.errors import InputError
+
+        try:
+            cfg.update(json.loads(Path(path).read_text()))
+        except FileNotFoundError:
+            raise InputError(f"{path}: training config not found") from None
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path}: not valid JSON ({e})") from None
+    cfg.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = set(cfg) - set(DEFAULTS) - {"_comment"}
+    if unknown:
+        from filters.errors import InputError
+
+        raise InputError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+    return cfg
+
+
+def vocab_size_of(data: str) -> int:
+    manifest = Path(data) / "manifest.json"
+    if manifest.is_file():
+        return int(json.loads(manifest.read_text())["vocab_size"])
+    return 32000
+
+
+def ds_config(cfg: dict, gas: int, on_gpu: bool) -> dict:
+    return {
+        "train_micro_batch_size_per_gpu": cfg["micro_batch"],
+        "gradient_accumulation_steps": gas,
+        "gradient_clipping": cfg["grad_clip"],
+        "zero_optimization": {"stage": cfg["zero_stage"]},
+        "bf16": {"enabled": bool(on_gpu)},
+        "zero_allow_untested_optimizer": True,
+        "steps_per_print": 10**9,
+        "wall_clock_breakdown": False,
+    }
+
+
+def param_groups(model, weight_decay: float):
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]  # RMSNorm weights
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+def train(cfg: dict) -> dict:
+    import deepspeed
+    import torch.distributed as dist
+
+    from model.llama import Transformer, flops_per_token, get_config
+
+    from .data import TokenLoader
+    from .flops import device_peak_flops
+
+    on_gpu = torch.cuda.is_available()
+    deepspeed.init_distributed(dist_backend="nccl" if on_gpu else "gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    if on_gpu:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    torch.manual_seed(cfg["seed"])
+    run_dir = Path(cfg["run_dir"])
+    ckpt_dir = run_dir / "checkpoints"
+
+    args = get_config(cfg["model"], vocab_size=vocab_size_of(cfg["data"]),
+                      max_seq_len=max(cfg["seq_len"], 2), **cfg["model_overrides"])
+    model = Transformer(args, activation_checkpointing=cfg["activation_checkpointing"])
+    model.init_weights(std=cfg["init_std"], seed=cfg["seed"])
+    gas = cfg["gradient_accumulation"]
+    if cfg["global_batch_tokens"]:
+        gas = max(1, round(cfg["global_batch_tokens"] / (cfg["seq_len"] * cfg["micro_batch"] * world)))
+    loader = TokenLoader(cfg["data"], cfg["seq_len"], cfg["micro_batch"], rank, world, cfg["seed"],
+                         cfg["val_fraction"])
+
+    optimizer = torch.optim.AdamW(param_groups(model, cfg["weight_decay"]), lr=cfg["lr"],
+                                  betas=tuple(cfg["betas"]), eps=cfg["eps"])
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, cosine_with_warmup(cfg["warmup_steps"], cfg["steps"], cfg["min_lr_ratio"]))
+    engine, _, _, scheduler = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=schedule,
+                                                   config=ds_config(cfg, gas, on_gpu))
+
+    step = 0
+    if (ckpt_dir / "latest").is_file():
+        _, client = engine.load_checkpoint(str(ckpt_dir))
+        step = int(client["step"])
+        loader.load_state_dict(client["data"])
+        if rank == 0:
+            print(f"resumed from {ckpt_dir} at step {step}", flush=True)
+
+    tokens_per_step = cfg["micro_batch"] * (cfg["seq_len"] - 1) * gas * world
+    flops_tok = flops_per_token(args, cfg["seq_len"])
+    peak, peak_src = (cfg["peak_tflops"] * 1e12, "config") if cfg["peak_tflops"] else device_peak_flops()
+    log_path = run_dir / "log.jsonl"
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(dict(cfg, world_size=world, gas=gas), indent=2))
+        print(f"model {cfg['model']}: {sum(p.numel() for p in model.parameters()):,} parameters, "
+              f"ZeRO-{cfg['zero_stage']}, {world} rank(s), {tokens_per_step:,} tokens/step, "
+              f"{cfg['steps']} steps; peak {peak / 1e9:.1f} GFLOP/s per rank ({peak_src})", flush=True)
+    history = []
+    t_last, tok_since = time.perf_counter(), 0
+    dev = engine.device
+    stop_at = min(cfg["steps"], cfg["stop_at_step"] or cfg["steps"])
+    fault_step = int(os.environ.get(FAULT_NAN_STEP, "0"))
+    while step < stop_at:
+        lr = scheduler.get_last_lr()[0]  # the rate this step uses
+        losses = []
+        for _ in range(gas):
+            x, y = loader.next_batch()
+            x, y = x.to(dev), y.to(dev)
+            loss = engine(x, y)
+            if step + 1 == fault_step and rank == min(1, world - 1):
+                loss = loss * float("nan")
+            bad = torch.tensor([0.0 if torch.isfinite(loss).item() else 1.0], device=dev)
+            dist.all_reduce(bad)
+            if bad.item() > 0:
+                raise NonFiniteLoss(f"non-finite loss ({loss.item()}) at step {step + 1} on "
+                                    f"{int(bad.item())} rank(s); stopped before the optimizer step. Last "
+                                    f"checkpoint: {ckpt_dir if (ckpt_dir / 'latest').is_file() else 'none'}")
+            engine.backward(loss)
+            engine.step()
+            losses.append(loss.detach())
+        step += 1
+        tok_since += tokens_per_step
+        mean_loss = torch.stack(losses).mean()
+        dist.all_reduce(mean_loss)
+        mean_loss = mean_loss.item() / world
+        record = {"step": step, "loss": round(mean_loss, 6), "lr": lr}
+        if step % cfg["log_interval"] == 0 or step == cfg["steps"]:
+            dt = time.perf_counter() - t_last
+            tps = tok_since / dt
+            record.update(tokens_per_s=round(tps, 1), mfu=round(flops_tok * tps / (peak * world), 5))
+            t_last, tok_since = time.perf_counter(), 0
+            if rank == 0:
+                print(f"step {step:>6}/{cfg['steps']}  loss {mean_loss:.4f}  lr {record['lr']:.2e}  "
+                      f"{tps:,.0f} tok/s  MFU {record['mfu']:.2%}", flush=True)
+        if cfg["val_fraction"] > 0 and (step % cfg["val_interval"] == 0 or step == cfg["steps"]):
+            record["val_loss"] = round(validate(engine, loader, cfg["val_batches"], dev), 6)
+            if rank == 0:
+                print(f"step {step:>6}  validation loss {record['val_loss']:.4f}", flush=True)
+        history.append(record)
+        if rank == 0:
+            with open(log_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        if step % cfg["checkpoint_interval"] == 0 or step in (cfg["steps"], stop_at):
+            engine.save_checkpoint(str(ckpt_dir), tag=f"step{step}",
+                                   client_state={"step": step, "data": loader.state_dict()})
+    return {"history": history, "rank": rank}
+
+
+def validate(engine, loader, max_batches: int, dev) -> float:
+    import torch.distributed as dist
+
+    engine.eval()
+    total = torch.zeros(2, device=dev)
+    with torch.no_grad():
+        for x, y in loader.val_batches(max_batches):
+            loss = engine(x.to(dev), y.to(dev))
+            n = (y != -100).sum()
+            total += torch.stack([loss.float() * n, n.float()])
+    engine.train()
+    dist.all_reduce(total)
+    return (total[0] / total[1].clamp(min=1)).item()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="train.trainer")
+    ap.add_argument("--config")
+    ap.add_argument("--data")
+    ap.add_argument("--run-dir")
+    ap.add_argument("--steps", type=int)
+    ap.add_argument("--zero-stage", type=int, choices=(0, 1, 2, 3))
+    ap.add_argument("--model")
+    ap.add_argument("--local_rank", type=int, default=None)  # passed by the deepspeed launcher
+    a = ap.parse_args(argv)
+    from filters.errors import InputError
+
+    try:
+        cfg = load_config(a.config, {"data": a.data, "run_dir": a.run_dir, "steps": a.steps,
+                                     "zero_stage": a.zero_stage, "model": a.model})
+        train(cfg)
+    except InputError as e:
+        print(f"train: error: {e}", file=sys.stderr)
+        return 2
+    except NonFiniteLoss as e:
+        print(f"train: error: {e}", file=sys.stderr)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
