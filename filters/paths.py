@@ -40,3 +40,27 @@ def walk_files(root: str | Path, suffixes: tuple[str, ...] | None = None, name: 
                 continue
             out.append(Path(dirpath) / f)
     return sorted(out)
+
+
+def expand_paths(inputs: list[str], what: str, suffixes: tuple[str, ...] | None = None,
+                 name: str | None = None) -> list[str]:
+    """The files named in ``inputs`` plus the matching files under the directories named
+    (``walk_files``); remote paths (``scheme://...``) pass through unchecked.  A missing path,
+    or a directory with no match, is an ``InputError`` naming it and ``what`` was expected."""
+    from .errors import InputError
+
+    files: list[str] = []
+    for item in inputs:
+        p = Path(item)
+        if "://" in str(item):
+            files.append(str(item))
+        elif p.is_dir():
+            found = walk_files(p, suffixes, name)
+            if not found:
+                raise InputError(f"{item}: no {what} under this directory")
+            files += [str(f) for f in found]
+        elif p.is_file():
+            files.append(str(p))
+        else:
+            raise InputError(f"{item}: no such file or directory")
+    return files

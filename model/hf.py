@@ -31,38 +31,33 @@ def hf_config(args: ModelArgs):
                        bos_token_id=1, eos_token_id=2, pad_token_id=None)
 
 
-def to_hf(state: dict, args: ModelArgs) -> dict:
-    out = {"model.embed_tokens.weight": state["tok_embeddings.weight"],
-           "model.norm.weight": state["norm.weight"], "lm_head.weight": state["output.weight"]}
+# (this model's name, HF name, q/k permutation) -- one table for both directions
+_TOP = [("tok_embeddings.weight", "model.embed_tokens.weight", False),
+        ("norm.weight", "model.norm.weight", False), ("output.weight", "lm_head.weight", False)]
+_LAYER = [("attention.wq.weight", "self_attn.q_proj.weight", True),
+          ("attention.wk.weight", "self_attn.k_proj.weight", True),
+          ("attention.wv.weight", "self_attn.v_proj.weight", False),
+          ("attention.wo.weight", "self_attn.o_proj.weight", False),
+          ("feed_forward.w1.weight", "mlp.gate_proj.weight", False),
+          ("feed_forward.w2.weight", "mlp.down_proj.weight", False),
+          ("feed_forward.w3.weight", "mlp.up_proj.weight", False),
+          ("attention_norm.weight", "input_layernorm.weight", False),
+          ("ffn_norm.weight", "post_attention_layernorm.weight", False)]
+
+
+def _names(args: ModelArgs):
+    yield from _TOP
     for i in range(args.n_layers):
-        p, q = f"layers.{i}.", f"model.layers.{i}."
-        out[q + "self_attn.q_proj.weight"] = permute(state[p + "attention.wq.weight"], args.n_heads)
-        out[q + "self_attn.k_proj.weight"] = permute(state[p + "attention.wk.weight"], args.n_heads)
-        out[q + "self_attn.v_proj.weight"] = state[p + "attention.wv.weight"]
-        out[q + "self_attn.o_proj.weight"] = state[p + "attention.wo.weight"]
-        out[q + "mlp.gate_proj.weight"] = state[p + "feed_forward.w1.weight"]
-        out[q + "mlp.down_proj.weight"] = state[p + "feed_forward.w2.weight"]
-        out[q + "mlp.up_proj.weight"] = state[p + "feed_forward.w3.weight"]
-        out[q + "input_layernorm.weight"] = state[p + "attention_norm.weight"]
-        out[q + "post_attention_layernorm.weight"] = state[p + "ffn_norm.weight"]
-    return out
+        for ours, hf, qk in _LAYER:
+            yield f"layers.{i}.{ours}", f"model.layers.{i}.{hf}", qk
+
+
+def to_hf(state: dict, args: ModelArgs) -> dict:
+    return {hf: permute(state[ours], args.n_heads) if qk else state[ours] for ours, hf, qk in _names(args)}
 
 
 def from_hf(hf_state: dict, args: ModelArgs) -> dict:
-    out = {"tok_embeddings.weight": hf_state["model.embed_tokens.weight"],
-           "norm.weight": hf_state["model.norm.weight"], "output.weight": hf_state["lm_head.weight"]}
-    for i in range(args.n_layers):
-        p, q = f"layers.{i}.", f"model.layers.{i}."
-        out[p + "attention.wq.weight"] = unpermute(hf_state[q + "self_attn.q_proj.weight"], args.n_heads)
-        out[p + "attention.wk.weight"] = unpermute(hf_state[q + "self_attn.k_proj.weight"], args.n_heads)
-        out[p + "attention.wv.weight"] = hf_state[q + "self_attn.v_proj.weight"]
-        out[p + "attention.wo.weight"] = hf_state[q + "self_attn.o_proj.weight"]
-        out[p + "feed_forward.w1.weight"] = hf_state[q + "mlp.gate_proj.weight"]
-        out[p + "feed_forward.w2.weight"] = hf_state[q + "mlp.down_proj.weight"]
-        out[p + "feed_forward.w3.weight"] = hf_state[q + "mlp.up_proj.weight"]
-        out[p + "attention_norm.weight"] = hf_state[q + "input_layernorm.weight"]
-        out[p + "ffn_norm.weight"] = hf_state[q + "post_attention_layernorm.weight"]
-    return out
+    return {ours: unpermute(hf_state[hf], args.n_heads) if qk else hf_state[hf] for ours, hf, qk in _names(args)}
 
 
 def export_hf(model, out_dir) -> None:

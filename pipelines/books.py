@@ -9,26 +9,14 @@ from apache_beam.metrics import Metrics
 
 from filters.books import minhash, near_duplicates, strip_gutenberg
 from filters.errors import InputError
-from filters.paths import walk_files
+from filters.paths import expand_paths
 
 from . import beam_utils
 from .schema import make_doc
 
 
 def expand_inputs(inputs):
-    files = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            found = [str(f) for f in walk_files(p, (".txt",))]
-            if not found:
-                raise InputError(f"{item}: no .txt books in this directory")
-            files += found
-        elif p.is_file():
-            files.append(str(p))
-        else:
-            raise InputError(f"{item}: no such file or directory")
-    return files
+    return expand_paths(inputs, ".txt books", (".txt",))
 
 
 def read_book(path, counter):

@@ -20,7 +20,6 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +27,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from filters.errors import InputError
-from filters.paths import walk_files
+from filters.paths import expand_paths
 from filters.perplexity import DEFAULT_CUTOFFS, LMPaths, bucket
 from filters.text import line_hash
 from filters.warc import ReadReport, check_warc_file, read_documents
@@ -58,20 +57,7 @@ class CCNetConfig:
 
 def expand_inputs(inputs: list[str]) -> list[str]:
     """Files named, or the WARC/WET/JSONL files under directories named; checked up front."""
-    files: list[str] = []
-    for item in inputs:
-        p = Path(item)
-        if "://" in item:
-            files.append(item)
-        elif p.is_dir():
-            found = [str(f) for f in walk_files(p, WARC_SUFFIXES + JSONL_SUFFIXES)]
-            if not found:
-                raise InputError(f"{item}: directory holds no .warc/.wet/.jsonl files")
-            files += found
-        elif p.is_file():
-            files.append(str(p))
-        else:
-            raise InputError(f"{item}: no such file or directory")
+    files = expand_paths(inputs, ".warc/.wet/.jsonl files", WARC_SUFFIXES + JSONL_SUFFIXES)
     for f in files:
         if "://" in f:
             continue

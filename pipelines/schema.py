@@ -30,3 +30,18 @@ def rows_to_table(rows: list[dict], schema: pa.Schema = DOC_SCHEMA) -> pa.Table:
         rows = [dict(r, metadata=[(str(k), str(v)) for k, v in (r.get("metadata") or {}).items()])
                 for r in rows]
     return pa.Table.from_pylist(rows, schema=schema)
+
+
+def open_shard(path, column: str, kind: str):
+    """``pq.ParquetFile`` of a shard that must have ``column``; else a one-line InputError."""
+    import pyarrow.parquet as pq
+
+    from filters.errors import InputError
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as e:  # pyarrow raises several types for a non-Parquet file
+        raise InputError(f"{path}: not a readable Parquet file ({e.__class__.__name__}: {e})") from None
+    if column not in pf.schema_arrow.names:
+        raise InputError(f"{path}: not a {kind} shard (no '{column}' column)")
+    return pf

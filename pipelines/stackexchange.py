@@ -1,13 +1,12 @@
 """StackExchange (2% of LLaMA's mix): questions with their answers sorted by score."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from filters.errors import InputError
-from filters.paths import walk_files
+from filters.paths import expand_paths
 from filters.stackexchange import PAPER_SITES, format_question, is_meta, iter_posts, site_of
 
 from . import beam_utils
@@ -15,19 +14,10 @@ from .schema import make_doc
 
 
 def expand_inputs(inputs, sites=None):
-    files = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            found = [str(f) for f in walk_files(p, name="posts.xml")]
-            if not found:
-                raise InputError(f"{item}: no Posts.xml under this directory")
-            files += found
-        elif p.is_file():
-            files.append(str(p))
-        else:
-            raise InputError(f"{item}: no such file or directory")
+    files = expand_paths(inputs, "Posts.xml", name="posts.xml")
     for f in files:
+        if "://" in f:
+            continue
         with open(f, "rb") as fh:
             head = fh.read(512).lstrip(b"\xef\xbb\xbf")
         if b"<posts" not in head:

@@ -26,7 +26,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 from pathlib import Path
 
 import apache_beam as beam

@@ -3,11 +3,11 @@ markup stripped (``filters.wikipedia``); a page found in several dumps is kept o
 of other languages are rejected with a count of their pages (``read/rejected_<lang>``)."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import apache_beam as beam
 
 from filters.errors import InputError
+from filters.paths import expand_paths
 from filters.wikipedia import LLAMA_WIKI_LANGS, DumpInfo, clean_wikitext, iter_pages
 
 from . import beam_utils
@@ -17,20 +17,10 @@ SUFFIXES = (".xml", ".bz2", ".gz")
 
 
 def expand_inputs(inputs):
-    files = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            found = sorted(str(f) for f in p.iterdir() if f.is_file() and f.name.endswith(SUFFIXES))
-            if not found:
-                raise InputError(f"{item}: no .xml/.bz2 dumps in this directory")
-            files += found
-        elif p.is_file():
-            files.append(str(p))
-        else:
-            raise InputError(f"{item}: no such file or directory")
+    files = expand_paths(inputs, ".xml/.bz2 dumps", SUFFIXES)
     for f in files:
-        _check_dump(f)
+        if "://" not in f:
+            _check_dump(f)
     return files
 
 

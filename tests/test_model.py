@@ -67,3 +67,14 @@ def test_export_import_round_trip(tmp_path):
     # without the q/k permutation the logits would differ: the permutation matters
     w = torch.randn(64, 64)
     assert torch.equal(unpermute(permute(w, 4), 4), w) and not torch.equal(permute(w, 4), w)
+
+
+def test_activation_checkpointing_gives_the_same_gradients():
+    args = get_config("micro", vocab_size=300)
+    x = torch.randint(0, 300, (2, 32))
+    grads = []
+    for ckpt in (False, True):
+        m = Transformer(args, activation_checkpointing=ckpt).init_weights(seed=5).train()
+        m(x[:, :-1], x[:, 1:]).backward()
+        grads.append(torch.cat([p.grad.flatten() for p in m.parameters()]))
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)

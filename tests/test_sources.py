@@ -1,5 +1,4 @@
 """The six non-CC sources and the quality classifier, each rule on the real bundled samples."""
-import bz2
 import gzip
 import io
 import json

@@ -140,7 +140,7 @@ def test_same_seed_same_shards(corpus, tokenizer_model, tmp_path):
     kw = dict(seq_len=128, total_tokens=40_000, shard_tokens=10_000)
     a = _run(corpus, tokenizer_model, tmp_path / "a", mix, seed=7, **kw)
     b = _run(corpus, tokenizer_model, tmp_path / "b", mix, seed=7, **kw)
-    c = _run(corpus, tokenizer_model, tmp_path / "c", mix, seed=8, **kw)
+    _run(corpus, tokenizer_model, tmp_path / "c", mix, seed=8, **kw)
     assert len(a["shards"]) >= 3 and a["shards"] == b["shards"]
     for name in a["shards"]:
         assert pq.read_table(tmp_path / "a" / name).equals(pq.read_table(tmp_path / "b" / name))

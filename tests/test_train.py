@@ -108,3 +108,18 @@ def test_loader_is_deterministic_sharded_and_resumable(tokens):
     assert not TokenLoader(tokens, 65, 2, seed=2).next_batch()[0].equal(TokenLoader(tokens, 65, 2, seed=1).next_batch()[0])
     x, y = x_b, y_b
     assert x[:, 1:].equal(y[:, :-1]) or (y == -100).any()  # targets are inputs shifted by one
+
+
+def test_7b_on_cpu_is_refused_with_a_plan(tokens, tmp_path):
+    cfg = json.loads((Path(__file__).parent.parent / "configs" / "train_7b.json").read_text())
+    cfg["data"] = str(tokens)
+    path = tmp_path / "7b.json"
+    path.write_text(json.dumps(cfg))
+    res = subprocess.run([sys.executable, "-m", "pipelines.cli", "train", "--config", str(path)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "model 7B needs ~" in res.stderr and "GiB is available" in res.stderr
+    assert "launch:" not in res.stdout  # nothing was started
+    res = subprocess.run([sys.executable, "-m", "pipelines.cli", "train-7b"], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 2 and "6,738,415,616 parameters" in res.stdout and "ZeRO-3:" in res.stdout
+    assert "no GPU on this machine" in res.stderr

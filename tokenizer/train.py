@@ -16,10 +16,10 @@ import os
 import re
 from pathlib import Path
 
-import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from filters.errors import InputError
+from pipelines.schema import open_shard
 from filters.paths import walk_files
 
 log = logging.getLogger(__name__)
@@ -50,12 +50,7 @@ def shard_files(inputs: list[str]) -> list[Path]:
 
 def iter_lines(files: list[Path], max_bytes: int):
     for f in tqdm(files, desc="tokenizer corpus", unit="shard"):
-        try:
-            pf = pq.ParquetFile(f)
-        except Exception as e:
-            raise InputError(f"{f}: not a readable Parquet shard ({e})") from None
-        if "text" not in pf.schema_arrow.names:
-            raise InputError(f"{f}: not a document shard (no 'text' column)")
+        pf = open_shard(f, "text", "document")
         for batch in pf.iter_batches(columns=["text"], batch_size=256):
             for text in batch.column(0).to_pylist():
                 for line in (text or "").split("\n"):

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 import torch
 
 from filters.errors import InputError
+from pipelines.schema import open_shard
 
 
 @dataclass
@@ -49,13 +50,7 @@ class TokenLoader:
         self.seq_len, self.micro_batch, self.rank, self.world, self.seed = seq_len, micro_batch, rank, world, seed
         rows = []
         for f in self.files:
-            try:
-                meta = pq.ParquetFile(f)
-            except Exception as e:
-                raise InputError(f"{f}: not a readable Parquet file ({e})") from None
-            if "tokens" not in meta.schema_arrow.names:
-                raise InputError(f"{f}: not a token shard (no 'tokens' column)")
-            rows.append(meta.metadata.num_rows)
+            rows.append(open_shard(f, "tokens", "token").metadata.num_rows)
         self.val_rows = [math.ceil(n * val_fraction) if val_fraction > 0 else 0 for n in rows]
         self.train_rows = [n - v for n, v in zip(rows, self.val_rows)]
         self.epoch_len = sum(self.train_rows)

@@ -7,7 +7,6 @@ exits with status 2 instead of trying to train a 6.7B model on a CPU.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -67,14 +66,46 @@ def plan_text(cfg: dict, n_nodes: int, gpus_per_node: int) -> str:
     return "\n".join(lines)
 
 
+def cpu_memory_gib(cfg: dict, nproc: int) -> float:
+    """All ranks' memory on one CPU machine: fp32 weights (4 B/param, every rank), fp32 grads (4)
+    and Adam m, v (8), partitioned by the ZeRO stage, plus activations without checkpointing."""
+    from model.llama import count_parameters, get_config
+
+    args = get_config(cfg["model"], **cfg.get("model_overrides", {}))
+    params = count_parameters(args)
+    stage = cfg["zero_stage"]
+    per_rank = 4 * params / (nproc if stage >= 3 else 1) + 4 * params / (nproc if stage >= 2 else 1) \
+        + 8 * params / (nproc if stage >= 1 else 1)
+    acts = 34 * args.dim * args.n_layers * cfg["seq_len"] * cfg["micro_batch"] + \
+        4 * args.vocab_size * cfg["seq_len"] * cfg["micro_batch"] * 3  # logits, softmax, grad
+    return nproc * (per_rank + acts) / 2**30
+
+
+def check_cpu_memory(cfg: dict, nproc: int) -> None:
+    import psutil
+
+    need = cpu_memory_gib(cfg, nproc)
+    have = psutil.virtual_memory().available / 2**30
+    if need > 0.9 * have:
+        raise InputError(f"model {cfg['model']} needs ~{need:,.0f} GiB for {nproc} CPU rank(s) (ZeRO-{cfg['zero_stage']}, "
+                         f"fp32) but {have:,.0f} GiB is available: use a smaller model (e.g. tiny) here, or GPUs "
+                         f"(`llama train-7b` prints the GPU plan)")
+
+
 def launch(config: str, nproc: int | None = None, hostfile: str | None = None, n_nodes: int = 1,
            gpus: int | None = None, extra: list[str] | None = None, dry_run: bool = False) -> int:
     if not Path(config).is_file():
         raise InputError(f"{config}: training config not found")
+    from .data import shard_files
+    from .trainer import load_config
+
+    cfg = load_config(config, {})
+    shard_files(cfg["data"])  # fail once, here, rather than once per rank
     env = dict(os.environ)
     extra = list(extra or [])
     n_gpu = gpu_count()
     if n_gpu == 0:
+        check_cpu_memory(cfg, nproc or 2)
         env.setdefault("DS_ACCELERATOR", "cpu")
         env.setdefault("OMP_NUM_THREADS", "1")
         cmd = [sys.executable, "-m", "train.trainer", "--config", config, *extra]
