@@ -296,9 +296,28 @@ class DedupLines(beam.PTransform):
                                              owners=beam.pvalue.AsDict(owners))
 
 
+def check_same_run(out_dir, extra: dict) -> None:
+    from filters.errors import InputError
+
+    try:
+        recorded = json.loads((Path(out_dir) / "stats.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return
+    wanted = json.loads(json.dumps(extra, default=str))
+    differ = sorted(k for k, v in wanted.items() if k in recorded and recorded[k] != v)
+    if differ:
+        raise InputError(f"{out_dir}: already holds the complete output of a different run ({', '.join(differ)} "
+                         f"differ); pass --force to redo it, or choose another --out")
+
+
 def run_step(build_fn, out_dir: str, runner: str = "DirectRunner", beam_args=None, force: bool = False,
              extra: dict | None = None) -> dict | None:
-    """prepare_output + run_pipeline: None if the output was already complete."""
+    """prepare_output + run_pipeline: None if the output was already complete.
+
+    A complete output made from other inputs or settings (``extra`` differs from what its
+    stats.json recorded) is an error, not a silent skip: --force redoes it."""
+    if is_complete(out_dir) and not force:
+        check_same_run(out_dir, extra or {})
     if not prepare_output(out_dir, force):
         log.info("%s is complete (%s present); skipped", out_dir, SUCCESS)
         return None

@@ -30,8 +30,9 @@ def main() -> int:
     timed("fastText LID, UDHR paragraphs", lambda: [lid.predict(t) for t in docs], len(docs), "docs")
     timed("cc_net line hash", lambda: [line_hash(x) for x in lines], len(lines), "lines")
     pp = PerplexityScorer(LMPaths.in_dir(paths.lm_dir()))
-    english = [t for t in docs][:400]
-    timed("SentencePiece+KenLM perplexity", lambda: [pp.score(t) for t in english], len(english), "docs")
+    held = (paths.lm_dir() / "heldout.txt").read_text(encoding="utf-8").split("\n\n")
+    timed("SentencePiece+KenLM perplexity, held-out wiki", lambda: [pp.score(t) for t in held],
+          sum(map(len, held)), "chars")
     print("pipelines (DirectRunner, bundled data):")
     with tempfile.TemporaryDirectory() as tmp:
         cfg = ccnet.CCNetConfig([str(d / "cc")], f"{tmp}/ccnet", str(paths.lm_dir()), str(paths.lid_model()))

@@ -103,6 +103,15 @@ def test_output_is_complete_and_rerun_is_skipped(ccnet_out):
     assert (out / "_SUCCESS").is_file() and not (out / "_tmp").exists()
     assert json.loads((out / "stats.json").read_text())["counters"] == stats["counters"]
     assert run(cfg) is None  # complete: skipped
+    from dataclasses import replace
+
+    from filters.errors import InputError
+
+    other = replace(cfg, inputs=[str(Path(cfg.inputs[0]) / "cc_net_test_sample.warc.wet")])
+    with pytest.raises(InputError, match="output of a different run .inputs differ"):
+        run(other)  # never silently keep the output of other inputs
+    with pytest.raises(InputError, match="config differ"):
+        run(replace(cfg, lang_threshold=0.9))
 
 
 def test_partial_output_is_redone(ccnet_out, tmp_path, data, lm_dir):

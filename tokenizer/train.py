@@ -65,10 +65,10 @@ def train_tokenizer(inputs: list[str], out_dir: str | Path, vocab_size: int = 32
 
     out = Path(out_dir)
     model = out / "tokenizer.model"
+    files = shard_files(inputs)  # bad input is an error even when a model exists
     if model.is_file() and not force:
         log.info("%s exists (use --force to retrain)", model)
         return model
-    files = shard_files(inputs)
     out.mkdir(parents=True, exist_ok=True)
     spec = dict(LLAMA_TRAINER_SPEC, vocab_size=vocab_size, input_sentence_size=input_sentence_size,
                 num_threads=os.cpu_count() or 1, **overrides)
