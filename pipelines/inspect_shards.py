@@ -62,7 +62,7 @@ def inspect(target: str, rows: int = 3, width: int = 300, as_json: bool = False)
     out = [f"{len(files)} shard(s), {total} documents, {size / 1e6:.2f} MB on disk",
            f"  {files[0]}" + (f"  ... {files[-1]}" if len(files) > 1 else "")]
     for k, c in counts.items():
-        if c:
+        if c and set(c) != {"-"}:  # skip a field no document has
             out.append(f"  {k:<9} " + ", ".join(f"{v}={n}" for v, n in c.most_common(12)))
     if lengths:
         lengths.sort()
