@@ -40,7 +40,9 @@ PARAMS = {
 
 
 def _run_step(name, fn, params):
-    from airflow.sdk.exceptions import AirflowSkipException
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+    from filters.errors import InputError
 
     p = steps.params_with_defaults(dict(params))
     t0 = time.time()
@@ -50,6 +52,9 @@ def _run_step(name, fn, params):
     except steps.Skip as e:
         print(f"[llama] -- {name}: skipped ({e})", flush=True)
         raise AirflowSkipException(str(e)) from None
+    except InputError as e:  # a user-fixable problem: say it in one line, do not retry
+        print(f"[llama] !! {name}: error: {e}", flush=True)
+        raise AirflowFailException(f"{name}: {e}") from None
     status = "already complete, not redone" if result.get("skipped") else "done"
     print(f"[llama] ok {name}: {status} in {time.time() - t0:.1f}s  {result}", flush=True)
     return result

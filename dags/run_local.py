@@ -26,6 +26,11 @@ def main(argv=None) -> int:
         return 2
     from filters import paths
 
+    data = Path(conf.get("data") or paths.shared_data())
+    if not data.is_dir():
+        print(f"run_local: error: {data}: data directory not found (set \"data\" in --conf or "
+              f"LLAMA_SHARED_DATA)", file=sys.stderr)
+        return 2
     out = Path(conf.get("out") or paths.out_dir())
     home = Path(os.environ.get("AIRFLOW_HOME", out / "airflow"))
     home.mkdir(parents=True, exist_ok=True)
@@ -52,7 +57,9 @@ def main(argv=None) -> int:
     print(f"[llama] DAG run {run.run_id}: {str(run.state)}; tasks: "
           + ", ".join(f"{k}={v.rsplit('.', 1)[-1]}" for k, v in states.items()), flush=True)
     if failed:
-        print(f"run_local: error: task(s) not successful: {failed}", file=sys.stderr)
+        print(f"run_local: error: task(s) not successful: {', '.join(sorted(failed))} "
+              f"(see the '[llama] !!' lines above); fix and run again: finished tasks are not redone",
+              file=sys.stderr)
         return 1
     return 0
 

@@ -201,6 +201,17 @@ def run_pipeline(build_fn, out_dir: str, runner: str, beam_args: list[str], extr
         for f in sorted(Path(out_dir).rglob("*.parquet")):
             shards[str(f.relative_to(out_dir))] = pq.ParquetFile(f).metadata.num_rows
     stats["shards"] = shards
+    broken = sum(v.get("file_errors", 0) for v in stats["counters"].values())
+    if broken:
+        # Not complete: stats.json for the record, no _SUCCESS, so nothing downstream reads it
+        # and the next run redoes it.  (Damaged records inside a readable file are only counted.)
+        from filters.errors import InputError
+
+        (Path(out_dir) / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True))
+        names = sorted(k.split(":", 1)[1] for v in stats["counters"].values() for k in v
+                       if k.startswith("unreadable:"))
+        raise InputError(f"{broken} input file(s) could not be read ({', '.join(names)}; reasons in the log); "
+                         f"{out_dir} is left incomplete: fix or remove those files and run again")
     mark_complete(out_dir, stats)
     return stats
 
@@ -232,6 +243,7 @@ class ReadFiles(beam.DoFn):
                 yield doc
         except InputError as e:
             self.errors.inc()
+            Metrics.counter(self.step, f"unreadable:{path}").inc()  # the name reaches the stats
             log.error("%s (kept the %d documents read before the error)", e, n)
         log.info("%s %s: %d documents", self.step, Path(str(path)).name, n)
 

@@ -293,3 +293,20 @@ def test_quality_classifier_trains_and_filters(tmp_path, corpus):
     kept = rows_of(tmp_path / "cc")
     assert kept and all(float(meta(r)["wiki_ref_score"]) >= 0.5 for r in kept)
     assert res["counters"]["quality"]["documents"] == len(kept)
+
+
+def test_unreadable_input_file_leaves_the_step_incomplete(tmp_path, data):
+    books = tmp_path / "books"
+    books.mkdir()
+    shutil.copy(data / "books" / "pg345_dracula.txt", books)
+    (books / "scan.txt").write_bytes(bytes(range(256)) * 4)  # a binary file named like a book
+    res = subprocess.run([sys.executable, "-m", "pipelines.cli", "-q", "books", str(books), "--out",
+                          str(tmp_path / "out")], capture_output=True, text=True)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "scan.txt: binary file, not a plain-text book" in res.stderr
+    assert "1 input file(s) could not be read (" in res.stderr and "scan.txt;" in res.stderr
+    assert not (tmp_path / "out" / "_SUCCESS").exists()   # nothing downstream will read it
+    (books / "scan.txt").unlink()                          # fixed: the next run redoes the step
+    res = subprocess.run([sys.executable, "-m", "pipelines.cli", "-q", "books", str(books), "--out",
+                          str(tmp_path / "out")], capture_output=True, text=True)
+    assert res.returncode == 0 and (tmp_path / "out" / "_SUCCESS").exists()
