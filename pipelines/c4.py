@@ -18,7 +18,7 @@ from apache_beam.metrics import Metrics
 from filters.c4 import MIN_NUM_SENTENCES, clean_page, count_sentences, has_badword
 
 from . import beam_utils
-from .ccnet import LanguageID, ReadCCFile, expand_inputs
+from .ccnet import LanguageID, cc_reader, expand_inputs
 
 
 def _exact_line_key(line: str) -> int:
@@ -51,7 +51,7 @@ def _no_badwords(doc):
 
 def build(p, files, out_dir, lid_model, lang_threshold=0.5, target_bytes=256 << 20):
     docs = (p | "Files" >> beam.Create(files) | "Reshuffle" >> beam.Reshuffle()
-              | "Read" >> beam.ParDo(ReadCCFile(source="c4")))
+              | "Read" >> beam.ParDo(beam_utils.ReadFiles("read", cc_reader("c4"))))
     return (docs
             | "Clean" >> beam.ParDo(CleanPage())
             | "Dedup" >> beam_utils.DedupLines("dedup", _exact_line_key)

@@ -17,9 +17,11 @@ threshold or not in ``languages`` are dropped and counted per language under
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import logging
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,65 +82,62 @@ def _check_jsonl(path: str) -> None:
         raise InputError(f"{path}: JSON lines need a 'text' or 'raw_content' field")
 
 
-class ReadCCFile(beam.DoFn):
-    """One input file -> documents.  Bad records are counted and skipped, never fatal."""
+def read_cc_file(path: str, counter, source: str = "common_crawl"):
+    """One WARC/WET or JSON-lines file -> documents, for ``beam_utils.ReadFiles``.
 
-    def __init__(self, source: str = "common_crawl", step: str = "read"):
-        self.source = source
-        self.c = {k: Metrics.counter(step, k) for k in (
-            "files", "records", "documents", "lines", "length_mismatch", "truncated_records",
-            "stream_errors", "bad_json_lines", "empty_documents")}
+    Damaged records (wrong lengths, a truncated or corrupt compressed stream, bad JSON lines)
+    are counted and skipped, keeping everything before them, as Common Crawl data needs."""
+    name = Path(path).name
+    docs = _read_jsonl(path, name, source, counter) if path.endswith(JSONL_SUFFIXES) \
+        else _read_warc(path, name, source, counter)
+    for doc in docs:
+        if not doc["text"].strip():
+            counter("empty_documents")
+            continue
+        yield doc
 
-    def process(self, path: str):
-        self.c["files"].inc()
-        name = Path(path).name
-        if path.endswith(JSONL_SUFFIXES):
-            docs = self._read_jsonl(path, name)
-        else:
-            docs = self._read_warc(path, name)
-        n = 0
-        for doc in docs:
-            if not doc["text"].strip():
-                self.c["empty_documents"].inc()
-                continue
-            n += 1
-            self.c["documents"].inc()
-            self.c["lines"].inc(doc["text"].count("\n") + 1)
-            yield doc
-        log.info("read %s: %d documents", name, n)
 
-    def _read_warc(self, path, name):
-        report = ReadReport()
-        for index, url, text, headers, anomaly in read_documents(path, report):
-            meta = {"source_file": name, "record_index": index,
-                    "warc_record_id": headers.get("warc-record-id", ""),
-                    "warc_date": headers.get("warc-date", "")}
-            if anomaly:
-                meta["anomaly"] = anomaly
-            yield make_doc(f"{name}/{index:07d}", self.source, text, url=url, metadata=meta)
-        self.c["records"].inc(report.records)
-        self.c["length_mismatch"].inc(report.length_mismatch)
-        self.c["truncated_records"].inc(report.truncated)
-        if report.stream_error:
-            self.c["stream_errors"].inc()
-        for note in report.notes:
-            log.warning("%s: %s", path, note)
+def cc_reader(source: str = "common_crawl"):
+    return functools.partial(read_cc_file, source=source)
 
-    def _read_jsonl(self, path, name):
-        opener = gzip.open if path.endswith(".gz") else open
+
+def _read_warc(path, name, source, counter):
+    report = ReadReport()
+    for index, url, text, headers, anomaly in read_documents(path, report):
+        meta = {"source_file": name, "record_index": index,
+                "warc_record_id": headers.get("warc-record-id", ""), "warc_date": headers.get("warc-date", "")}
+        if anomaly:
+            meta["anomaly"] = anomaly
+        yield make_doc(f"{name}/{index:07d}", source, text, url=url, metadata=meta)
+    counter("records", report.records)
+    counter("length_mismatch", report.length_mismatch)
+    counter("truncated_records", report.truncated)
+    if report.stream_error:
+        counter("stream_errors")
+    for note in report.notes:
+        log.warning("%s: %s", path, note)
+
+
+def _read_jsonl(path, name, source, counter):
+    opener = gzip.open if path.endswith(".gz") else open
+    i = -1
+    try:
         with opener(path, "rt", encoding="utf-8", errors="replace") as f:
             for i, line in enumerate(f):
-                self.c["records"].inc()
+                counter("records")
                 try:
                     d = json.loads(line)
                     text = d.get("raw_content") or d.get("text") or ""
                 except (json.JSONDecodeError, AttributeError):
-                    self.c["bad_json_lines"].inc()
+                    counter("bad_json_lines")
                     log.warning("%s:%d: not valid JSON; skipped", path, i + 1)
                     continue
                 url = d.get("url") or (d.get("metadata") or {}).get("url") or d.get("id", "")
-                yield make_doc(f"{name}/{i:07d}", self.source, text, url=str(url),
+                yield make_doc(f"{name}/{i:07d}", source, text, url=str(url),
                                metadata={"source_file": name, "record_index": i})
+    except (OSError, EOFError, zlib.error) as e:
+        counter("stream_errors")
+        log.warning("%s: stream stopped after line %d (%s: %s)", path, i + 1, type(e).__name__, e)
 
 
 class LanguageID(beam.DoFn):
@@ -192,7 +191,7 @@ class Perplexity(beam.DoFn):
 def build(p: beam.Pipeline, cfg: CCNetConfig, files: list[str]):
     docs = (p | "Files" >> beam.Create(files)
               | "Reshuffle" >> beam.Reshuffle()
-              | "Read" >> beam.ParDo(ReadCCFile()))
+              | "Read" >> beam.ParDo(beam_utils.ReadFiles("read", cc_reader())))
     deduped = docs | "Dedup" >> beam_utils.DedupLines("dedup", line_hash)
     lid = deduped | "LangID" >> beam.ParDo(LanguageID(cfg.lid_model, cfg.languages, cfg.lang_threshold))
     scored = lid | "Perplexity" >> beam.ParDo(Perplexity(cfg.lm_dir, cfg.cutoffs))

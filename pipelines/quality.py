@@ -55,11 +55,10 @@ def train(wiki_dir: str, cc_inputs: list[str], out_dir: str, language: str = "en
     if beam_utils.is_complete(out) and not force:
         return json.loads((out / "stats.json").read_text())
     beam_utils.prepare_output(out, force=True)
-    from .ccnet import ReadCCFile, expand_inputs
+    from .ccnet import expand_inputs, read_cc_file
 
     pos = _read_shard_texts(wiki_dir, language)
-    reader = ReadCCFile()
-    neg = [d["text"] for f in expand_inputs(cc_inputs) for d in reader.process(f)]
+    neg = [d["text"] for f in expand_inputs(cc_inputs) for d in read_cc_file(f, lambda *a: None)]
     if len(pos) < 5 or len(neg) < 5:
         raise InputError(f"too little data to train the quality classifier: {len(pos)} Wikipedia "
                          f"articles ({language}), {len(neg)} CC pages (need at least 5 of each)")

@@ -13,7 +13,7 @@ from filters.perplexity import LMPaths, PerplexityScorer, bucket
 from filters.text import line_hash
 from filters.warc import read_documents
 from pipelines.beam_utils import DedupLines
-from pipelines.ccnet import CCNetConfig, ReadCCFile, run
+from pipelines.ccnet import CCNetConfig, read_cc_file, run
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def _dedup(docs, tmp_path):
 
 
 def test_dedup_removes_boilerplate_shared_across_pages(data, tmp_path):
-    pages = [doc for doc in ReadCCFile().process(str(data / "cc" / "CC-MAIN-2020-34_excerpt.warc.gz"))]
+    pages = list(read_cc_file(str(data / "cc" / "CC-MAIN-2020-34_excerpt.warc.gz"), lambda *a: None))
     a, b = [d for d in pages if "live-radsport.ch" in d["url"]]  # two pages of one site
     shared = ({line_hash(x) for x in a["text"].split("\n")} & {line_hash(x) for x in b["text"].split("\n")})
     assert len(shared) >= 5  # real navigation boilerplate
@@ -139,3 +139,13 @@ def test_cli_inspect_and_clear_errors(ccnet_out, data, tmp_path):
     assert res.returncode == 2 and "not a WARC/WET file" in res.stderr and "Traceback" not in res.stderr
     res = _llama("inspect", str(data / "books" / "pg345_dracula.txt"))
     assert res.returncode == 2 and "not a readable Parquet file" in res.stderr
+
+
+def test_truncated_jsonl_keeps_earlier_documents(data, tmp_path):
+    raw = (data / "cc" / "ccnet_output" / "cc_en_head-0174.jsonl.gz").read_bytes()
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(raw[: len(raw) * 2 // 3])
+    counts = {}
+    docs = list(read_cc_file(str(cut), lambda name, k=1: counts.__setitem__(name, counts.get(name, 0) + k)))
+    assert 3 <= len(docs) < 10 and counts["stream_errors"] == 1
+    assert docs[0]["url"].startswith("http://archives2.getty.edu")
