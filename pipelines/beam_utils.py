@@ -56,11 +56,15 @@ def prepare_output(out_dir: str | Path, force: bool = False) -> bool:
     return True
 
 
+def write_stats(out_dir: str | Path, stats: dict) -> None:
+    tmp = Path(out_dir) / "stats.json.tmp"
+    tmp.write_text(json.dumps(stats, indent=2, sort_keys=True))
+    os.replace(tmp, Path(out_dir) / "stats.json")
+
+
 def mark_complete(out_dir: str | Path, stats: dict) -> None:
     out = Path(out_dir)
-    tmp = out / "stats.json.tmp"
-    tmp.write_text(json.dumps(stats, indent=2, sort_keys=True))
-    os.replace(tmp, out / "stats.json")
+    write_stats(out, stats)
     (out / SUCCESS).write_text(time.strftime("%Y-%m-%dT%H:%M:%S") + "\n")
 
 
@@ -207,7 +211,7 @@ def run_pipeline(build_fn, out_dir: str, runner: str, beam_args: list[str], extr
         # and the next run redoes it.  (Damaged records inside a readable file are only counted.)
         from filters.errors import InputError
 
-        (Path(out_dir) / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True))
+        write_stats(out_dir, stats)
         names = sorted(k.split(":", 1)[1] for v in stats["counters"].values() for k in v
                        if k.startswith("unreadable:"))
         raise InputError(f"{broken} input file(s) could not be read ({', '.join(names)}; reasons in the log); "

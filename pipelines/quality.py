@@ -26,9 +26,9 @@ import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 
 from filters.errors import InputError
-from filters.paths import walk_files
 
 from . import beam_utils
+from .schema import shard_files
 
 log = logging.getLogger(__name__)
 POS, NEG = "__label__wiki", "__label__cc"
@@ -39,11 +39,8 @@ def _prep(text: str, max_chars: int = 20000) -> str:
 
 
 def _read_shard_texts(shard_dir: str, language: str | None) -> list[str]:
-    files = walk_files(shard_dir, (".parquet",))
-    if not files:
-        raise InputError(f"{shard_dir}: no document shards (run the Wikipedia pipeline first)")
     texts = []
-    for f in files:
+    for f in shard_files([shard_dir], hint=" (run the Wikipedia pipeline first)"):
         t = pq.read_table(f, columns=["text", "language"]).to_pydict()
         texts += [x for x, lang in zip(t["text"], t["language"]) if language is None or lang == language]
     return texts

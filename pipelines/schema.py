@@ -45,3 +45,23 @@ def open_shard(path, column: str, kind: str):
     if column not in pf.schema_arrow.names:
         raise InputError(f"{path}: not a {kind} shard (no '{column}' column)")
     return pf
+
+
+def shard_files(inputs: list[str], hint: str = "") -> list:
+    """The Parquet shards named in ``inputs`` or found under the directories named;
+    a missing path or a directory without shards is a one-line InputError."""
+    from pathlib import Path
+
+    from filters.errors import InputError
+    from filters.paths import walk_files
+
+    files = []
+    for item in inputs:
+        p = Path(item)
+        if not p.exists():
+            raise InputError(f"{item}: no such file or directory")
+        found = [p] if p.is_file() else walk_files(p, (".parquet",))
+        if not found:
+            raise InputError(f"{item}: no document shards (.parquet) here{hint}")
+        files += found
+    return files

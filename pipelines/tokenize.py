@@ -107,12 +107,15 @@ class Tokenize(beam.DoFn):
 class Sample(beam.DoFn):
     def __init__(self, mixture, seed, total_tokens, shard_tokens):
         self.mixture, self.seed, self.total_tokens, self.shard_tokens = mixture, seed, total_tokens, shard_tokens
+        self._plan = None
 
     def process(self, item, sizes):
         source, doc_id, ids = item
-        p = plan(sizes, self.mixture, self.total_tokens)
-        c = p["copies"].get(source, 0.0)
-        n_shards = max(1, math.ceil(p["total"] / self.shard_tokens))
+        if self._plan is None:  # the sizes side input is one fixed dict (global window)
+            p = plan(sizes, self.mixture, self.total_tokens)
+            self._plan = (p["copies"], max(1, math.ceil(p["total"] / self.shard_tokens)))
+        all_copies, n_shards = self._plan
+        c = all_copies.get(source, 0.0)
         copies = int(c) + (1 if (_u64(self.seed, "sample", source, doc_id) / 2**64) < c - int(c) else 0)
         for k in range(copies):
             key = _u64(self.seed, "order", source, doc_id, k)

@@ -19,8 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from filters.errors import InputError
-from pipelines.schema import open_shard
-from filters.paths import walk_files
+from pipelines.schema import open_shard, shard_files
 
 log = logging.getLogger(__name__)
 
@@ -33,19 +32,6 @@ LLAMA_TRAINER_SPEC = dict(
     hard_vocab_limit=True, shuffle_input_sentence=True, seed_sentencepiece_size=1_000_000,
     unk_id=0, bos_id=1, eos_id=2, pad_id=-1, unk_surface=" \u2047 ",
 )
-
-
-def shard_files(inputs: list[str]) -> list[Path]:
-    files = []
-    for item in inputs:
-        p = Path(item)
-        if not p.exists():
-            raise InputError(f"{item}: no such file or directory")
-        found = [p] if p.is_file() else walk_files(p, (".parquet",))
-        if not found:
-            raise InputError(f"{item}: no document shards (.parquet) here")
-        files += found
-    return files
 
 
 def iter_lines(files: list[Path], max_bytes: int):
