@@ -221,13 +221,14 @@ def run_pipeline(build_fn, out_dir: str, runner: str, beam_args: list[str], extr
 
 
 class ReadFiles(beam.DoFn):
-    """path -> documents through ``read_fn(path, counters)``; counts documents and lines.
+    """path -> documents through ``read_fn(path, counters)``; counts documents and lines
+    (``documents=False`` for readers whose items are not documents, e.g. (key, post) pairs).
 
     An input file that turns out to be unreadable half-way (``InputError``) is logged with
     its name and counted as ``<step>/file_errors``; the other files go on."""
 
-    def __init__(self, step: str, read_fn):
-        self.step, self.read_fn = step, read_fn
+    def __init__(self, step: str, read_fn, documents: bool = True):
+        self.step, self.read_fn, self.documents = step, read_fn, documents
         self.files = Metrics.counter(step, "files")
         self.docs = Metrics.counter(step, "documents")
         self.lines = Metrics.counter(step, "lines")
@@ -242,14 +243,16 @@ class ReadFiles(beam.DoFn):
         try:
             for doc in self.read_fn(path, counter):
                 n += 1
-                self.docs.inc()
-                self.lines.inc(doc["text"].count("\n") + 1)
+                if self.documents:
+                    self.docs.inc()
+                    self.lines.inc(doc["text"].count("\n") + 1)
                 yield doc
         except InputError as e:
             self.errors.inc()
             Metrics.counter(self.step, f"unreadable:{path}").inc()  # the name reaches the stats
-            log.error("%s (kept the %d documents read before the error)", e, n)
-        log.info("%s %s: %d documents", self.step, Path(str(path)).name, n)
+            log.error("%s (kept the %d %s read before the error)", e, n,
+                      "documents" if self.documents else "items")
+        log.info("%s %s: %d %s", self.step, Path(str(path)).name, n, "documents" if self.documents else "items")
 
 
 class _FirstOwner(beam.CombineFn):

@@ -63,17 +63,9 @@ class _Format(beam.DoFn):
                                  "tags": q.get("Tags", "")})
 
 
-class _ReadPosts(beam.DoFn):
-    """Like beam_utils.ReadFiles but for (key, post) pairs."""
-
-    def process(self, path):
-        counter = lambda name, k=1: Metrics.counter("read", name).inc(k)  # noqa: E731
-        yield from read_posts(path, counter)
-
-
 def build(p, files, out_dir, target_bytes=256 << 20):
     return (p | "Files" >> beam.Create(files) | "Reshuffle" >> beam.Reshuffle()
-              | "Posts" >> beam.ParDo(_ReadPosts())
+              | "Posts" >> beam.ParDo(beam_utils.ReadFiles("read", read_posts, documents=False))
               | "ByQuestion" >> beam.GroupByKey()
               | "Format" >> beam.ParDo(_Format())
               | "Shards" >> beam_utils.WriteShards(out_dir, lambda d: "stackexchange", target_bytes))

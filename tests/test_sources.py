@@ -310,3 +310,15 @@ def test_unreadable_input_file_leaves_the_step_incomplete(tmp_path, data):
     res = subprocess.run([sys.executable, "-m", "pipelines.cli", "-q", "books", str(books), "--out",
                           str(tmp_path / "out")], capture_output=True, text=True)
     assert res.returncode == 0 and (tmp_path / "out" / "_SUCCESS").exists()
+
+
+def test_posts_xml_broken_half_way_fails_the_step_naming_it(tmp_path, data):
+    site = tmp_path / "cut.stackexchange.com"
+    site.mkdir()
+    raw = (data / "stackexchange" / "beer.stackexchange.com" / "Posts.xml").read_bytes()
+    (site / "Posts.xml").write_bytes(raw[: len(raw) // 2])  # starts well, ends mid-element
+    res = subprocess.run([sys.executable, "-m", "pipelines.cli", "-q", "stackexchange", str(tmp_path),
+                          "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "malformed Posts.xml" in res.stderr and "cut.stackexchange.com/Posts.xml;" in res.stderr
+    assert not (tmp_path / "out" / "_SUCCESS").exists()
