@@ -24,15 +24,18 @@ def main(argv=None) -> int:
     except json.JSONDecodeError as e:
         print(f"run_local: error: --conf is not JSON ({e})", file=sys.stderr)
         return 2
+    from core import fs
     from filters import paths
 
-    data = Path(conf.get("data") or paths.shared_data())
-    if not data.is_dir():
+    data = str(conf.get("data") or paths.shared_data())
+    if not fs.isdir(data):
         print(f"run_local: error: {data}: data directory not found (set \"data\" in --conf or "
               f"LLAMA_SHARED_DATA)", file=sys.stderr)
         return 2
-    out = Path(conf.get("out") or paths.out_dir())
-    home = Path(os.environ.get("AIRFLOW_HOME", out / "airflow"))
+    out = str(conf.get("out") or paths.out_dir())
+    # Airflow's own metadata DB is local (SQLite), beside a local output or in the cache dir
+    local_home = fs.join(fs.cache_dir(), "airflow") if fs.is_remote(out) else fs.join(out, "airflow")
+    home = Path(os.environ.get("AIRFLOW_HOME", local_home))
     home.mkdir(parents=True, exist_ok=True)
     os.environ["AIRFLOW_HOME"] = str(home)
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")

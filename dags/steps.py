@@ -9,9 +9,8 @@ its last checkpoint.
 from __future__ import annotations
 
 import json
-import time
-from pathlib import Path
 
+from core import fs, output
 from filters import paths
 
 SOURCES = ("common_crawl", "c4", "github", "wikipedia", "books", "arxiv", "stackexchange")
@@ -48,11 +47,11 @@ def beam_args(p: dict) -> list[str]:
 
 
 def _out(p, *parts) -> str:
-    return str(Path(p["out"], *parts))
+    return fs.join(str(p["out"]), *parts)
 
 
 def _data(p, *parts) -> str:
-    return str(Path(p["data"], *parts))
+    return fs.join(str(p["data"]), *parts)
 
 
 def _selected(p, source):
@@ -72,8 +71,8 @@ def lm(p):
     from pipelines.lm import train_lm
 
     d = p["lm_dir"] or _out(p, "lm")
-    already = Path(d, "en.arpa.bin").is_file()
-    train_lm([str(x) for x in sorted(Path(_data(p, "wikipedia")).glob("enwiki-*"))], d)
+    already = output.is_complete(d)
+    train_lm(fs.glob(_data(p, "wikipedia", "enwiki-*")), d)
     return {"skipped": "complete", "out": d} if already else {"out": d}
 
 
@@ -82,7 +81,7 @@ def ccnet(p):
     from pipelines import ccnet as m
 
     cfg = m.CCNetConfig([_data(p, "cc")], _out(p, "ccnet"), p["lm_dir"] or _out(p, "lm"),
-                        str(Path(p["data"], "models", "fasttext-lid.176", "lid.176.ftz")),
+                        _data(p, "models", "fasttext-lid.176", "lid.176.ftz"),
                         runner=p["runner"], beam_args=beam_args(p))
     return _summary(m.run(cfg), cfg.out_dir)
 
@@ -95,7 +94,7 @@ def source(name):
         m = importlib.import_module(f"pipelines.{name}")
         kwargs = {}
         if name == "c4":
-            kwargs["lid_model"] = str(Path(p["data"], "models", "fasttext-lid.176", "lid.176.ftz"))
+            kwargs["lid_model"] = _data(p, "models", "fasttext-lid.176", "lid.176.ftz")
         return _summary(m.run([_data(p, "cc" if name == "c4" else name)], _out(p, name), runner=p["runner"],
                               beam_args=beam_args(p), **kwargs), _out(p, name))
     step.__name__ = name
@@ -108,9 +107,7 @@ def quality_classifier(p):
 
     if "wikipedia" not in p["sources"]:
         raise Skip("the quality classifier needs the Wikipedia source")
-    from pipelines.beam_utils import is_complete
-
-    already = is_complete(_out(p, "quality"))
+    already = output.is_complete(_out(p, "quality"))
     stats = quality.train(_out(p, "wikipedia"), [_data(p, "cc")], _out(p, "quality"))
     result = {"heldout_accuracy": stats["heldout_accuracy"], "out": _out(p, "quality")}
     return dict(result, skipped="complete") if already else result
@@ -127,9 +124,7 @@ def quality_filter(p):
 
 
 def _ready_sources(p):
-    from pipelines.beam_utils import is_complete
-
-    return [s for s in p["sources"] if is_complete(_out(p, SOURCE_DIRS[s]))]
+    return [s for s in p["sources"] if output.is_complete(_out(p, SOURCE_DIRS[s]))]
 
 
 def tokenizer(p):
@@ -138,16 +133,16 @@ def tokenizer(p):
     ready = _ready_sources(p)
     if not ready:
         raise Skip("no source output to train a tokenizer on")
-    model = Path(_out(p, "tokenizer", "tokenizer.model"))
-    already = model.is_file()
-    train_tokenizer([_out(p, SOURCE_DIRS[s]) for s in ready], model.parent, vocab_size=p["vocab_size"])
-    return {"skipped": "complete", "out": str(model)} if already else {"out": str(model), "sources": ready}
+    already = output.is_complete(_out(p, "tokenizer"))
+    model = train_tokenizer([_out(p, SOURCE_DIRS[s]) for s in ready], _out(p, "tokenizer"),
+                            vocab_size=p["vocab_size"])
+    return {"skipped": "complete", "out": model} if already else {"out": model, "sources": ready}
 
 
 def tokens(p):
     from pipelines import tokenize
 
-    mixture = tokenize.load_mixture(paths.REPO / "configs" / "mixture.json")
+    mixture = tokenize.load_mixture(str(paths.REPO / "configs" / "mixture.json"))
     mixture = {k: v for k, v in mixture.items() if k in _ready_sources(p)}
     if not mixture:
         raise Skip("no source output to tokenize")
@@ -165,21 +160,24 @@ def train(p):
 
     if not p["train_steps"]:
         raise Skip("train_steps is 0")
-    run_dir = Path(_out(p, "runs", "tiny"))
-    if (run_dir / "_SUCCESS").is_file():
-        return {"skipped": "complete", "out": str(run_dir)}
-    cfg = json.loads(Path(p["train_config"]).read_text())
-    cfg.update(data=_out(p, "tokens"), run_dir=str(run_dir), steps=p["train_steps"], seq_len=p["seq_len"])
+    run_dir = _out(p, "runs", "tiny")
+    if fs.is_remote(run_dir):
+        raise InputError(f"{run_dir}: training writes checkpoints to a local or shared filesystem; "
+                         f"give a local \"out\" for the train step")
+    if output.is_complete(run_dir):
+        return {"skipped": "complete", "out": run_dir}
+    cfg = fs.read_json(p["train_config"])
+    cfg.update(data=_out(p, "tokens"), run_dir=run_dir, steps=p["train_steps"], seq_len=p["seq_len"])
     if p["model"]:
         cfg["model"] = p["model"]
-    run_dir.mkdir(parents=True, exist_ok=True)
-    cfg_path = run_dir.parent / "tiny.config.json"
-    cfg_path.write_text(json.dumps(cfg, indent=2))
-    rc = launch(str(cfg_path), nproc=p["nproc"])  # resumes from run_dir/checkpoints if present
+    fs.mkdirs(run_dir)
+    cfg_path = _out(p, "runs", "tiny.config.json")
+    fs.write_json(cfg_path, cfg)
+    rc = launch(cfg_path, nproc=p["nproc"])  # resumes from run_dir/checkpoints if present
     if rc != 0:
         raise InputError(f"training failed with exit status {rc} (see the log above)")
-    (run_dir / "_SUCCESS").write_text(time.strftime("%Y-%m-%dT%H:%M:%S") + "\n")
-    return {"out": str(run_dir)}
+    output.mark_complete(run_dir, {"steps": p["train_steps"], "config": cfg})
+    return {"out": run_dir}
 
 
 # the order of the counter namespaces (steps) inside the pipelines, for the report
@@ -188,17 +186,16 @@ STEP_ORDER = ["read", "clean", "filter", "dedup", "sentences", "badwords", "lang
 
 
 def report(p) -> str:
-    out = Path(p["out"])
+    out = str(p["out"])
     lines = ["", "=" * 72, "LLaMA-1 pretraining system: run report", "=" * 72,
              "Documents kept per source and step:"]
     steps = [("common_crawl", "ccnet"), ("common_crawl", "cc"), ("c4", "c4"), ("github", "github"),
              ("wikipedia", "wikipedia"), ("books", "books"), ("arxiv", "arxiv"),
              ("stackexchange", "stackexchange")]
     for src, d in steps:
-        f = out / d / "stats.json"
-        if src not in p["sources"] or not f.is_file():
+        stats = output.read_stats(fs.join(out, d))
+        if src not in p["sources"] or not stats:
             continue
-        stats = json.loads(f.read_text())
         c = stats["counters"]
         kept = sum(stats["shards"].values())
         flow = []
@@ -207,18 +204,18 @@ def report(p) -> str:
             if n is not None:
                 flow.append(f"{ns} {n}")
         lines.append(f"  {src + ' (' + d + ')':<30} kept {kept:>6}   " + " -> ".join(flow))
-    man = out / "tokens" / "manifest.json"
-    if man.is_file():
-        m = json.loads(man.read_text())
+    man = fs.join(out, "tokens", "manifest.json")
+    if fs.isfile(man):
+        m = fs.read_json(man)
         lines.append(f"Tokens: {m['tokens']:,} in {m['sequences']} sequences of <= {m['seq_len']} "
                      f"(vocab {m['vocab_size']})")
         lines.append(f"  {'source':<14} {'tokens':>9} {'target':>7} {'achieved':>9} {'epochs':>7}")
         for s, v in m["sources"].items():
             lines.append(f"  {s:<14} {v['tokens']:>9,} {v['weight_target']:>7.3f} {v['weight_achieved']:>9.3f} "
                          f"{v['epochs_achieved']:>7.3f}")
-    log = out / "runs" / "tiny" / "log.jsonl"
-    if log.is_file():
-        hist = [json.loads(x) for x in log.read_text().splitlines()]
+    log = fs.join(out, "runs", "tiny", "log.jsonl")
+    if fs.isfile(log):
+        hist = [json.loads(x) for x in fs.read_text(log).splitlines()]
         lines.append(f"Tiny model loss curve ({len(hist)} steps):")
         marks = sorted({0, len(hist) // 4, len(hist) // 2, 3 * len(hist) // 4, len(hist) - 1})
         lines.append("  " + "  ".join(f"step {hist[i]['step']}: {hist[i]['loss']:.3f}" for i in marks))
@@ -226,9 +223,9 @@ def report(p) -> str:
         if vals:
             lines.append("  validation: " + "  ".join(f"step {h['step']}: {h['val_loss']:.3f}" for h in vals))
     lines += ["Inspect any output:",
-              f"  .venv/bin/llama inspect {out / 'cc'}          (documents: summary + sample rows)",
-              f"  .venv/bin/llama inspect {out / 'books'}",
-              f"  .venv/bin/llama inspect {out / 'tokens'}      (token shards, decoded)",
+              f"  .venv/bin/llama inspect {fs.join(out, 'cc')}          (documents: summary + sample rows)",
+              f"  .venv/bin/llama inspect {fs.join(out, 'books')}",
+              f"  .venv/bin/llama inspect {fs.join(out, 'tokens')}      (token shards, decoded)",
               "=" * 72]
     return "\n".join(lines)
 

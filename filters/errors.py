@@ -1,2 +1,2 @@
-class InputError(Exception):
-    """A problem with the user's input: reported as one line, exit status 2."""
+"""Kept for existing imports: the error type lives in the ground floor (``core.errors``)."""
+from core.errors import InputError  # noqa: F401

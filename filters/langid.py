@@ -8,9 +8,9 @@ from .errors import InputError
 
 class LanguageIdentifier:
     def __init__(self, model_path: str | Path):
-        model_path = Path(model_path)
-        if not model_path.is_file():
-            raise InputError(f"{model_path}: fastText language-ID model not found")
+        from core import fs
+
+        model_path = fs.stage(str(model_path), "fastText language-ID model")  # gs:// -> local cache
         import fasttext
 
         fasttext.FastText.eprint = lambda *a, **k: None  # silence the load-model warning

@@ -29,10 +29,9 @@ import io
 import re
 import tarfile
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from .errors import InputError
-from .paths import walk_files
 
 SECTIONING = ("part", "chapter", "section", "subsection", "subsubsection", "paragraph", "subparagraph")
 _FIRST_SECTION_RE = re.compile(r"\\(?:%s)\*?\s*[\[{]" % "|".join(SECTIONING))
@@ -73,19 +72,22 @@ def _decode(data: bytes, name: str, report: CleanReport) -> str:
 
 def load_paper(path: str | Path, report: CleanReport | None = None) -> dict[str, str]:
     """{relative path: decoded text} of the paper's .tex files."""
+    from core import fs
+
     report = report if report is not None else CleanReport()
-    p = Path(path)
+    path = str(path)
+    p = PurePosixPath(fs.basename(path))
     raw: dict[str, bytes] = {}
-    if p.is_dir():
-        for f in walk_files(p, (".tex",)):
-            raw[str(f.relative_to(p))] = f.read_bytes()
-    elif p.is_file():
-        data = p.read_bytes()
+    if fs.isdir(path):
+        for f in fs.list_files(path, (".tex",)):
+            raw[fs.relpath(f, path)] = fs.read_bytes(f)
+    elif fs.isfile(path):
+        data = fs.read_bytes(path)
         if data[:2] == b"\x1f\x8b":
             try:
                 data = gzip.decompress(data)
             except (OSError, EOFError) as e:
-                raise InputError(f"{p}: corrupt gzip ({e})") from None
+                raise InputError(f"{path}: corrupt gzip ({e})") from None
         if _is_tar(data):
             try:
                 with tarfile.open(fileobj=io.BytesIO(data)) as tar:
@@ -93,13 +95,13 @@ def load_paper(path: str | Path, report: CleanReport | None = None) -> dict[str,
                         if m.isfile() and m.name.endswith(".tex"):
                             raw[m.name.lstrip("./")] = tar.extractfile(m).read()
             except tarfile.TarError as e:
-                raise InputError(f"{p}: corrupt tar archive ({e})") from None
+                raise InputError(f"{path}: corrupt tar archive ({e})") from None
         else:
             raw[p.name.removesuffix(".gz") if p.name.endswith(".tex.gz") else "main.tex"] = data
     else:
-        raise InputError(f"{p}: no such file or directory")
+        raise InputError(f"{path}: no such file or directory")
     if not raw:
-        raise InputError(f"{p}: no .tex files in this paper")
+        raise InputError(f"{path}: no .tex files in this paper")
     report.files = len(raw)
     return {k: _decode(v, f"{p.name}/{k}", report) for k, v in raw.items()}
 

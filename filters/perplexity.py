@@ -19,28 +19,35 @@ DEFAULT_CUTOFFS = {"en": (340.0, 520.0)}
 
 @dataclass(frozen=True)
 class LMPaths:
-    sp_model: Path
-    kenlm_model: Path
+    """The two files of a perplexity model; local or remote (gs://...) paths."""
+    sp_model: str
+    kenlm_model: str
 
     @classmethod
     def in_dir(cls, directory: str | Path, lang: str = "en") -> "LMPaths":
-        d = Path(directory)
-        return cls(d / f"{lang}.sp.model", d / f"{lang}.arpa.bin")
+        from core import fs
+
+        return cls(fs.join(str(directory), f"{lang}.sp.model"), fs.join(str(directory), f"{lang}.arpa.bin"))
 
     def check(self) -> None:
+        from core import fs
+
         for p in (self.sp_model, self.kenlm_model):
-            if not p.is_file():
+            if not fs.isfile(p):
                 raise InputError(f"{p}: perplexity model missing (run `make lm` or `llama lm`)")
 
 
 class PerplexityScorer:
     def __init__(self, paths: LMPaths):
+        from core import fs
+
         paths.check()
         import kenlm
         import sentencepiece as spm
 
-        self.sp = spm.SentencePieceProcessor(model_file=str(paths.sp_model))
-        self.lm = kenlm.Model(str(paths.kenlm_model))
+        # remote models are staged once per machine into a local cache
+        self.sp = spm.SentencePieceProcessor(model_file=fs.stage(paths.sp_model, "perplexity model"))
+        self.lm = kenlm.Model(fs.stage(paths.kenlm_model, "perplexity model"))
 
     def tokenize(self, line: str) -> str:
         return " ".join(self.sp.encode(normalize(line), out_type=str))

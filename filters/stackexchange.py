@@ -30,8 +30,11 @@ PAPER_SITES = (
 
 
 def site_of(posts_path: str | Path) -> str:
-    p = Path(posts_path)
-    return p.parent.name if p.name.lower() == "posts.xml" else p.stem
+    parts = str(posts_path).rstrip("/").split("/")
+    name = parts[-1]
+    if name.lower() == "posts.xml":
+        return parts[-2] if len(parts) > 1 else ""
+    return name.rsplit(".", 1)[0]
 
 
 def is_meta(site: str) -> bool:
@@ -41,7 +44,9 @@ def is_meta(site: str) -> bool:
 def iter_posts(path: str | Path) -> Iterator[dict]:
     """Question (PostTypeId 1) and answer (2) rows; other post types are skipped."""
     try:
-        for _, elem in ET.iterparse(str(path), events=("end",)):
+        from core import fs
+
+        for _, elem in ET.iterparse(fs.open_read(str(path)), events=("end",)):
             if elem.tag == "row":
                 t = elem.get("PostTypeId")
                 if t in ("1", "2"):

@@ -47,12 +47,10 @@ class ReadReport:
 
 
 def open_maybe_gzip(path: str) -> BinaryIO:
-    raw = open(path, "rb")
-    magic = raw.read(2)
-    raw.seek(0)
-    if magic == _GZIP_MAGIC:
-        return gzip.GzipFile(fileobj=raw)  # multi-member aware, streaming
-    return raw
+    """The file's bytes (local or gs://, through Beam's FileSystems), gunzipped when gzip."""
+    from core import fs
+
+    return fs.open_decompressed(path)
 
 
 def check_warc_file(path: str) -> None:

@@ -43,13 +43,10 @@ class WikiPage:
 
 
 def _open(path: str):
-    with open(path, "rb") as f:
-        magic = f.read(3)
-    if magic == b"BZh":
-        return bz2.open(path, "rb")
-    if magic[:2] == b"\x1f\x8b":
-        return gzip.open(path, "rb")
-    return open(path, "rb")
+    """The dump's XML bytes (local or gs://), decompressed by signature (bz2, gzip)."""
+    from core import fs
+
+    return fs.open_decompressed(path)
 
 
 def _local(tag: str) -> str:

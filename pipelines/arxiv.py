@@ -3,10 +3,9 @@
 Input: papers as directories, ``.tar.gz``/``.tar`` or ``.gz`` files, or a directory of those."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import apache_beam as beam
 
+from core import fs
 from filters.errors import InputError
 from filters.latex import CleanReport, clean_paper, load_paper
 
@@ -16,29 +15,28 @@ from .schema import make_doc
 PAPER_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".gz", ".tex")
 
 
-def _is_paper_dir(p: Path) -> bool:
-    return any(p.glob("*.tex"))
+def papers_of(spec: str) -> list[str]:
+    """The papers an input spec stands for: itself (an archive, a .tex file, or a directory
+    with .tex files at its top), else the paper directories and archives directly under it."""
+    if fs.isfile(spec):
+        return [spec]
+    files = [fs.relpath(f, spec) for f in fs.list_files(spec)]
+    if any("/" not in f and f.endswith(".tex") for f in files):
+        return [spec]
+    papers = {f for f in files if "/" not in f and f.endswith(PAPER_SUFFIXES)}
+    papers |= {f.split("/")[0] for f in files if f.count("/") == 1 and f.endswith(".tex")}
+    return [fs.join(spec, p) for p in sorted(papers)]
 
 
-def expand_inputs(inputs):
-    papers = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir() and _is_paper_dir(p):
-            papers.append(str(p))
-        elif p.is_dir():
-            found = sorted(str(c) for c in p.iterdir()
-                           if (c.is_dir() and _is_paper_dir(c)) or (c.is_file() and c.name.endswith(PAPER_SUFFIXES)))
-            if not found:
-                raise InputError(f"{item}: no papers (directories with .tex files or .tar.gz/.gz) here")
-            papers += found
-        elif p.is_file() and p.name.endswith(PAPER_SUFFIXES):
-            papers.append(str(p))
-        elif p.exists():
-            raise InputError(f"{item}: not a paper (expected a directory, .tar.gz, .gz or .tex)")
-        else:
-            raise InputError(f"{item}: no such file or directory")
-    return papers
+def check_inputs(inputs):
+    for spec in inputs:
+        if fs.isfile(spec):
+            if not spec.endswith(PAPER_SUFFIXES):
+                raise InputError(f"{spec}: not a paper (expected a directory, .tar.gz, .gz or .tex)")
+        elif not fs.isdir(spec):
+            raise InputError(f"{spec}: no such file or directory")
+        elif not fs.list_files(spec, PAPER_SUFFIXES, limit=1):
+            raise InputError(f"{spec}: no papers (directories with .tex files or .tar.gz/.gz) here")
 
 
 def read_paper(path, counter):
@@ -52,7 +50,7 @@ def read_paper(path, counter):
     if not text:
         counter("dropped_no_section")
         return
-    name = Path(path).name
+    name = fs.basename(path)
     for suffix in PAPER_SUFFIXES:
         name = name.removesuffix(suffix)
     yield make_doc(name, "arxiv", text, url=name, language="en",
@@ -61,13 +59,15 @@ def read_paper(path, counter):
                              "missing_includes": ",".join(report.missing_includes)})
 
 
-def build(p, papers, out_dir, target_bytes=256 << 20):
-    return (p | "Papers" >> beam.Create(papers) | "Reshuffle" >> beam.Reshuffle()
+def build(p, inputs, out_dir, target_bytes=256 << 20):
+    return (p | "Specs" >> beam.Create(list(inputs)) | "Papers" >> beam.FlatMap(papers_of)
+              | "Spread" >> beam.Reshuffle()
               | "Clean" >> beam.ParDo(beam_utils.ReadFiles("read", read_paper))
               | "Shards" >> beam_utils.WriteShards(out_dir, lambda d: "arxiv", target_bytes))
 
 
-def run(inputs, out_dir, target_bytes=256 << 20, runner="DirectRunner", beam_args=None, force=False):
-    papers = expand_inputs(inputs)
-    return beam_utils.run_step(lambda p: build(p, papers, out_dir, target_bytes), out_dir, runner,
-                               beam_args, force, extra={"inputs": papers})
+def run(inputs, out_dir, target_bytes=256 << 20, runner="DirectRunner", beam_args=None, force=False,
+        dry_run=False):
+    check_inputs(inputs)
+    return beam_utils.run_step(lambda p: build(p, inputs, out_dir, target_bytes), out_dir, runner,
+                               beam_args, force, dry=dry_run, extra={"inputs": list(inputs)})

@@ -1,71 +1,105 @@
-"""Shared Beam plumbing: runner options, size-targeted Parquet shards, stats, success markers.
+"""Shared Beam plumbing: runner options, inputs expanded inside the pipeline, size-targeted
+Parquet shards through Beam's own file sink, stats and the completion protocol.
 
-Output protocol (used by every pipeline and the DAG): a step writes into its
-output directory, shards first, ``stats.json`` next and the ``_SUCCESS`` marker
-last.  A directory with the marker is complete and is skipped on re-run; one
-without it is partial and is wiped before the step runs again, so a later step
-never reads half-written shards.
+Output protocol (``core.output``): a step writes into its output directory (local or
+``gs://``/``s3://``): shards first, ``stats.json`` next and ``_SUCCESS`` (with the run id)
+last.  A complete output is skipped on re-run; a partial one is wiped and redone.
+
+Runners: locally Beam's portable FnApiRunner in ``multi_processing`` mode with one SDK
+worker process per core (separate processes, as Dataflow's workers are), or
+``DataflowRunner``.  The user's Beam flags always win over these defaults.
 """
 from __future__ import annotations
 
-import json
+import hashlib
 import logging
+import math
 import os
-import shutil
 import time
-import uuid
 from collections import defaultdict
-from pathlib import Path
 from typing import Callable
 
 import apache_beam as beam
 import pyarrow.parquet as pq
-from apache_beam.io.filesystems import FileSystems
+from apache_beam.io import fileio
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.value_provider import StaticValueProvider
+
+from core import fs, output
+from core.errors import InputError
+from core.output import SUCCESS, is_complete, mark_complete, prepare_output, write_stats  # noqa: F401
 
 from .schema import DOC_SCHEMA, rows_to_table
 
 log = logging.getLogger(__name__)
-SUCCESS = "_SUCCESS"
+
+RUNNERS = ("DirectRunner", "DataflowRunner")
+REFUSED_RUNNERS = {
+    "DaskRunner": "Beam 2.77's DaskRunner loses sink rows silently (WriteToParquet/WriteToText write empty "
+                  "files), drops finish_bundle outputs and has no metrics",
+    "PrismRunner": "Prism downloads its binary at run time",
+    "FlinkRunner": "its job server jar comes from Maven at run time",
+    "SparkRunner": "its job server jar comes from Maven at run time",
+    "PortableRunner": "it needs a job server this project does not start",
+    "InteractiveRunner": "it is for notebooks",
+}
+
+
+def check_runner(runner: str) -> None:
+    short = runner.rsplit(".", 1)[-1]
+    if short in RUNNERS:
+        return
+    why = REFUSED_RUNNERS.get(short, "it is not one this project runs or tests")
+    raise InputError(f"--runner {runner}: not supported ({why}); use DirectRunner (local, every core) "
+                     f"or DataflowRunner")
+
+
+def flag_names(args: list[str]) -> set[str]:
+    """The names of the ``--flag=value`` / ``--flag value`` / ``--flag`` options in ``args``."""
+    return {a[2:].split("=", 1)[0].replace("-", "_") for a in args if a.startswith("--")}
+
+
+def _with_defaults(args: list[str], defaults: dict[str, str]) -> list[str]:
+    given = flag_names(args)
+    return list(args) + [f"--{k}={v}" for k, v in defaults.items() if k not in given]
+
+
+def setup_file() -> str:
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "setup.py")
 
 
 def pipeline_options(runner: str = "DirectRunner", beam_args: list[str] | None = None) -> PipelineOptions:
+    check_runner(runner)
     args = list(beam_args or [])
-    if runner == "DataflowRunner" and not any(a.startswith("--setup_file") for a in args):
-        # the workers need this project's code: Beam builds and installs it from setup.py
-        args.append(f"--setup_file={Path(__file__).resolve().parent.parent / 'setup.py'}")
-    if runner == "DirectRunner":
-        # In-process, no Prism download (offline machines); one worker keeps memory bounded.
-        args += ["--direct_num_workers=1", "--direct_running_mode=in_memory"]
+    if runner.endswith("DataflowRunner"):
+        # the workers need this project's code (and package data): Beam builds it from setup.py
+        args = _with_defaults(args, {"setup_file": setup_file()})
+        missing = {"project", "region", "temp_location"} - flag_names(args)
+        dry = "dry_run" in flag_names(args)
+        if missing and not dry:
+            raise InputError(f"DataflowRunner needs {', '.join('--' + m for m in sorted(missing))}")
+    else:
+        # Dataflow's execution model locally: one SDK worker process per core.
+        args = _with_defaults(args, {"direct_running_mode": "multi_processing",
+                                     "direct_num_workers": str(os.cpu_count() or 1)})
     return PipelineOptions(["--runner", runner, *args], save_main_session=False)
 
 
-def is_complete(out_dir: str | Path) -> bool:
-    return (Path(out_dir) / SUCCESS).is_file()
+def new_pipeline(runner: str, beam_args: list[str]) -> beam.Pipeline:
+    options = pipeline_options(runner, beam_args)
+    if runner == "DirectRunner":
+        # DirectRunner first tries to download the Prism binary (fails offline), then falls
+        # back to the FnApiRunner; go straight to it.  It honours --direct_num_workers and
+        # --direct_running_mode.
+        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
-
-def prepare_output(out_dir: str | Path, force: bool = False) -> bool:
-    """Return False if the step is already complete; else wipe partial output and return True."""
-    out = Path(out_dir)
-    if is_complete(out) and not force:
-        return False
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    return True
-
-
-def write_stats(out_dir: str | Path, stats: dict) -> None:
-    tmp = Path(out_dir) / "stats.json.tmp"
-    tmp.write_text(json.dumps(stats, indent=2, sort_keys=True))
-    os.replace(tmp, Path(out_dir) / "stats.json")
-
-
-def mark_complete(out_dir: str | Path, stats: dict) -> None:
-    out = Path(out_dir)
-    write_stats(out, stats)
-    (out / SUCCESS).write_text(time.strftime("%Y-%m-%dT%H:%M:%S") + "\n")
+        return beam.Pipeline(runner=FnApiRunner(), options=options)
+    try:
+        return beam.Pipeline(options=options)
+    except ValueError as e:  # Beam's option validation (e.g. a malformed --project): a user mistake
+        raise InputError(f"--runner {runner}: {' '.join(str(e).split())}") from None
 
 
 def collect_counters(result) -> dict:
@@ -92,132 +126,86 @@ class Count(beam.DoFn):
         yield doc
 
 
-class _ShardWriter(beam.DoFn):
-    """Buffers documents per output key; writes a zstd Parquet file whenever the
-    buffered text reaches ``target_bytes``.  Files go to ``_tmp/`` and are only
-    renamed into place by ``_Finalize`` once the whole write has succeeded."""
+# ------------------------------------------------------------------------------ inputs
 
-    def __init__(self, out_dir: str, key_fn: Callable[[dict], str], target_bytes: int, schema):
-        self.out_dir, self.key_fn, self.target_bytes, self.schema = out_dir, key_fn, target_bytes, schema
-
-    def start_bundle(self):
-        self.buffers: dict[str, list[dict]] = defaultdict(list)
-        self.sizes: dict[str, int] = defaultdict(int)
-
-    def _flush(self, key):
-        rows = self.buffers.pop(key)
-        self.sizes.pop(key, None)
-        rows.sort(key=lambda r: r["id"])
-        table = rows_to_table(rows, self.schema)
-        path = FileSystems.join(self.out_dir, "_tmp", f"{key}--{uuid.uuid4().hex}.parquet")
-        if "://" not in path:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        with FileSystems.create(path) as f:
-            pq.write_table(table, f, compression="zstd")
-        return key, path, rows[0]["id"], len(rows)
-
-    def process(self, doc):
-        key = self.key_fn(doc)
-        self.buffers[key].append(doc)
-        self.sizes[key] += len(doc.get("text", "")) + 64
-        if self.sizes[key] >= self.target_bytes:
-            yield self._flush(key)
-
-    def finish_bundle(self):
-        from apache_beam.transforms.window import GlobalWindow
-        from apache_beam.utils.windowed_value import WindowedValue
-
-        for key in list(self.buffers):
-            yield WindowedValue(self._flush(key), 0, [GlobalWindow()])
+MANIFEST_SUFFIXES = (".paths", ".paths.gz", ".paths.txt")
 
 
-class _Finalize(beam.DoFn):
-    def __init__(self, out_dir: str):
-        self.out_dir = out_dir
-
-    def process(self, written):
-        by_key = defaultdict(list)
-        for key, path, first_id, n in written:
-            by_key[key].append((first_id, path, n))
-        for key, files in by_key.items():
-            files.sort()
-            for i, (_, path, n) in enumerate(files):
-                final = FileSystems.join(self.out_dir, key, f"part-{i:05d}-of-{len(files):05d}.parquet")
-                if "://" not in final:
-                    Path(final).parent.mkdir(parents=True, exist_ok=True)
-                FileSystems.rename([path], [final])
-                yield key, final, n
+def is_manifest(spec: str) -> bool:
+    return str(spec).endswith(MANIFEST_SUFFIXES)
 
 
-class WriteShards(beam.PTransform):
-    """Write dict rows as size-targeted Parquet shards under ``out_dir/<key_fn(row)>/``."""
-
-    def __init__(self, out_dir: str, key_fn: Callable[[dict], str], target_bytes: int = 256 << 20,
-                 schema=None):
-        super().__init__()
-        self.out_dir, self.key_fn, self.target_bytes = str(out_dir), key_fn, target_bytes
-        self.schema = schema or DOC_SCHEMA
-
-    def expand(self, pcoll):
-        return (pcoll
-                | "WriteTmp" >> beam.ParDo(_ShardWriter(self.out_dir, self.key_fn, self.target_bytes,
-                                                        self.schema))
-                | "AllFiles" >> beam.combiners.ToList()
-                | "Rename" >> beam.ParDo(_Finalize(self.out_dir)))
+def manifest_paths(manifest: str, prefix: str | None = None):
+    """The paths listed in a paths manifest (one per line, as Common Crawl's ``wet.paths.gz``);
+    relative lines are joined to ``prefix`` (default: the manifest's own directory)."""
+    base = prefix if prefix is not None else fs.dirname(manifest)
+    for line in fs.iter_lines(manifest):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if fs.is_remote(line) or line.startswith("/"):
+            yield line
+        else:
+            yield (base.rstrip("/") + "/" + line) if fs.is_remote(base) or base.endswith("/") or not base \
+                else fs.join(base, line)
 
 
-def localize(path: str) -> str:
-    """A local path for a model file that may live on a remote filesystem (gs://...)."""
-    if "://" not in str(path):
-        return str(path)
-    import tempfile
-
-    local = Path(tempfile.gettempdir()) / "llama-models" / Path(str(path)).name
-    if not local.exists():
-        local.parent.mkdir(parents=True, exist_ok=True)
-        with FileSystems.open(str(path)) as src, open(local, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-    return str(local)
-
-
-def run_pipeline(build_fn, out_dir: str, runner: str, beam_args: list[str], extra: dict | None = None) -> dict:
-    """Build and run a pipeline; write stats.json and the success marker; return the stats."""
-    t0 = time.time()
-    options = pipeline_options(runner, beam_args)
-    if runner == "DirectRunner":
-        # DirectRunner first tries to download the Prism binary (fails offline), then falls
-        # back to the FnApiRunner; go straight to it.
-        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
-
-        p = beam.Pipeline(runner=FnApiRunner(), options=options)
+def expand_spec(spec: str, suffixes=None, name=None, prefix=None):
+    """One input spec -> the files it stands for: a file, a directory (walked), a glob
+    (``gs://b/crawl/*/wet/*.warc.wet.gz``), or a paths manifest (``*.paths[.gz]``)."""
+    if is_manifest(spec):
+        yield from manifest_paths(spec, prefix)
+        return
+    if fs.has_glob(spec):
+        found = fs.glob(spec)
+    elif fs.isfile(spec):
+        yield spec
+        return
     else:
-        p = beam.Pipeline(options=options)
-    build_fn(p)
-    result = p.run()
-    result.wait_until_finish()
-    stats = {"counters": collect_counters(result), "seconds": round(time.time() - t0, 2),
-             "runner": runner, **(extra or {})}
-    shards = {}
-    if "://" not in str(out_dir):
-        tmp = Path(out_dir) / "_tmp"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        for f in sorted(Path(out_dir).rglob("*.parquet")):
-            shards[str(f.relative_to(out_dir))] = pq.ParquetFile(f).metadata.num_rows
-    stats["shards"] = shards
-    broken = sum(v.get("file_errors", 0) for v in stats["counters"].values())
-    if broken:
-        # Not complete: stats.json for the record, no _SUCCESS, so nothing downstream reads it
-        # and the next run redoes it.  (Damaged records inside a readable file are only counted.)
-        from filters.errors import InputError
+        found = fs.list_files(spec)
+    for f in found:
+        fname = fs.basename(f)
+        if (suffixes is None or fname.endswith(tuple(suffixes))) and (name is None or fname.lower() == name.lower()):
+            yield f
 
-        write_stats(out_dir, stats)
-        names = sorted(k.split(":", 1)[1] for v in stats["counters"].values() for k in v
-                       if k.startswith("unreadable:"))
-        raise InputError(f"{broken} input file(s) could not be read ({', '.join(names)}; reasons in the log); "
-                         f"{out_dir} is left incomplete: fix or remove those files and run again")
-    mark_complete(out_dir, stats)
-    return stats
+
+def first_input(spec: str, what: str, suffixes=None, name=None, prefix=None) -> str:
+    """Check one input spec at launch (cheaply: it stops at the first file) and return its first
+    file; a missing path, or one with nothing of the kind, is a one-line InputError."""
+    if is_manifest(spec):
+        if not fs.isfile(spec):
+            raise InputError(f"{spec}: paths manifest not found")
+        for f in manifest_paths(spec, prefix):
+            return f
+        raise InputError(f"{spec}: the paths manifest lists no files")
+    if fs.has_glob(spec):
+        for f in expand_spec(spec, suffixes, name, prefix):
+            return f
+        raise InputError(f"{spec}: no {what} match this pattern")
+    if fs.isfile(spec):
+        return spec
+    if not fs.isdir(spec):
+        raise InputError(f"{spec}: no such file or directory")
+    found = fs.list_files(spec, tuple(suffixes) if suffixes else None, name, limit=1)
+    if not found:
+        raise InputError(f"{spec}: no {what} under this directory")
+    return found[0]
+
+
+class ExpandInputs(beam.PTransform):
+    """User input specs -> file paths, expanded *inside* the pipeline (the job graph holds
+    the specs, never the file list), then reshuffled so files spread over the workers."""
+
+    def __init__(self, specs: list[str], suffixes=None, name=None, prefix=None):
+        super().__init__()
+        self.specs, self.suffixes, self.name, self.prefix = list(specs), suffixes, name, prefix
+
+    def expand(self, p):
+        suffixes, name, prefix = self.suffixes, self.name, self.prefix
+        return (p | "Specs" >> beam.Create(self.specs)
+                  | "Expand" >> beam.FlatMap(lambda s: expand_spec(s, suffixes, name, prefix))
+                  | "Distinct" >> beam.Distinct()
+                  | "Spread" >> beam.Reshuffle())
 
 
 class ReadFiles(beam.DoFn):
@@ -235,8 +223,7 @@ class ReadFiles(beam.DoFn):
         self.errors = Metrics.counter(step, "file_errors")
 
     def process(self, path):
-        from filters.errors import InputError
-
+        label = path if isinstance(path, str) else path[0]  # a file, or a (unit, files) pair
         self.files.inc()
         n = 0
         counter = lambda name, k=1: Metrics.counter(self.step, name).inc(k)  # noqa: E731
@@ -249,11 +236,245 @@ class ReadFiles(beam.DoFn):
                 yield doc
         except InputError as e:
             self.errors.inc()
-            Metrics.counter(self.step, f"unreadable:{path}").inc()  # the name reaches the stats
+            Metrics.counter(self.step, f"unreadable:{label}").inc()  # the name reaches the stats
             log.error("%s (kept the %d %s read before the error)", e, n,
                       "documents" if self.documents else "items")
-        log.info("%s %s: %d %s", self.step, Path(str(path)).name, n, "documents" if self.documents else "items")
+        log.info("%s %s: %d %s", self.step, fs.basename(label), n, "documents" if self.documents else "items")
 
+
+# ------------------------------------------------------------------------------ shards
+
+class ParquetSink(fileio.FileSink):
+    """``fileio.FileSink`` writing rows as zstd Parquet, one row group per ``batch_rows`` rows
+    or ``batch_bytes`` of text (memory per open file is bounded by one batch)."""
+
+    def __init__(self, schema=None, batch_rows: int = 2000, batch_bytes: int = 32 << 20):
+        self.schema = schema if schema is not None else DOC_SCHEMA
+        self.batch_rows, self.batch_bytes = batch_rows, batch_bytes
+
+    def create_metadata(self, destination, full_file_name):
+        return fileio.FileMetadata(mime_type="application/vnd.apache.parquet",
+                                   compression_type=CompressionTypes.UNCOMPRESSED)
+
+    def open(self, fh):
+        self._fh = fh
+        self._writer = pq.ParquetWriter(fh, self.schema, compression="zstd")
+        self._rows, self._bytes = [], 0
+
+    def write(self, record):
+        row = record[1]  # (destination, row); None only makes sure the file exists
+        if row is None:
+            return
+        self._rows.append(row)
+        self._bytes += _row_bytes(row)
+        if len(self._rows) >= self.batch_rows or self._bytes >= self.batch_bytes:
+            self._write_batch()
+
+    def _write_batch(self):
+        if self._rows:
+            self._writer.write_table(rows_to_table(self._rows, self.schema))
+            self._rows, self._bytes = [], 0
+
+    def flush(self):
+        self._write_batch()
+        self._writer.close()  # the footer; fileio closes the file itself
+
+
+def _row_bytes(row: dict) -> int:
+    text = row.get("text")
+    if isinstance(text, str):
+        return len(text) + 64
+    tokens = row.get("tokens")
+    return 4 * len(tokens) + 64 if tokens is not None else 64
+
+
+def _stable_hash(s: str) -> int:
+    return int.from_bytes(hashlib.blake2b(s.encode("utf-8"), digest_size=8).digest(), "big")
+
+
+def _shard_name(window, pane, shard_index, total_shards, compression, destination):
+    # One temporary file per destination, except when a bundle had more writers open than
+    # fileio allows and spilled (then fileio's finaliser numbers the files it got).
+    return f"{destination}.parquet" if total_shards == 1 else f"{destination}.{shard_index}.parquet"
+
+
+class _AssignShard(beam.DoFn):
+    def process(self, kv, n_shards):
+        key, row = kv
+        n = n_shards[key]
+        shard = _stable_hash(str(row.get("id", ""))) % n
+        yield f"{key}/part-{shard:05d}-of-{n:05d}", row
+
+
+class _Rows(beam.DoFn):
+    """(destination, rows) -> (destination, row) pairs, counted; makes a local destination's
+    directory (fileio's final rename does not create directories on local disk)."""
+
+    def __init__(self, out_dir: str):
+        self.out_dir = out_dir
+        self.rows = Metrics.counter("_write", "rows")
+
+    def process(self, kv):
+        dest, rows = kv
+        if not fs.is_remote(self.out_dir):
+            fs.mkdirs(fs.dirname(fs.join(self.out_dir, dest)))
+        for r in rows:
+            if r is not None:
+                self.rows.inc()
+            yield dest, r
+
+
+class WriteParquetFiles(beam.PTransform):
+    """(destination, [rows]) groups -> ``out_dir/<destination>.parquet`` through Beam's
+    ``fileio.WriteToFiles``: rows go to temporary files under ``out_dir/_tmp`` and Beam's own
+    finalisation moves the committed ones into place, so a retried bundle can neither
+    duplicate nor orphan rows in the output.  ``run_pipeline`` checks that the rows in the
+    final files are the rows written."""
+
+    def __init__(self, out_dir: str, schema=None):
+        super().__init__()
+        self.out_dir = str(out_dir)
+        self.schema = schema if schema is not None else DOC_SCHEMA
+
+    def expand(self, groups):
+        schema = self.schema
+        return (groups
+                | "Rows" >> beam.ParDo(_Rows(self.out_dir))
+                | "Write" >> fileio.WriteToFiles(
+                    self.out_dir, destination=lambda rec: rec[0], sink=lambda dest: ParquetSink(schema),
+                    file_naming=_shard_name, shards=1,
+                    temp_directory=StaticValueProvider(str, fs.join(self.out_dir, output.TMP))))
+
+
+class WriteShards(beam.PTransform):
+    """Rows -> ``out_dir/<key_fn(row)>/part-NNNNN-of-MMMMM.parquet`` (zstd) through
+    ``WriteParquetFiles`` (Beam's file sink and finalisation).
+
+    The shard count of each key is derived from its estimated size (text bytes, computed in
+    the pipeline: a side input with one number per output key, never growing with the
+    corpus) and ``target_bytes``; rows go to shards by a hash of their id."""
+
+    def __init__(self, out_dir: str, key_fn: Callable[[dict], str], target_bytes: int = 256 << 20,
+                 schema=None):
+        super().__init__()
+        self.out_dir, self.key_fn, self.target_bytes = str(out_dir), key_fn, max(1, int(target_bytes))
+        self.schema = schema if schema is not None else DOC_SCHEMA
+
+    def expand(self, rows):
+        key_fn, target = self.key_fn, self.target_bytes
+        keyed = rows | "Key" >> beam.Map(lambda r: (key_fn(r), r))
+        n_shards = (keyed
+                    | "Bytes" >> beam.Map(lambda kv: (kv[0], _row_bytes(kv[1])))
+                    | "BytesPerKey" >> beam.CombinePerKey(sum)
+                    | "ShardsPerKey" >> beam.Map(lambda kv: (kv[0], max(1, math.ceil(kv[1] / target)))))
+        assigned = keyed | "Assign" >> beam.ParDo(_AssignShard(), n_shards=beam.pvalue.AsDict(n_shards))
+        # every shard of a key exists, so "-of-MMMMM" is true even when a hash leaves one empty
+        every_shard = n_shards | "EveryShard" >> beam.FlatMap(
+            lambda kv: ((f"{kv[0]}/part-{i:05d}-of-{kv[1]:05d}", None) for i in range(kv[1])))
+        return ((assigned, every_shard)
+                | "All" >> beam.Flatten()
+                | "ByShard" >> beam.GroupByKey()
+                | "Files" >> WriteParquetFiles(self.out_dir, self.schema))
+
+
+def stage(path: str, what: str = "model") -> str:
+    """A local copy of a model that may live on gs:// (``core.fs.stage``)."""
+    return fs.stage(path, what)
+
+
+localize = stage  # the older name
+
+
+def shard_rows(out_dir: str) -> dict[str, int]:
+    """{relative shard path: rows} from the Parquet footers of a step's output."""
+    shards = {}
+    for f in output.shard_files(out_dir):
+        with fs.open_read(f) as fh:
+            shards[fs.relpath(f, out_dir)] = pq.ParquetFile(fh).metadata.num_rows
+    return shards
+
+
+# ------------------------------------------------------------------------------ running
+
+def graph_size(p: beam.Pipeline) -> dict:
+    proto = p.to_runner_api()
+    return {"graph_bytes": len(proto.SerializeToString()), "transforms": len(proto.components.transforms)}
+
+
+def run_pipeline(build_fn, out_dir: str, runner: str, beam_args: list[str], extra: dict | None = None,
+                 run_id: str | None = None, before_complete=None) -> dict:
+    """Build and run a pipeline; write stats.json and the success marker; return the stats."""
+    t0 = time.time()
+    run_id = run_id or output.new_run_id()
+    p = new_pipeline(runner, beam_args)
+    build_fn(p)
+    result = p.run()
+    result.wait_until_finish()
+    stats = {"counters": collect_counters(result), "seconds": round(time.time() - t0, 2),
+             "runner": runner, "run_id": run_id, **(extra or {})}
+    fs.delete(fs.join(out_dir, output.TMP))
+    stats["shards"] = shard_rows(out_dir)
+    written = stats["counters"].pop("_write", {}).get("rows", 0)
+    if written != sum(stats["shards"].values()):
+        raise RuntimeError(f"{out_dir}: {written} rows were written but the shards hold "
+                           f"{sum(stats['shards'].values())}; the output is left incomplete")
+    broken = sum(v.get("file_errors", 0) for v in stats["counters"].values())
+    if broken:
+        # Not complete: stats.json for the record, no _SUCCESS, so nothing downstream reads it
+        # and the next run redoes it.  (Damaged records inside a readable file are only counted.)
+        write_stats(out_dir, stats)
+        names = sorted(k.split(":", 1)[1] for v in stats["counters"].values() for k in v
+                       if k.startswith("unreadable:"))
+        raise InputError(f"{broken} input file(s) could not be read ({', '.join(names)}; reasons in the log); "
+                         f"{out_dir} is left incomplete: fix or remove those files and run again")
+    if before_complete is not None:
+        try:
+            before_complete(stats)  # a step's own verdict on its result, before it is marked complete
+        except InputError:
+            write_stats(out_dir, stats)
+            raise
+    mark_complete(out_dir, stats, run_id)
+    return stats
+
+
+def dry_run(build_fn, runner: str, beam_args: list[str]) -> dict:
+    """Build the pipeline without running it and report the size of its job graph (for
+    DataflowRunner also the job request Beam would submit, built with ``--dry_run``)."""
+    args = list(beam_args or [])
+    if runner.endswith("DataflowRunner") and "dry_run" not in flag_names(args):
+        args.append("--dry_run=True")
+    p = new_pipeline(runner, args)
+    build_fn(p)
+    info = {"dry_run": True, "runner": runner, **graph_size(p)}
+    if runner.endswith("DataflowRunner"):
+        result = p.run()
+        info["dataflow_job_bytes"] = len(result.job.json())
+    return info
+
+
+def check_same_run(out_dir, extra: dict) -> None:
+    output.check_same_run(out_dir, extra)
+
+
+def run_step(build_fn, out_dir: str, runner: str = "DirectRunner", beam_args=None, force: bool = False,
+             extra: dict | None = None, dry: bool = False, before_complete=None) -> dict | None:
+    """prepare_output + run_pipeline: None if the output was already complete.
+
+    A complete output made from other inputs or settings (``extra`` differs from what its
+    stats.json recorded) is an error, not a silent skip: --force redoes it.  ``dry``
+    builds the pipeline only and returns the size of its job graph."""
+    check_runner(runner)
+    if dry:
+        return dry_run(build_fn, runner, list(beam_args or []))
+    if is_complete(out_dir) and not force:
+        check_same_run(out_dir, extra or {})
+    if not prepare_output(out_dir, force):
+        log.info("%s is complete (%s present); skipped", out_dir, SUCCESS)
+        return None
+    return run_pipeline(build_fn, out_dir, runner, list(beam_args or []), extra, before_complete=before_complete)
+
+
+# ------------------------------------------------------------------------------ dedup
 
 class _FirstOwner(beam.CombineFn):
     """(smallest document id, number of documents) for one line key."""
@@ -313,31 +534,3 @@ class DedupLines(beam.PTransform):
                   | "Owner" >> beam.Map(lambda kv: (kv[0], kv[1][0])))
         return docs | "Remove" >> beam.ParDo(_RemoveDuplicateLines(self.step, key_fn),
                                              owners=beam.pvalue.AsDict(owners))
-
-
-def check_same_run(out_dir, extra: dict) -> None:
-    from filters.errors import InputError
-
-    try:
-        recorded = json.loads((Path(out_dir) / "stats.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return
-    wanted = json.loads(json.dumps(extra, default=str))
-    differ = sorted(k for k, v in wanted.items() if k in recorded and recorded[k] != v)
-    if differ:
-        raise InputError(f"{out_dir}: already holds the complete output of a different run ({', '.join(differ)} "
-                         f"differ); pass --force to redo it, or choose another --out")
-
-
-def run_step(build_fn, out_dir: str, runner: str = "DirectRunner", beam_args=None, force: bool = False,
-             extra: dict | None = None) -> dict | None:
-    """prepare_output + run_pipeline: None if the output was already complete.
-
-    A complete output made from other inputs or settings (``extra`` differs from what its
-    stats.json recorded) is an error, not a silent skip: --force redoes it."""
-    if is_complete(out_dir) and not force:
-        check_same_run(out_dir, extra or {})
-    if not prepare_output(out_dir, force):
-        log.info("%s is complete (%s present); skipped", out_dir, SUCCESS)
-        return None
-    return run_pipeline(build_fn, out_dir, runner, list(beam_args or []), extra)

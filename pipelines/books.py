@@ -2,25 +2,30 @@
 (MinHash LSH over character shingles, ``filters.books``: the longest copy of a group is kept)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from filters.books import minhash, near_duplicates, strip_gutenberg
+from core import fs
 from filters.errors import InputError
-from filters.paths import expand_paths
 
 from . import beam_utils
 from .schema import make_doc
 
 
-def expand_inputs(inputs):
-    return expand_paths(inputs, ".txt books", (".txt",))
+SUFFIXES = (".txt",)
+
+
+def check_inputs(inputs, prefix=None):
+    for spec in inputs:
+        beam_utils.first_input(spec, ".txt books", SUFFIXES, prefix=prefix)
 
 
 def read_book(path, counter):
-    raw = Path(path).read_bytes()
+    try:
+        raw = fs.read_bytes(path)
+    except OSError as e:
+        raise InputError(f"{path}: cannot be read ({type(e).__name__}: {e})") from None
     if b"\x00" in raw[:4096]:
         raise InputError(f"{path}: binary file, not a plain-text book")
     try:
@@ -33,8 +38,9 @@ def read_book(path, counter):
     if not body:
         counter("empty")
         return
-    yield make_doc(Path(path).stem, "books", body, url=str(Path(path).name), language="en",
-                   metadata={"file": Path(path).name, "chars_before_strip": len(text)})
+    name = fs.basename(path)
+    yield make_doc(name.rsplit(".", 1)[0], "books", body, url=name, language="en",
+                   metadata={"file": name, "chars_before_strip": len(text)})
 
 
 class _Sketch(beam.DoFn):
@@ -63,8 +69,8 @@ class _DropDuplicates(beam.DoFn):
         yield doc
 
 
-def build(p, files, out_dir, threshold=0.9, num_perm=128, k=20, target_bytes=256 << 20):
-    books = (p | "Files" >> beam.Create(files) | "Reshuffle" >> beam.Reshuffle()
+def build(p, inputs, out_dir, threshold=0.9, num_perm=128, k=20, target_bytes=256 << 20, input_prefix=None):
+    books = (p | "Files" >> beam_utils.ExpandInputs(inputs, SUFFIXES, prefix=input_prefix)
                | "Read" >> beam.ParDo(beam_utils.ReadFiles("read", read_book)))
     dropped = (books | "MinHash" >> beam.ParDo(_Sketch(num_perm, k))
                      | "All" >> beam.combiners.ToList()
@@ -74,8 +80,9 @@ def build(p, files, out_dir, threshold=0.9, num_perm=128, k=20, target_bytes=256
 
 
 def run(inputs, out_dir, threshold=0.9, target_bytes=256 << 20, runner="DirectRunner", beam_args=None,
-        force=False):
-    files = expand_inputs(inputs)
-    return beam_utils.run_step(lambda p: build(p, files, out_dir, threshold, target_bytes=target_bytes),
-                               out_dir, runner, beam_args, force,
-                               extra={"inputs": files, "near_dup_threshold": threshold})
+        force=False, input_prefix=None, dry_run=False):
+    check_inputs(inputs, input_prefix)
+    return beam_utils.run_step(
+        lambda p: build(p, inputs, out_dir, threshold, target_bytes=target_bytes, input_prefix=input_prefix),
+        out_dir, runner, beam_args, force, dry=dry_run,
+        extra={"inputs": list(inputs), "near_dup_threshold": threshold})

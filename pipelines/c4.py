@@ -18,7 +18,7 @@ from apache_beam.metrics import Metrics
 from filters.c4 import MIN_NUM_SENTENCES, clean_page, count_sentences, has_badword
 
 from . import beam_utils
-from .ccnet import LanguageID, cc_reader, expand_inputs
+from .ccnet import LanguageID, check_inputs, read_cc_inputs
 
 
 def _exact_line_key(line: str) -> int:
@@ -49,9 +49,8 @@ def _no_badwords(doc):
     return not bad
 
 
-def build(p, files, out_dir, lid_model, lang_threshold=0.5, target_bytes=256 << 20):
-    docs = (p | "Files" >> beam.Create(files) | "Reshuffle" >> beam.Reshuffle()
-              | "Read" >> beam.ParDo(beam_utils.ReadFiles("read", cc_reader("c4"))))
+def build(p, inputs, out_dir, lid_model, lang_threshold=0.5, target_bytes=256 << 20, input_prefix=None):
+    docs = read_cc_inputs(p, inputs, "c4", input_prefix)
     return (docs
             | "Clean" >> beam.ParDo(CleanPage())
             | "Dedup" >> beam_utils.DedupLines("dedup", _exact_line_key)
@@ -62,7 +61,8 @@ def build(p, files, out_dir, lid_model, lang_threshold=0.5, target_bytes=256 << 
 
 
 def run(inputs, out_dir, lid_model, lang_threshold=0.5, target_bytes=256 << 20, runner="DirectRunner",
-        beam_args=None, force=False):
-    files = expand_inputs(inputs)
-    return beam_utils.run_step(lambda p: build(p, files, out_dir, lid_model, lang_threshold, target_bytes),
-                               out_dir, runner, beam_args, force, extra={"inputs": files})
+        beam_args=None, force=False, input_prefix=None, dry_run=False):
+    check_inputs(inputs, input_prefix)
+    return beam_utils.run_step(
+        lambda p: build(p, inputs, out_dir, lid_model, lang_threshold, target_bytes, input_prefix),
+        out_dir, runner, beam_args, force, dry=dry_run, extra={"inputs": list(inputs)})

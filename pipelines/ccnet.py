@@ -18,18 +18,17 @@ threshold or not in ``languages`` are dropped and counted per language under
 from __future__ import annotations
 
 import functools
-import gzip
+import io
 import json
 import logging
 import zlib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from core import fs
 from filters.errors import InputError
-from filters.paths import expand_paths
 from filters.perplexity import DEFAULT_CUTOFFS, LMPaths, bucket
 from filters.text import line_hash
 from filters.warc import ReadReport, check_warc_file, read_documents
@@ -55,26 +54,35 @@ class CCNetConfig:
     runner: str = "DirectRunner"
     beam_args: list[str] = field(default_factory=list)
     force: bool = False
+    input_prefix: str | None = None  # for relative lines of a paths manifest
+    dry_run: bool = False
 
 
-def expand_inputs(inputs: list[str]) -> list[str]:
-    """Files named, or the WARC/WET/JSONL files under directories named; checked up front."""
-    files = expand_paths(inputs, ".warc/.wet/.jsonl files", WARC_SUFFIXES + JSONL_SUFFIXES)
-    for f in files:
-        if "://" in f:
-            continue
+SUFFIXES = WARC_SUFFIXES + JSONL_SUFFIXES
+
+
+def check_inputs(inputs: list[str], prefix: str | None = None) -> None:
+    """Each input spec (file, directory, glob, paths manifest) exists and its first file is a
+    WARC/WET or JSON-lines file: a one-line error at launch.  The full file list is made
+    inside the pipeline (``beam_utils.ExpandInputs``); a bad file found there fails the step
+    naming it."""
+    for spec in inputs:
+        f = beam_utils.first_input(spec, ".warc/.wet/.jsonl files", SUFFIXES, prefix=prefix)
         if f.endswith(JSONL_SUFFIXES):
             _check_jsonl(f)
         else:
             check_warc_file(f)
-    return files
+
+
+def read_cc_inputs(p, inputs: list[str], source: str, prefix: str | None = None):
+    return (p | "Inputs" >> beam_utils.ExpandInputs(inputs, SUFFIXES, prefix=prefix)
+              | "Read" >> beam.ParDo(beam_utils.ReadFiles("read", cc_reader(source))))
 
 
 def _check_jsonl(path: str) -> None:
-    opener = gzip.open if path.endswith(".gz") else open
     try:
-        with opener(path, "rt", encoding="utf-8") as f:
-            first = f.readline()
+        with fs.open_decompressed(path) as f:
+            first = io.TextIOWrapper(f, encoding="utf-8").readline()
         doc = json.loads(first)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise InputError(f"{path}: not a JSON-lines file ({type(e).__name__}: {e})") from None
@@ -87,7 +95,7 @@ def read_cc_file(path: str, counter, source: str = "common_crawl"):
 
     Damaged records (wrong lengths, a truncated or corrupt compressed stream, bad JSON lines)
     are counted and skipped, keeping everything before them, as Common Crawl data needs."""
-    name = Path(path).name
+    name = fs.basename(path)
     docs = _read_jsonl(path, name, source, counter) if path.endswith(JSONL_SUFFIXES) \
         else _read_warc(path, name, source, counter)
     for doc in docs:
@@ -119,11 +127,10 @@ def _read_warc(path, name, source, counter):
 
 
 def _read_jsonl(path, name, source, counter):
-    opener = gzip.open if path.endswith(".gz") else open
     i = -1
     try:
-        with opener(path, "rt", encoding="utf-8", errors="replace") as f:
-            for i, line in enumerate(f):
+        with fs.open_decompressed(path) as raw:
+            for i, line in enumerate(io.TextIOWrapper(raw, encoding="utf-8", errors="replace")):
                 counter("records")
                 try:
                     d = json.loads(line)
@@ -149,7 +156,7 @@ class LanguageID(beam.DoFn):
     def setup(self):
         from filters.langid import LanguageIdentifier
 
-        self.lid = LanguageIdentifier(beam_utils.localize(self.model_path))
+        self.lid = LanguageIdentifier(self.model_path)  # staged locally when remote
 
     def process(self, doc):
         lang, score = self.lid.predict(doc["text"])
@@ -171,10 +178,7 @@ class Perplexity(beam.DoFn):
 
         self.scorers = {}
         for lang in self.cutoffs:
-            paths = LMPaths.in_dir(self.lm_dir, lang)
-            paths = LMPaths(Path(beam_utils.localize(str(paths.sp_model))),
-                            Path(beam_utils.localize(str(paths.kenlm_model))))
-            self.scorers[lang] = PerplexityScorer(paths)
+            self.scorers[lang] = PerplexityScorer(LMPaths.in_dir(self.lm_dir, lang))
 
     def process(self, doc):
         lang = doc["language"]
@@ -188,10 +192,8 @@ class Perplexity(beam.DoFn):
         yield dict(doc, perplexity=pp, bucket=b)
 
 
-def build(p: beam.Pipeline, cfg: CCNetConfig, files: list[str]):
-    docs = (p | "Files" >> beam.Create(files)
-              | "Reshuffle" >> beam.Reshuffle()
-              | "Read" >> beam.ParDo(beam_utils.ReadFiles("read", cc_reader())))
+def build(p: beam.Pipeline, cfg: CCNetConfig):
+    docs = read_cc_inputs(p, cfg.inputs, "common_crawl", cfg.input_prefix)
     deduped = docs | "Dedup" >> beam_utils.DedupLines("dedup", line_hash)
     lid = deduped | "LangID" >> beam.ParDo(LanguageID(cfg.lid_model, cfg.languages, cfg.lang_threshold))
     scored = lid | "Perplexity" >> beam.ParDo(Perplexity(cfg.lm_dir, cfg.cutoffs))
@@ -202,13 +204,13 @@ def build(p: beam.Pipeline, cfg: CCNetConfig, files: list[str]):
 
 def run(cfg: CCNetConfig) -> dict | None:
     """Run the pipeline; returns the stats, or None when the output was already complete."""
-    files = expand_inputs(cfg.inputs)
+    check_inputs(cfg.inputs, cfg.input_prefix)
     for lang in cfg.cutoffs:
         LMPaths.in_dir(cfg.lm_dir, lang).check()
-    if not Path(cfg.lid_model).is_file() and "://" not in cfg.lid_model:
+    if not fs.isfile(cfg.lid_model):
         raise InputError(f"{cfg.lid_model}: fastText language-ID model not found")
-    return beam_utils.run_step(lambda p: build(p, cfg, files), cfg.out_dir, cfg.runner,
-                               cfg.beam_args, cfg.force, extra={"inputs": files, "config": {
+    return beam_utils.run_step(lambda p: build(p, cfg), cfg.out_dir, cfg.runner,
+                               cfg.beam_args, cfg.force, dry=cfg.dry_run, extra={"inputs": list(cfg.inputs), "config": {
                                        "languages": list(cfg.languages),
                                        "lang_threshold": cfg.lang_threshold,
                                        "cutoffs": {k: list(v) for k, v in cfg.cutoffs.items()}}})

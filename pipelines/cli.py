@@ -10,9 +10,13 @@ from filters import paths
 from filters.errors import InputError
 
 
+_NOISE = ("apitools not found", "No semi_persistent_directory found", "Discarding unparseable args")
+
+
 class _DropNoise(logging.Filter):
     def filter(self, record):
-        return "apitools not found" not in record.getMessage()
+        msg = record.getMessage()
+        return not any(s in msg for s in _NOISE)
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -42,12 +46,56 @@ def _fraction(text: str) -> float:
     return v
 
 
-def _add_runner(p: argparse.ArgumentParser) -> None:
+def _add_runner(p: argparse.ArgumentParser, inputs: bool = True) -> None:
     p.add_argument("--runner", default="DirectRunner",
-                   help="Beam runner: DirectRunner (local) or DataflowRunner. Other --flags after "
-                        "the known ones (e.g. --project, --region, --temp_location) go to Beam.")
+                   help="Beam runner: DirectRunner (local: Beam's portable runner, one worker process per "
+                        "core) or DataflowRunner. Beam's own flags (--direct_num_workers 2, --project, "
+                        "--region, --temp_location, ...) pass through and win over the defaults.")
     p.add_argument("--force", action="store_true", help="redo the step even if its output is complete")
     p.add_argument("--target-shard-mb", type=float, default=256.0, help="shard size target (text MB)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="build the pipeline, report the size of its job graph, run nothing")
+    if inputs:
+        p.add_argument("--input-prefix", default=None,
+                       help="prefix for the relative lines of a paths manifest (*.paths[.gz]), e.g. "
+                            "s3://commoncrawl/ for Common Crawl's wet.paths.gz (default: the manifest's dir)")
+
+
+def beam_value_flags() -> set[str]:
+    """Beam's own options that take a value (so ``--flag value`` can be joined to ``--flag=value``)."""
+    from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
+
+    parser = _BeamArgumentParser(allow_abbrev=False)
+    seen = {}
+    for cls in PipelineOptions.__subclasses__():
+        seen.setdefault(str(cls), cls)
+    for cls in seen.values():
+        try:
+            cls._add_argparse_args(parser)  # noqa: SLF001 - Beam's own registry of options
+        except argparse.ArgumentError:
+            pass
+    return {s for a in parser._actions if a.nargs != 0 for s in a.option_strings}
+
+
+def join_beam_flags(argv: list[str]) -> list[str]:
+    """``--direct_num_workers 2`` -> ``--direct_num_workers=2`` for Beam's value options, so the
+    value is not taken for an input path."""
+    flags, out, i = None, [], 0
+    while i < len(argv):
+        a = argv[i]
+        if a.startswith("--") and "=" not in a and i + 1 < len(argv) and not argv[i + 1].startswith("-"):
+            flags = flags if flags is not None else beam_value_flags()
+            if a in flags and a.replace("_", "-") not in OWN_FLAGS:
+                out.append(f"{a}={argv[i + 1]}")
+                i += 2
+                continue
+        out.append(a)
+        i += 1
+    return out
+
+
+OWN_FLAGS = {"--runner", "--out", "--force", "--target-shard-mb", "--dry-run", "--input-prefix", "--lm-dir",
+             "--lid-model", "--lang", "--lang-threshold", "--cutoffs", "--threshold", "--languages", "--sites"}
 
 
 def cmd_ccnet(a, beam_args):
@@ -57,13 +105,18 @@ def cmd_ccnet(a, beam_args):
                       lm_dir=a.lm_dir, lid_model=a.lid_model, languages=tuple(a.lang),
                       lang_threshold=a.lang_threshold, cutoffs={a.lang[0]: a.cutoffs},
                       target_shard_bytes=int(a.target_shard_mb * 2**20), runner=a.runner,
-                      beam_args=beam_args, force=a.force)
+                      beam_args=beam_args, force=a.force, input_prefix=a.input_prefix, dry_run=a.dry_run)
     return _report(run(cfg), a.out)
 
 
 def _report(stats, out):
     if stats is None:
         print(f"{out}: already complete (delete it or pass --force to redo)")
+        return 0
+    if stats.get("dry_run"):
+        print(json.dumps(stats, indent=1))
+        print(f"dry run: job graph of {stats['transforms']} transforms, {stats['graph_bytes']:,} bytes; "
+              f"nothing was run or written")
         return 0
     c = stats["counters"]
     print(json.dumps(c, indent=1))
@@ -78,9 +131,11 @@ def _source_cmd(module, default_dir, **fixed):
 
         mod = importlib.import_module(f"pipelines.{module}")
         kwargs = {k: getattr(a, k) for k in fixed if getattr(a, k, None) is not None}
+        if getattr(a, "input_prefix", None):
+            kwargs["input_prefix"] = a.input_prefix
         stats = mod.run(a.inputs or [str(paths.shared_data() / default_dir)], a.out,
                         target_bytes=int(a.target_shard_mb * 2**20), runner=a.runner,
-                        beam_args=beam_args, force=a.force, **kwargs)
+                        beam_args=beam_args, force=a.force, dry_run=a.dry_run, **kwargs)
         return _report(stats, a.out)
     return cmd
 
@@ -99,7 +154,7 @@ def cmd_quality(a, beam_args):
     from pipelines import quality
 
     stats = quality.run(a.input, a.out, a.model, a.threshold, int(a.target_shard_mb * 2**20), a.runner,
-                        beam_args, a.force)
+                        beam_args, a.force, dry_run=a.dry_run)
     return _report(stats, a.out)
 
 
@@ -130,10 +185,9 @@ def cmd_tokenize(a, beam_args):
     sources = tokenize.source_dirs(a.root, mixture)
     m = tokenize.run(sources, a.tokenizer, a.out, mixture, seq_len=a.seq_len, seed=a.seed,
                      total_tokens=a.total_tokens, shard_tokens=a.shard_tokens, runner=a.runner,
-                     beam_args=beam_args, force=a.force)
-    if m is None:
-        print(f"{a.out}: already complete (delete it or pass --force to redo)")
-        return 0
+                     beam_args=beam_args, force=a.force, dry_run=a.dry_run)
+    if m is None or m.get("dry_run"):
+        return _report(m, a.out)
     print(f"{m['sequences']} sequences, {m['tokens']:,} tokens in {len(m['shards'])} shard(s) under {a.out}")
     print(f"  {'source':<14} {'target':>7} {'achieved':>9} {'epochs':>7} {'tokens':>9}")
     for s, v in m["sources"].items():
@@ -159,7 +213,9 @@ def cmd_train_7b(a, extra):
 def cmd_lm(a, _):
     from pipelines.lm import train_lm
 
-    dumps = a.dumps or [str(p) for p in sorted((paths.shared_data() / "wikipedia").glob("enwiki-*"))]
+    from core import fs
+
+    dumps = a.dumps or fs.glob(str(paths.shared_data() / "wikipedia" / "enwiki-*"))
     p = train_lm(dumps, a.out, lang=a.lang, vocab_size=a.vocab_size, holdout=a.holdout, force=a.force)
     print(f"perplexity model: {p.sp_model} + {p.kenlm_model}")
     return 0
@@ -221,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--sites", nargs="+", default=None,
                            help="sites to keep; 'paper' = LLaMA's 28 largest (default: all non-meta)")
             fixed = {"sites": None}
-        _add_runner(p)
+        _add_runner(p, inputs=name not in ("github", "arxiv"))
         p.set_defaults(fn=_source_cmd(module, default_dir, **fixed))
 
     p = sub.add_parser("train-quality-classifier",
@@ -238,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=str(out / "quality" / "model.bin"))
     p.add_argument("--threshold", type=_fraction, default=0.25)
     p.add_argument("--out", default=str(out / "cc"))
-    _add_runner(p)
+    _add_runner(p, inputs=False)
     p.set_defaults(fn=cmd_quality)
 
     p = sub.add_parser("train-tokenizer", help="SentencePiece BPE with LLaMA's trainer spec")
@@ -259,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--total-tokens", type=int, default=None, help="cap on the mixture's total tokens")
     p.add_argument("--shard-tokens", type=int, default=1 << 24, help="tokens per shard (target)")
-    _add_runner(p)
+    _add_runner(p, inputs=False)
     p.set_defaults(fn=cmd_tokenize)
 
     p = sub.add_parser("train", help="train a model (torchrun on CPU, deepspeed launcher on GPUs)")
@@ -297,12 +353,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = join_beam_flags(list(sys.argv[1:] if argv is None else argv))
     args, extra = parser.parse_known_args(argv)
     bad = [x for x in extra if not x.startswith("--")]
     if bad or (extra and args.cmd not in BEAM_COMMANDS):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     _setup_logging(not getattr(args, "quiet", False))
     try:
+        if hasattr(args, "runner"):
+            from pipelines.beam_utils import check_runner
+
+            check_runner(args.runner)
         return args.fn(args, extra)
     except InputError as e:
         print(f"llama: error: {e}", file=sys.stderr)

@@ -7,17 +7,16 @@ LICENSE/COPYING rows when ``license`` is absent).
 """
 from __future__ import annotations
 
-import gzip
 import hashlib
+import io
 import json
 from collections import defaultdict
-from pathlib import Path
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from core import fs
 from filters.errors import InputError
-from filters.paths import walk_files
 from filters.github import (PERMISSIVE, detect_license, extension_ok, is_license_file, quality_reason,
                             strip_license_header)
 
@@ -27,38 +26,51 @@ from .schema import make_doc
 MAX_FILE_BYTES = 1 << 20
 
 
-def expand_inputs(inputs: list[str]) -> list[str]:
-    out = []
+JSONL_SUFFIXES = (".jsonl", ".jsonl.gz")
+
+
+def check_inputs(inputs: list[str]) -> None:
     for item in inputs:
-        p = Path(item)
-        if p.is_file() and p.name.endswith((".jsonl", ".jsonl.gz")):
-            out.append(str(p))
-        elif p.is_dir():
-            if any(is_license_file(f.name) for f in p.iterdir() if f.is_file()):
-                out.append(str(p))
-            else:
-                repos = sorted(str(d) for d in p.iterdir() if d.is_dir())
-                if not repos:
-                    raise InputError(f"{item}: no repositories (sub-directories) in this directory")
-                out += repos
-        elif p.exists():
-            raise InputError(f"{item}: expected a directory of repositories or a .jsonl file")
-        else:
+        if fs.isfile(item):
+            if not item.endswith(JSONL_SUFFIXES):
+                raise InputError(f"{item}: expected a directory of repositories or a .jsonl file")
+        elif not fs.isdir(item):
             raise InputError(f"{item}: no such file or directory")
-    return out
+        elif not any("/" in fs.relpath(f, item) or is_license_file(fs.basename(f))
+                     for f in fs.list_files(item, limit=1000)):
+            raise InputError(f"{item}: no repositories (sub-directories) in this directory")
 
 
-def _repo_files(path: str):
-    """(repo, relative path, text) for a repository directory or a JSONL file."""
-    p = Path(path)
-    if p.is_dir():
-        for f in walk_files(p):
-            if f.stat().st_size <= MAX_FILE_BYTES:
-                yield p.name, str(f.relative_to(p)), f.read_bytes().decode("utf-8", "replace"), None
+def repos_of(spec: str):
+    """Input spec -> (repository key, [files]) units, made inside the pipeline: a JSON-lines
+    file is one unit; a directory with a LICENSE/COPYING file at its top is one repository;
+    any other directory holds one repository per sub-directory."""
+    if fs.isfile(spec):
+        yield spec, [spec]
         return
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for i, line in enumerate(fh):
+    files = fs.list_files(spec)
+    rels = [fs.relpath(f, spec) for f in files]
+    if any("/" not in r and is_license_file(r) for r in rels):
+        yield spec, files
+        return
+    repos = defaultdict(list)
+    for f, r in zip(files, rels):
+        if "/" in r:
+            repos[fs.join(spec, r.split("/")[0])].append(f)
+    yield from repos.items()
+
+
+def _repo_files(unit):
+    """(repo, relative path, text, licence) for a repository directory or a JSONL file."""
+    root, files = unit
+    if not (len(files) == 1 and files[0] == root):
+        repo = fs.basename(root)
+        for f in files:
+            if fs.size(f) <= MAX_FILE_BYTES:
+                yield repo, fs.relpath(f, root), fs.read_bytes(f).decode("utf-8", "replace"), None
+        return
+    with fs.open_decompressed(root) as raw:
+        for i, line in enumerate(io.TextIOWrapper(raw, encoding="utf-8")):
             try:
                 d = json.loads(line)
                 yield d["repo"], d["path"], d["content"], d.get("license")
@@ -66,10 +78,10 @@ def _repo_files(path: str):
                 Metrics.counter("read", "bad_json_lines").inc()
 
 
-def read_repos(path: str, counter):
+def read_repos(unit, counter):
     by_repo = defaultdict(list)
     licenses: dict[str, str] = {}
-    for repo, rel, text, lic in _repo_files(path):
+    for repo, rel, text, lic in _repo_files(unit):
         if lic:
             licenses[repo] = lic.lower()
         if is_license_file(rel.rsplit("/", 1)[-1]) and "/" not in rel:
@@ -118,8 +130,9 @@ def _first(kv):
     return docs[0]
 
 
-def build(p, repos, out_dir, target_bytes=256 << 20):
-    return (p | "Repos" >> beam.Create(repos) | "Reshuffle" >> beam.Reshuffle()
+def build(p, inputs, out_dir, target_bytes=256 << 20):
+    return (p | "Specs" >> beam.Create(list(inputs)) | "Repos" >> beam.FlatMap(repos_of)
+              | "Spread" >> beam.Reshuffle()
               | "Read" >> beam.ParDo(beam_utils.ReadFiles("read", read_repos))
               | "Filter" >> beam.ParDo(FileFilter())
               | "ByHash" >> beam.GroupByKey()
@@ -127,7 +140,8 @@ def build(p, repos, out_dir, target_bytes=256 << 20):
               | "Shards" >> beam_utils.WriteShards(out_dir, lambda d: "github", target_bytes))
 
 
-def run(inputs, out_dir, target_bytes=256 << 20, runner="DirectRunner", beam_args=None, force=False):
-    repos = expand_inputs(inputs)
-    return beam_utils.run_step(lambda p: build(p, repos, out_dir, target_bytes), out_dir, runner,
-                               beam_args, force, extra={"inputs": repos})
+def run(inputs, out_dir, target_bytes=256 << 20, runner="DirectRunner", beam_args=None, force=False,
+        dry_run=False):
+    check_inputs(inputs)
+    return beam_utils.run_step(lambda p: build(p, inputs, out_dir, target_bytes), out_dir, runner,
+                               beam_args, force, dry=dry_run, extra={"inputs": list(inputs)})

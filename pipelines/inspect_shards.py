@@ -4,29 +4,34 @@ from __future__ import annotations
 import json
 import textwrap
 from collections import Counter
-from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from core import fs, output
 from filters.errors import InputError
-from filters.paths import walk_files
 
 
-def _files(target: str) -> list[Path]:
-    p = Path(target)
-    if p.is_dir():
-        files = walk_files(p, (".parquet",))
-        if not files:
-            raise InputError(f"{target}: no .parquet shards under this directory")
-        return files
-    if not p.exists():
+def _files(target: str) -> list[str]:
+    """The shards of a file or a step output (local or remote); an output that is not
+    complete is said so, since its shards may be partial."""
+    if fs.isfile(target):
+        return [target]
+    if not fs.isdir(target):
         raise InputError(f"{target}: no such file or directory")
-    return [p]
+    files = output.shard_files(target)
+    if not files:
+        raise InputError(f"{target}: no .parquet shards under this directory")
+    if not output.is_complete(target):
+        import logging
+
+        logging.getLogger(__name__).warning("%s: no %s: the output is incomplete", target, output.SUCCESS)
+    return files
 
 
-def _read(f: Path):
+def _read(f: str):
     try:
-        return pq.read_table(f)
+        with fs.open_read(f) as fh:
+            return pq.read_table(fh)
     except Exception as e:  # pyarrow raises several types for a non-Parquet file
         raise InputError(f"{f}: not a readable Parquet file ({e.__class__.__name__}: {e})") from None
 
@@ -42,7 +47,7 @@ def inspect(target: str, rows: int = 3, width: int = 300, as_json: bool = False)
     if "text" not in names:
         raise InputError(f"{files[0]}: unknown shard schema (columns: {sorted(names)})")
     total = sum(t.num_rows for _, t in tables)
-    size = sum(f.stat().st_size for f in files)
+    size = sum(fs.size(f) for f in files)
     counts: dict[str, Counter] = {k: Counter() for k in ("source", "language", "bucket")}
     lengths, ppl = [], []
     samples = []

@@ -14,21 +14,19 @@ unigrams+bigrams; a held-out split measures its accuracy.
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
 import random
 import re
-from pathlib import Path
+import shutil
 
 import apache_beam as beam
 import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 
+from core import fs, output
 from filters.errors import InputError
 
 from . import beam_utils
-from .schema import shard_files
 
 log = logging.getLogger(__name__)
 POS, NEG = "__label__wiki", "__label__cc"
@@ -40,22 +38,25 @@ def _prep(text: str, max_chars: int = 20000) -> str:
 
 def _read_shard_texts(shard_dir: str, language: str | None) -> list[str]:
     texts = []
-    for f in shard_files([shard_dir], hint=" (run the Wikipedia pipeline first)"):
-        t = pq.read_table(f, columns=["text", "language"]).to_pydict()
+    for f in output.shard_files(shard_dir):
+        with fs.open_read(f) as fh:
+            t = pq.read_table(fh, columns=["text", "language"]).to_pydict()
         texts += [x for x, lang in zip(t["text"], t["language"]) if language is None or lang == language]
     return texts
 
 
 def train(wiki_dir: str, cc_inputs: list[str], out_dir: str, language: str = "en", holdout: float = 0.2,
           seed: int = 0, epoch: int = 20, force: bool = False) -> dict:
-    out = Path(out_dir)
-    if beam_utils.is_complete(out) and not force:
-        return json.loads((out / "stats.json").read_text())
-    beam_utils.prepare_output(out, force=True)
-    from .ccnet import expand_inputs, read_cc_file
+    out_dir = str(out_dir)
+    output.require_complete(wiki_dir, "the Wikipedia output", "llama wikipedia")
+    if output.is_complete(out_dir) and not force:
+        return output.read_stats(out_dir)
+    from .ccnet import SUFFIXES, check_inputs, read_cc_file
 
+    check_inputs(cc_inputs)
     pos = _read_shard_texts(wiki_dir, language)
-    neg = [d["text"] for f in expand_inputs(cc_inputs) for d in read_cc_file(f, lambda *a: None)]
+    neg = [d["text"] for spec in cc_inputs for f in beam_utils.expand_spec(spec, SUFFIXES)
+           for d in read_cc_file(f, lambda *a: None)]
     if len(pos) < 5 or len(neg) < 5:
         raise InputError(f"too little data to train the quality classifier: {len(pos)} Wikipedia "
                          f"articles ({language}), {len(neg)} CC pages (need at least 5 of each)")
@@ -64,21 +65,24 @@ def train(wiki_dir: str, cc_inputs: list[str], out_dir: str, language: str = "en
     rng.shuffle(rows)
     n_test = max(2, int(len(rows) * holdout))
     test, trainset = rows[:n_test], rows[n_test:]
-    train_file = out / "train.txt"
-    with open(train_file, "w", encoding="utf-8") as f:
-        for label, text in trainset:
-            f.write(f"{label} {_prep(text)}\n")
-    import fasttext
+    work = fs.local_workdir("llama-quality-")
+    try:
+        train_file = fs.join(work, "train.txt")
+        fs.write_text(train_file, "".join(f"{label} {_prep(text)}\n" for label, text in trainset))
+        import fasttext
 
-    model = fasttext.train_supervised(str(train_file), epoch=epoch, lr=0.5, wordNgrams=2, dim=64,
-                                      minCount=1, seed=seed, thread=1, verbose=0)
-    model.save_model(str(out / "model.bin"))
-    train_file.unlink()
-    correct = sum(model.predict(_prep(t))[0][0] == label for label, t in test)
-    stats = {"positives": len(pos), "negatives": len(neg), "train": len(trainset), "test": len(test),
-             "heldout_accuracy": round(correct / len(test), 4), "language": language}
-    beam_utils.mark_complete(out, stats)
-    return stats
+        model = fasttext.train_supervised(train_file, epoch=epoch, lr=0.5, wordNgrams=2, dim=64,
+                                          minCount=1, seed=seed, thread=1, verbose=0)
+        model.save_model(fs.join(work, "model.bin"))
+        correct = sum(model.predict(_prep(t))[0][0] == label for label, t in test)
+        stats = {"positives": len(pos), "negatives": len(neg), "train": len(trainset), "test": len(test),
+                 "heldout_accuracy": round(correct / len(test), 4), "language": language}
+        output.prepare_output(out_dir, force=True)
+        fs.upload_dir(work, out_dir, ["model.bin"])
+        output.mark_complete(out_dir, stats)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return output.read_stats(out_dir)
 
 
 def wiki_probability(model, text: str) -> float:
@@ -94,7 +98,7 @@ class Score(beam.DoFn):
         import fasttext
 
         fasttext.FastText.eprint = lambda *a, **k: None
-        self.model = fasttext.load_model(beam_utils.localize(self.model_path))
+        self.model = fasttext.load_model(fs.stage(self.model_path, "quality model"))
 
     def process(self, row):
         doc = dict(row, metadata=dict(row.get("metadata") or []))
@@ -108,7 +112,7 @@ class Score(beam.DoFn):
 
 
 def build(p, in_dir, out_dir, model_path, threshold, target_bytes=256 << 20):
-    pattern = os.path.join(in_dir, "*", "*.parquet")
+    pattern = fs.join(in_dir, "*", "*.parquet")
     return (p | "Read" >> beam.io.ReadFromParquet(pattern)
               | "Score" >> beam.ParDo(Score(model_path, threshold))
               | "Shards" >> beam_utils.WriteShards(out_dir, lambda d: f"{d['language']}_{d['bucket']}",
@@ -116,11 +120,12 @@ def build(p, in_dir, out_dir, model_path, threshold, target_bytes=256 << 20):
 
 
 def run(in_dir, out_dir, model_path, threshold=0.25, target_bytes=256 << 20, runner="DirectRunner",
-        beam_args=None, force=False):
-    if not beam_utils.is_complete(in_dir):
-        raise InputError(f"{in_dir}: not a complete CCNet output (no {beam_utils.SUCCESS}); run `llama ccnet`")
-    if not Path(model_path).is_file():
+        beam_args=None, force=False, dry_run=False):
+    output.require_complete(in_dir, "the CCNet output", "llama ccnet")
+    model_dir = fs.dirname(model_path)
+    if not fs.isfile(model_path):
         raise InputError(f"{model_path}: quality model not found (run `llama train-quality-classifier`)")
+    output.require_complete(model_dir, "the quality classifier", "llama train-quality-classifier")
     return beam_utils.run_step(lambda p: build(p, in_dir, out_dir, model_path, threshold, target_bytes),
-                               out_dir, runner, beam_args, force,
+                               out_dir, runner, beam_args, force, dry=dry_run,
                                extra={"input": in_dir, "threshold": threshold, "model": model_path})

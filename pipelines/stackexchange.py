@@ -5,33 +5,33 @@ from __future__ import annotations
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from core import fs
 from filters.errors import InputError
-from filters.paths import expand_paths
 from filters.stackexchange import PAPER_SITES, format_question, is_meta, iter_posts, site_of
 
 from . import beam_utils
 from .schema import make_doc
 
 
-def expand_inputs(inputs, sites=None):
-    files = expand_paths(inputs, "Posts.xml", name="posts.xml")
-    for f in files:
-        if "://" in f:
-            continue
-        with open(f, "rb") as fh:
+def check_inputs(inputs, prefix=None):
+    for spec in inputs:
+        f = beam_utils.first_input(spec, "Posts.xml", name="posts.xml", prefix=prefix)
+        with fs.open_read(f) as fh:
             head = fh.read(512).lstrip(b"\xef\xbb\xbf")
         if b"<posts" not in head:
             raise InputError(f"{f}: not a StackExchange Posts.xml (no <posts> element)")
-    kept = []
-    for f in files:
-        site = site_of(f)
-        if is_meta(site):
-            Metrics.counter("read", "excluded_meta_sites").inc()
-            continue
-        if sites and site not in sites:
-            continue
-        kept.append(f)
-    return kept, files
+
+
+def _selected(path, sites):
+    """Meta sites are excluded (counted); with ``sites``, only those sites are read."""
+    site = site_of(path)
+    if is_meta(site):
+        Metrics.counter("read", "excluded_meta_sites").inc()
+        return False
+    if sites and site not in sites:
+        Metrics.counter("read", "unselected_sites").inc()
+        return False
+    return True
 
 
 def read_posts(path, counter):
@@ -63,8 +63,9 @@ class _Format(beam.DoFn):
                                  "tags": q.get("Tags", "")})
 
 
-def build(p, files, out_dir, target_bytes=256 << 20):
-    return (p | "Files" >> beam.Create(files) | "Reshuffle" >> beam.Reshuffle()
+def build(p, inputs, out_dir, target_bytes=256 << 20, sites=None, input_prefix=None):
+    return (p | "Files" >> beam_utils.ExpandInputs(inputs, name="posts.xml", prefix=input_prefix)
+              | "Sites" >> beam.Filter(_selected, sites)
               | "Posts" >> beam.ParDo(beam_utils.ReadFiles("read", read_posts, documents=False))
               | "ByQuestion" >> beam.GroupByKey()
               | "Format" >> beam.ParDo(_Format())
@@ -72,13 +73,18 @@ def build(p, files, out_dir, target_bytes=256 << 20):
 
 
 def run(inputs, out_dir, sites=None, target_bytes=256 << 20, runner="DirectRunner", beam_args=None,
-        force=False):
+        force=False, input_prefix=None, dry_run=False):
     if sites and "paper" in sites:
         sites = set(PAPER_SITES) | (set(sites) - {"paper"})
     elif sites:
         sites = set(sites)
-    files, all_files = expand_inputs(inputs, sites)
-    if not files:
-        raise InputError(f"none of {len(all_files)} Posts.xml file(s) is a selected, non-meta site")
-    return beam_utils.run_step(lambda p: build(p, files, out_dir, target_bytes), out_dir, runner, beam_args,
-                               force, extra={"inputs": files, "sites": sorted(sites) if sites else "all"})
+    check_inputs(inputs, input_prefix)
+    sites = sorted(sites) if sites else None
+
+    def some_site(stats):
+        if not stats["counters"].get("read", {}).get("files"):
+            raise InputError(f"no Posts.xml of a selected, non-meta site in {', '.join(inputs)}")
+
+    return beam_utils.run_step(lambda p: build(p, inputs, out_dir, target_bytes, sites, input_prefix), out_dir,
+                               runner, beam_args, force, dry=dry_run, before_complete=some_site,
+                               extra={"inputs": list(inputs), "sites": sites or "all"})

@@ -26,17 +26,14 @@ import hashlib
 import json
 import logging
 import math
-from pathlib import Path
 
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
+from core import fs, output
 from filters.errors import InputError
-from filters.paths import walk_files
 
 from . import beam_utils
 
@@ -51,14 +48,14 @@ TOKEN_SCHEMA = pa.schema([
 ])
 
 
-def load_mixture(path: str | Path) -> dict:
+def load_mixture(path: str) -> dict:
     try:
-        cfg = json.loads(Path(path).read_text())
+        cfg = fs.read_json(str(path))
         sources = cfg["sources"]
         for name, s in sources.items():
             if not (s["weight"] > 0 and s["epochs"] > 0):
                 raise ValueError(f"{name}: weight and epochs must be > 0")
-    except FileNotFoundError:
+    except OSError:
         raise InputError(f"{path}: mixture config not found") from None
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         raise InputError(f"{path}: bad mixture config ({type(e).__name__}: {e})") from None
@@ -93,7 +90,7 @@ class Tokenize(beam.DoFn):
     def setup(self):
         from tokenizer import Tokenizer
 
-        self.tok = Tokenizer(beam_utils.localize(self.model_path))
+        self.tok = Tokenizer(self.model_path)  # staged locally when remote
 
     def process(self, item):
         source, row = item
@@ -124,8 +121,10 @@ class Sample(beam.DoFn):
 
 
 class PackShard(beam.DoFn):
-    def __init__(self, out_dir, seq_len):
-        self.out_dir, self.seq_len = out_dir, seq_len
+    """(shard, document copies) -> (``part-NNNNN``, packed rows) for ``WriteParquetFiles``."""
+
+    def __init__(self, seq_len):
+        self.seq_len = seq_len
 
     def process(self, kv):
         shard, docs = kv
@@ -147,17 +146,9 @@ class PackShard(beam.DoFn):
                     buf, ids, srcs, starts, fill = [], [], [], [], 0
         if fill:
             rows.append(self._row(buf, ids, srcs, starts))
-        table = pa.Table.from_pylist(rows, schema=TOKEN_SCHEMA)
-        final = FileSystems.join(self.out_dir, f"part-{shard:05d}.parquet")
-        tmp = FileSystems.join(self.out_dir, "_tmp", f"part-{shard:05d}.parquet")
-        if "://" not in tmp:
-            Path(tmp).parent.mkdir(parents=True, exist_ok=True)
-        with FileSystems.create(tmp) as f:
-            pq.write_table(table, f, compression="zstd")
-        FileSystems.rename([tmp], [final])
         Metrics.counter("pack", "sequences").inc(len(rows))
         Metrics.counter("pack", "tokens").inc(sum(r["length"] for r in rows))
-        yield shard, len(rows), sum(r["length"] for r in rows)
+        yield f"part-{shard:05d}", rows
 
     @staticmethod
     def _row(buf, ids, srcs, starts):
@@ -167,10 +158,9 @@ class PackShard(beam.DoFn):
 
 
 def _read_source(p, name, directory):
-    files = [str(f) for f in walk_files(directory, (".parquet",))]
-    return (p | f"Files_{name}" >> beam.Create(files)
-              | f"Read_{name}" >> beam.FlatMap(
-                  lambda f: pq.read_table(f, columns=["id", "text"]).to_pylist())
+    # Beam's Parquet source: row groups read in parallel, through FileSystems (gs:// too)
+    return (p | f"Read_{name}" >> beam.io.ReadFromParquet(fs.join(directory, "*", "*.parquet"),
+                                                           columns=["id", "text"])
               | f"Tag_{name}" >> beam.Map(lambda r, s=name: (s, r)))
 
 
@@ -184,41 +174,44 @@ def build(p, sources: dict, tokenizer_model, out_dir, mixture, seq_len, seed, to
     return (docs | "Sample" >> beam.ParDo(Sample(mixture, seed, total_tokens, shard_tokens),
                                           sizes=beam.pvalue.AsDict(sizes))
                  | "ByShard" >> beam.GroupByKey()
-                 | "Pack" >> beam.ParDo(PackShard(out_dir, seq_len)))
+                 | "Pack" >> beam.ParDo(PackShard(seq_len))
+                 | "Write" >> beam_utils.WriteParquetFiles(out_dir, TOKEN_SCHEMA))
 
 
-def source_dirs(root: str | Path, mixture: dict, overrides: dict | None = None) -> dict[str, str]:
+def source_dirs(root: str, mixture: dict, overrides: dict | None = None) -> dict[str, str]:
     dirs = {}
     for name, s in mixture.items():
-        d = Path((overrides or {}).get(name) or Path(root) / s["dir"])
-        if not beam_utils.is_complete(d):
-            raise InputError(f"{d}: {name} documents missing or incomplete (no {beam_utils.SUCCESS}); "
+        d = str((overrides or {}).get(name) or fs.join(str(root), s["dir"]))
+        if not output.is_complete(d):
+            raise InputError(f"{d}: {name} documents missing or incomplete (no {output.SUCCESS}); "
                              f"run that source's pipeline first, or drop it from the mixture")
-        dirs[name] = str(d)
+        dirs[name] = d
     return dirs
 
 
 def run(sources: dict[str, str], tokenizer_model: str, out_dir: str, mixture: dict, seq_len: int = 2048,
         seed: int = 0, total_tokens: int | None = None, shard_tokens: int = 1 << 24,
         unit_tokens: int | None = None, runner: str = "DirectRunner", beam_args=None,
-        force: bool = False) -> dict | None:
+        force: bool = False, dry_run: bool = False) -> dict | None:
     from tokenizer import Tokenizer
 
     if seq_len < 2:
         raise InputError(f"--seq-len must be at least 2, got {seq_len}")
     tok = Tokenizer(tokenizer_model)
+
+    def write_manifest(stats):  # before _SUCCESS: a complete output always has its manifest
+        fs.write_json(fs.join(out_dir, "manifest.json"), make_manifest(stats, mixture, out_dir))
+
     stats = beam_utils.run_step(
         lambda p: build(p, sources, tokenizer_model, out_dir, mixture, seq_len, seed, total_tokens, shard_tokens,
                         unit_tokens),
-        out_dir, runner, beam_args, force,
+        out_dir, runner, beam_args, force, dry=dry_run, before_complete=write_manifest,
         extra={"sources": sources, "seq_len": seq_len, "seed": seed, "tokenizer": str(tokenizer_model),
                "mixture": mixture, "total_tokens_cap": total_tokens,
                "vocab_size": tok.vocab_size})
-    if stats is None:
-        return None
-    manifest = make_manifest(stats, mixture, out_dir)
-    Path(out_dir, "manifest.json").write_text(json.dumps(manifest, indent=2))
-    return manifest
+    if stats is None or dry_run:
+        return stats
+    return fs.read_json(fs.join(out_dir, "manifest.json"))
 
 
 def make_manifest(stats: dict, mixture: dict, out_dir: str) -> dict:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import apache_beam as beam
 
 from filters.errors import InputError
-from filters.paths import expand_paths
 from filters.wikipedia import LLAMA_WIKI_LANGS, DumpInfo, clean_wikitext, iter_pages
 
 from . import beam_utils
@@ -16,12 +15,11 @@ from .schema import make_doc
 SUFFIXES = (".xml", ".bz2", ".gz")
 
 
-def expand_inputs(inputs):
-    files = expand_paths(inputs, ".xml/.bz2 dumps", SUFFIXES)
-    for f in files:
-        if "://" not in f:
-            _check_dump(f)
-    return files
+def check_inputs(inputs, prefix=None):
+    """Each input spec exists and its first file is a MediaWiki dump (one-line error); the
+    full list is expanded inside the pipeline."""
+    for spec in inputs:
+        _check_dump(beam_utils.first_input(spec, ".xml/.bz2 dumps", SUFFIXES, prefix=prefix))
 
 
 def _check_dump(path):
@@ -79,8 +77,8 @@ def _one_per_page(kv):
     return docs[0]
 
 
-def build(p, files, out_dir, languages=LLAMA_WIKI_LANGS, target_bytes=256 << 20):
-    return (p | "Dumps" >> beam.Create(files) | "Reshuffle" >> beam.Reshuffle()
+def build(p, inputs, out_dir, languages=LLAMA_WIKI_LANGS, target_bytes=256 << 20, input_prefix=None):
+    return (p | "Dumps" >> beam_utils.ExpandInputs(inputs, SUFFIXES, prefix=input_prefix)
               | "Read" >> beam.ParDo(beam_utils.ReadFiles("read", make_reader(languages)))
               | "ById" >> beam.Map(lambda d: (d["id"], d)) | "GroupById" >> beam.GroupByKey()
               | "OnePerPage" >> beam.Map(_one_per_page)
@@ -88,7 +86,8 @@ def build(p, files, out_dir, languages=LLAMA_WIKI_LANGS, target_bytes=256 << 20)
 
 
 def run(inputs, out_dir, languages=LLAMA_WIKI_LANGS, target_bytes=256 << 20, runner="DirectRunner",
-        beam_args=None, force=False):
-    files = expand_inputs(inputs)
-    return beam_utils.run_step(lambda p: build(p, files, out_dir, languages, target_bytes), out_dir, runner,
-                               beam_args, force, extra={"inputs": files, "languages": list(languages)})
+        beam_args=None, force=False, input_prefix=None, dry_run=False):
+    check_inputs(inputs, input_prefix)
+    return beam_utils.run_step(lambda p: build(p, inputs, out_dir, languages, target_bytes, input_prefix),
+                               out_dir, runner, beam_args, force, dry=dry_run,
+                               extra={"inputs": list(inputs), "languages": list(languages)})

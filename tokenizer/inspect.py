@@ -4,17 +4,17 @@ from __future__ import annotations
 import json
 import textwrap
 from collections import Counter
-from pathlib import Path
+from core import fs
 
 
-def _tokenizer_for(shard: Path):
+def _tokenizer_for(shard: str):
     from tokenizer import Tokenizer
 
-    for d in (shard.parent, shard.parent.parent):
-        m = d / "manifest.json"
-        if m.is_file():
-            path = json.loads(m.read_text()).get("tokenizer")
-            if path and Path(path).is_file():
+    for d in (fs.dirname(shard), fs.dirname(fs.dirname(shard))):
+        m = fs.join(d, "manifest.json")
+        if fs.isfile(m):
+            path = json.loads(fs.read_bytes(m)).get("tokenizer")
+            if path and fs.isfile(path):
                 return Tokenizer(path)
     return None
 
@@ -30,7 +30,7 @@ def describe_token_tables(tables, rows: int = 3, width: int = 300) -> str:
             bounds = list(starts[1:]) + [length]
             for s, a, b in zip(srcs, starts, bounds):
                 per_source[s] += b - a
-    tok = _tokenizer_for(Path(files[0]))
+    tok = _tokenizer_for(str(files[0]))
     out = [f"{len(files)} token shard(s), {n_seq} sequences, {n_tok:,} tokens",
            f"  {files[0]}" + (f"  ... {files[-1]}" if len(files) > 1 else ""),
            "  tokens by source: " + ", ".join(f"{s}={n:,} ({n / max(n_tok, 1):.1%})"

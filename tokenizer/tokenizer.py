@@ -10,11 +10,13 @@ class Tokenizer:
     def __init__(self, model_path: str | Path):
         import sentencepiece as spm
 
-        path = Path(model_path)
-        if not path.is_file():
+        from core import fs
+
+        path = str(model_path)
+        if not fs.isfile(path):
             raise InputError(f"{path}: tokenizer model not found (run `make tokenizer`)")
         try:
-            self.sp = spm.SentencePieceProcessor(model_file=str(path))
+            self.sp = spm.SentencePieceProcessor(model_file=fs.stage(path, "tokenizer model"))
         except (RuntimeError, OSError) as e:
             raise InputError(f"{path}: not a SentencePiece model ({e})") from None
         self.path = path
@@ -38,7 +40,7 @@ class Tokenizer:
         return self.sp.encode(text, out_type=str)
 
     def __getstate__(self):  # picklable for Beam: reload from the path
-        return {"path": str(self.path)}
+        return {"path": self.path}
 
     def __setstate__(self, state):
         self.__init__(state["path"])

@@ -14,12 +14,13 @@ from __future__ import annotations
 import logging
 import os
 import re
-from pathlib import Path
+import shutil
 
 from tqdm import tqdm
 
-from filters.errors import InputError
-from pipelines.schema import open_shard, shard_files
+from core import fs, output
+from core.output import open_shard
+from core.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,25 @@ LLAMA_TRAINER_SPEC = dict(
 )
 
 
-def iter_lines(files: list[Path], max_bytes: int):
+def document_shards(inputs: list[str]) -> list[str]:
+    """The document shards of complete step outputs (or shard files named directly); an
+    incomplete output, a missing path or a directory without shards is a one-line error."""
+    files = []
+    for item in inputs:
+        if fs.isfile(item):
+            files.append(item)
+            continue
+        if not fs.isdir(item):
+            raise InputError(f"{item}: no such file or directory")
+        output.require_complete(item, "this step output", "the step that makes it")
+        found = output.shard_files(item)
+        if not found:
+            raise InputError(f"{item}: no document shards (.parquet) here")
+        files += found
+    return files
+
+
+def iter_lines(files: list[str], max_bytes: int):
     for f in tqdm(files, desc="tokenizer corpus", unit="shard"):
         pf = open_shard(f, "text", "document")
         for batch in pf.iter_batches(columns=["text"], batch_size=256):
@@ -44,33 +63,39 @@ def iter_lines(files: list[Path], max_bytes: int):
                         yield line
 
 
-def train_tokenizer(inputs: list[str], out_dir: str | Path, vocab_size: int = 32000,
+def train_tokenizer(inputs: list[str], out_dir: str, vocab_size: int = 32000,
                     input_sentence_size: int = 2_000_000, seed: int = 0, force: bool = False,
-                    **overrides) -> Path:
+                    **overrides) -> str:
+    """Train and write ``out_dir/tokenizer.model`` (+ ``.vocab``) with the completion protocol
+    (``core.output``); inputs and output may be local or remote.  Returns the model's path."""
     import sentencepiece as spm
 
-    out = Path(out_dir)
-    model = out / "tokenizer.model"
-    files = shard_files(inputs)  # bad input is an error even when a model exists
-    if model.is_file() and not force:
+    out_dir = str(out_dir)
+    model = fs.join(out_dir, "tokenizer.model")
+    files = document_shards([str(i) for i in inputs])  # bad input is an error even when a model exists
+    if output.is_complete(out_dir) and not force:
         log.info("%s exists (use --force to retrain)", model)
         return model
-    out.mkdir(parents=True, exist_ok=True)
     spec = dict(LLAMA_TRAINER_SPEC, vocab_size=vocab_size, input_sentence_size=input_sentence_size,
                 num_threads=os.cpu_count() or 1, **overrides)
-    prefix = out / "tokenizer.tmp"
-    spm.set_random_generator_seed(seed)
+    work = fs.local_workdir("llama-tokenizer-")
     try:
-        spm.SentencePieceTrainer.train(
-            sentence_iterator=iter_lines(files, spec["max_sentence_length"]),
-            model_prefix=str(prefix), minloglevel=2, **spec)
-    except RuntimeError as e:
-        m = re.search(r"Vocabulary size (?:is )?too high \((\d+)\).*?<= (\d+)", str(e))
-        if m:
-            raise InputError(f"the corpus is too small for a vocabulary of {m.group(1)}: this sample "
-                             f"supports at most {m.group(2)} pieces; use --vocab-size {m.group(2)} "
-                             f"or less, or more data") from None
-        raise InputError(f"sentencepiece failed: {e}") from None
-    os.replace(f"{prefix}.vocab", out / "tokenizer.vocab")
-    os.replace(f"{prefix}.model", model)  # last: its presence means "complete"
+        spm.set_random_generator_seed(seed)
+        try:
+            spm.SentencePieceTrainer.train(
+                sentence_iterator=iter_lines(files, spec["max_sentence_length"]),
+                model_prefix=fs.join(work, "tokenizer"), minloglevel=2, **spec)
+        except RuntimeError as e:
+            m = re.search(r"Vocabulary size (?:is )?too high \((\d+)\).*?<= (\d+)", str(e))
+            if m:
+                raise InputError(f"the corpus is too small for a vocabulary of {m.group(1)}: this sample "
+                                 f"supports at most {m.group(2)} pieces; use --vocab-size {m.group(2)} "
+                                 f"or less, or more data") from None
+            raise InputError(f"sentencepiece failed: {e}") from None
+        output.prepare_output(out_dir, force=True)
+        fs.upload_dir(work, out_dir, ["tokenizer.vocab", "tokenizer.model"])
+        output.mark_complete(out_dir, {"inputs": list(map(str, inputs)), "vocab_size": vocab_size,
+                                       "input_sentence_size": input_sentence_size, "seed": seed})
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return model

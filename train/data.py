@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import torch
 
 from filters.errors import InputError
-from pipelines.schema import open_shard
+from core.output import open_shard
 
 
 @dataclass
@@ -36,7 +36,11 @@ class Position:
 
 
 def shard_files(path: str | Path) -> list[Path]:
+    from core import output
+
     p = Path(path)
+    if p.is_dir():  # the same completion check as every other consumer
+        output.require_complete(str(p), "the token shards", "llama tokenize")
     files = [p] if p.is_file() else sorted(f for f in p.glob("*.parquet"))
     if not files:
         raise InputError(f"{path}: no token shards (part-*.parquet); run `llama tokenize` first")

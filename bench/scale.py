@@ -1,0 +1,141 @@
+"""`make bench-scale` (a benchmark, not a test): the data steps on a volume corpus made by
+recombining the real sample documents at 1x, 4x and 16x, with 1 and 2 worker processes;
+throughput and peak RSS per process (the Beam runner and each SDK worker process).
+
+Recombination (real text only): every real document of the bundled CC sample (WARC/WET/
+JSONL pages) and of the Wikipedia dumps (cleaned articles) is read once; copy ``j`` of
+document ``i`` is the paragraphs of document ``i`` interleaved with those of document
+``(i + j + 1) mod N``, under a new id and URL.  So 16x is 16 times the text, every
+paragraph real, and documents differ from each other (near-duplicates of each other at
+the paragraph level, as crawls are).  Written as JSON-lines files of ~2,000 documents.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import psutil
+
+from filters import paths
+
+
+def real_documents() -> list[str]:
+    from filters.wikipedia import iter_articles
+    from pipelines.ccnet import read_cc_file
+    from core import fs
+
+    d = paths.shared_data()
+    docs = [doc["text"] for f in fs.list_files(str(d / "cc")) if not f.endswith(".wat.gz")
+            for doc in read_cc_file(f, lambda *a: None)]
+    for dump in sorted((d / "wikipedia").glob("*wiki-*")):
+        docs += [p.text for p in iter_articles(str(dump))]
+    return [t for t in docs if t.strip()]
+
+
+def build_corpus(out_dir: str, scale: int, docs: list[str], per_file: int = 2000) -> int:
+    os.makedirs(out_dir, exist_ok=True)
+    n, rows, part, total_bytes = len(docs), [], 0, 0
+
+    def flush():
+        nonlocal rows, part
+        if rows:
+            with gzip.open(os.path.join(out_dir, f"part-{part:05d}.jsonl.gz"), "wt") as f:
+                f.write("".join(rows))
+            rows, part = [], part + 1
+
+    for j in range(scale):
+        for i, text in enumerate(docs):
+            a, b = text.split("\n"), docs[(i + j + 1) % n].split("\n")
+            mixed = [x for pair in zip(a, b) for x in pair] + a[len(b):] + b[len(a):]
+            body = "\n".join(mixed)
+            total_bytes += len(body.encode())
+            rows.append(json.dumps({"url": f"https://volume.example/{j}/{i}", "text": body}) + "\n")
+            if len(rows) >= per_file:
+                flush()
+    flush()
+    return total_bytes
+
+
+def run_measured(cmd: list[str]) -> dict:
+    """Run a command; sample the RSS of it and of every descendant (Beam's SDK workers)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    peak: dict[int, tuple[str, int]] = {}
+    stop = threading.Event()
+
+    def sample():
+        p = psutil.Process(proc.pid)
+        while not stop.is_set():
+            try:
+                for q in [p] + p.children(recursive=True):
+                    try:
+                        rss = q.memory_info().rss
+                        kind = "runner" if q.pid == proc.pid else (
+                            "worker" if "sdk_worker_main" in " ".join(q.cmdline()) else "other")
+                        if rss > peak.get(q.pid, ("", 0))[1]:
+                            peak[q.pid] = (kind, rss)
+                    except psutil.Error:
+                        pass
+            except psutil.Error:
+                pass
+            time.sleep(0.2)
+
+    t = threading.Thread(target=sample, daemon=True)
+    t0 = time.time()
+    t.start()
+    _, err = proc.communicate()
+    stop.set()
+    t.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{err[-2000:]}")
+    workers = [r for k, r in peak.values() if k == "worker"]
+    return {"seconds": time.time() - t0, "runner_mb": max((r for k, r in peak.values() if k == "runner"), default=0) / 2**20,
+            "worker_mb": max(workers, default=0) / 2**20, "workers": len(workers)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="bench.scale")
+    ap.add_argument("--scales", default="1,4,16")
+    ap.add_argument("--workers", default="1,2")
+    ap.add_argument("--out", default=str(paths.out_dir() / "bench-scale"))
+    a = ap.parse_args(argv)
+    llama = os.path.join(os.path.dirname(sys.executable), "llama")
+    lm_dir = str(paths.lm_dir())
+    from pipelines.lm import train_lm
+
+    train_lm(sorted(str(p) for p in (paths.shared_data() / "wikipedia").glob("enwiki-*")), lm_dir)
+    docs = real_documents()
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for scale in map(int, a.scales.split(",")):
+            corpus = os.path.join(tmp, f"x{scale}")
+            mb = build_corpus(corpus, scale, docs) / 1e6
+            for w in map(int, a.workers.split(",")):
+                for step, extra in (("ccnet", ["--lm-dir", lm_dir]), ("c4", [])):
+                    r = run_measured([llama, "-q", step, corpus, "--out", os.path.join(tmp, f"{step}-{scale}-{w}"),
+                                      f"--direct_num_workers={w}", "--direct_running_mode=multi_processing",
+                                      *extra])
+                    row = {"step": step, "scale": scale, "text_mb": round(mb, 1), "workers": w,
+                           "mb_per_s": round(mb / r["seconds"], 2), "seconds": round(r["seconds"], 1),
+                           "runner_rss_mb": round(r["runner_mb"]), "worker_rss_mb": round(r["worker_mb"])}
+                    results.append(row)
+                    print(json.dumps(row), flush=True)
+    os.makedirs(a.out, exist_ok=True)
+    with open(os.path.join(a.out, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    print("| step | scale | text MB | workers | MB/s | runner peak RSS MB | worker peak RSS MB |")
+    print("|---|---|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['step']} | {r['scale']}x | {r['text_mb']} | {r['workers']} | {r['mb_per_s']} | "
+              f"{r['runner_rss_mb']} | {r['worker_rss_mb']} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""The scalable I/O layer: Beam's own flags, every core, in-pipeline input expansion, Beam's
+file sink, dry runs, and every path through FileSystems (gs:// on a local GCS emulator,
+s3:// on a local moto server)."""
+import gzip
+import json
+import os
+import subprocess
+import sys
+
+import pyarrow.parquet as pq
+import pytest
+
+from filters import paths
+from tests.emulators import environ, gcs_emulator, s3_server, upload_tree
+
+
+def _llama(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True,
+                          env=dict(os.environ, **(env or {})))
+
+
+def _docs(out) -> list[tuple]:
+    """(id, text, bucket) of every document shard under a local or remote output, sorted."""
+    from core import fs, output
+
+    rows = []
+    for f in output.shard_files(str(out)):
+        with fs.open_read(f) as fh:
+            rows += pq.read_table(fh, columns=["id", "text", "bucket"]).to_pylist()
+    return sorted((r["id"], r["text"], r["bucket"]) for r in rows)
+
+
+def _tokens(out) -> list[list[int]]:
+    from core import fs, output
+
+    rows = []
+    for f in output.shard_files(str(out)):
+        with fs.open_read(f) as fh:
+            rows += pq.read_table(fh, columns=["tokens"]).column("tokens").to_pylist()
+    return sorted(rows)
+
+
+# ------------------------------------------------------------------ flags and runners
+
+def test_user_beam_flags_win_in_both_forms():
+    from apache_beam.options.pipeline_options import DirectOptions
+
+    from pipelines.beam_utils import pipeline_options
+    from pipelines.cli import join_beam_flags
+
+    default = pipeline_options("DirectRunner", []).view_as(DirectOptions)
+    assert default.direct_running_mode == "multi_processing"
+    assert default.direct_num_workers == (os.cpu_count() or 1)
+    argv = join_beam_flags(["ccnet", "in.wet", "--direct_num_workers", "1", "--direct_running_mode", "in_memory",
+                            "--out", "o"])
+    assert argv == ["ccnet", "in.wet", "--direct_num_workers=1", "--direct_running_mode=in_memory", "--out", "o"]
+    user = pipeline_options("DirectRunner", argv[2:4]).view_as(DirectOptions)
+    assert (user.direct_num_workers, user.direct_running_mode) == (1, "in_memory")
+
+
+def test_unsupported_runner_is_refused_with_the_reason(tmp_path):
+    res = _llama("books", "--runner", "DaskRunner", "--out", str(tmp_path / "o"))
+    assert res.returncode == 2 and res.stderr.count("\n") == 1
+    assert "loses sink rows silently" in res.stderr and "Traceback" not in res.stderr
+    res = _llama("books", "--runner", "DataflowRunner", "--out", str(tmp_path / "o"))
+    assert res.returncode == 2 and "--project" in res.stderr and "--temp_location" in res.stderr
+
+
+def test_two_worker_processes_give_the_one_worker_output(data, lm_dir, tmp_path):
+    """Dataflow's execution model locally (separate worker processes) computes what one
+    in-process worker computes; small shards exercise the size-derived shard count."""
+    base = ["ccnet", str(data / "cc"), "--lm-dir", str(lm_dir), "--target-shard-mb", "0.01", "-q"]
+    one = _llama(*base, "--out", str(tmp_path / "one"), "--direct_num_workers", "1",
+                 "--direct_running_mode", "in_memory")
+    two = _llama(*base, "--out", str(tmp_path / "two"), "--direct_num_workers=2",
+                 "--direct_running_mode=multi_processing")
+    assert one.returncode == 0 and two.returncode == 0, one.stderr[-2000:] + two.stderr[-2000:]
+    docs = _docs(tmp_path / "one")
+    assert len(docs) == 12 and docs == _docs(tmp_path / "two")
+    s1, s2 = (json.loads((tmp_path / d / "stats.json").read_text()) for d in ("one", "two"))
+    assert s1["counters"] == s2["counters"]
+    head = sorted(k for k in s2["shards"] if k.startswith("en_head/"))
+    n = len(head)
+    assert n > 1 and head == [f"en_head/part-{i:05d}-of-{n:05d}.parquet" for i in range(n)]
+    assert not (tmp_path / "two" / "_tmp").exists()
+    marker = json.loads((tmp_path / "two" / "_SUCCESS").read_text())
+    assert marker["run_id"] == s2["run_id"]
+
+
+def test_dry_run_job_graph_does_not_grow_with_a_100k_line_manifest(data, lm_dir, tmp_path):
+    """Common Crawl's wet.paths.gz lists ~90k files: the launcher must not put them in the graph."""
+    first = str(data / "cc" / "whirlwind_CC-MAIN-2024-22" / "whirlwind.warc.wet.gz")
+    sizes = {}
+    for n in (1, 100_000):
+        manifest = tmp_path / f"wet{n}.paths.gz"
+        lines = [first] + [f"crawl-data/CC-MAIN-2024-22/segments/{i:06d}/wet/CC-MAIN-{i:08d}.warc.wet.gz"
+                           for i in range(n - 1)]
+        with gzip.open(manifest, "wt") as f:
+            f.write("\n".join(lines) + "\n")
+        res = _llama("ccnet", str(manifest), "--lm-dir", str(lm_dir), "--out", str(tmp_path / "o"),
+                     "--input-prefix", "gs://commoncrawl/", "--dry-run")
+        assert res.returncode == 0, res.stderr[-2000:]
+        sizes[n] = json.loads(res.stdout[:res.stdout.rindex("}") + 1])["graph_bytes"]
+    assert sizes[100_000] - sizes[1] < 200 and sizes[100_000] < 100_000
+    assert not (tmp_path / "o").exists()  # a dry run writes nothing
+
+
+def test_dataflow_job_is_built_without_submitting(data, lm_dir, tmp_path):
+    res = _llama("ccnet", str(data / "cc"), "--lm-dir", str(lm_dir), "--out", "gs://bucket/out/ccnet",
+                 "--runner", "DataflowRunner", "--project", "llama-repro-test", "--region", "us-central1",
+                 "--temp_location", "gs://bucket/tmp", "--dry-run")
+    assert res.returncode == 0, res.stderr[-3000:]
+    info = json.loads(res.stdout[:res.stdout.rindex("}") + 1])
+    assert info["runner"] == "DataflowRunner" and 0 < info["dataflow_job_bytes"] < 200_000
+
+
+def test_manifest_lines_are_read_through_the_prefix(data, tmp_path):
+    from pipelines.beam_utils import expand_spec
+
+    manifest = tmp_path / "wet.paths"
+    manifest.write_text("whirlwind_CC-MAIN-2024-22/whirlwind.warc.wet.gz\ncc_net_test_sample.warc.wet\n")
+    got = list(expand_spec(str(manifest), prefix=str(data / "cc") + "/"))
+    assert got == [str(data / "cc" / "whirlwind_CC-MAIN-2024-22" / "whirlwind.warc.wet.gz"),
+                   str(data / "cc" / "cc_net_test_sample.warc.wet")]
+    assert list(expand_spec(str(data / "cc" / "*" / "*.wet.gz"))) == [got[0]]
+
+
+# ------------------------------------------------------------------ object stores
+
+@pytest.fixture(scope="module")
+def gcs(tmp_path_factory):
+    with gcs_emulator(tmp_path_factory.mktemp("gcs")) as env, environ(env):
+        yield env
+
+
+def test_every_step_on_gcs_equals_the_local_run(gcs, data, tmp_path):
+    """lm -> ccnet -> c4 -> wikipedia -> tokenizer -> tokenize with every input, model and
+    output on gs:// (the emulator), against the same steps on local disk."""
+    from pipelines import c4, ccnet, lm, tokenize, wikipedia
+    from tokenizer.train import train_tokenizer
+
+    enwiki = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+    b = "gs://llama-test/e2e"
+    upload_tree(data / "cc", f"{b}/data/cc")
+    upload_tree(data / "wikipedia" / enwiki, f"{b}/data/wikipedia")
+    upload_tree(paths.lid_model(), f"{b}/models")
+    roots = {"gcs": (f"{b}/data", f"{b}/out", f"{b}/models/lid.176.ftz"),
+             "local": (str(data), str(tmp_path / "out"), str(paths.lid_model()))}
+    for where, (d, out, lid) in roots.items():
+        lm.train_lm([f"{d}/wikipedia/{enwiki}"], f"{out}/lm", holdout=10)
+        ccnet.run(ccnet.CCNetConfig([f"{d}/cc"], f"{out}/ccnet", f"{out}/lm", lid))
+        c4.run([f"{d}/cc"], f"{out}/c4", lid)
+        wikipedia.run([f"{d}/wikipedia/{enwiki}"], f"{out}/wikipedia")
+        train_tokenizer([f"{out}/ccnet", f"{out}/c4", f"{out}/wikipedia"], f"{out}/tokenizer", vocab_size=2000)
+        mixture = {k: v for k, v in tokenize.load_mixture(str(paths.REPO / "configs" / "mixture.json")).items()
+                   if k in ("c4", "wikipedia")}
+        tokenize.run(tokenize.source_dirs(out, mixture), f"{out}/tokenizer/tokenizer.model", f"{out}/tokens",
+                     mixture, seq_len=128)
+    gcs_out, local_out = roots["gcs"][1], roots["local"][1]
+    from core import fs, output
+
+    assert fs.read_bytes(f"{gcs_out}/lm/en.arpa.bin") == fs.read_bytes(f"{local_out}/lm/en.arpa.bin")
+    for step in ("ccnet", "c4", "wikipedia"):
+        assert output.is_complete(f"{gcs_out}/{step}")
+        got = _docs(f"{gcs_out}/{step}")
+        assert got and got == _docs(f"{local_out}/{step}"), step
+    assert len(_docs(f"{gcs_out}/ccnet")) == 12
+    assert output.read_stats(f"{gcs_out}/ccnet")["counters"]["read"]["files"] == 5
+    toks = _tokens(f"{gcs_out}/tokens")
+    assert toks and toks == _tokens(f"{local_out}/tokens")
+    assert fs.read_json(f"{gcs_out}/tokens/manifest.json")["tokens"] == sum(map(len, toks))
+    assert not fs.list_files(f"{gcs_out}/ccnet", limit=50) == [] and not any(
+        "/_tmp/" in f for f in fs.glob(f"{gcs_out}/**"))
+    res = _llama("inspect", f"{gcs_out}/ccnet", "-n", "1")
+    assert res.returncode == 0 and "12 documents" in res.stdout, res.stderr[-2000:]
+
+
+def test_missing_gcs_input_is_an_error_not_an_empty_success(gcs, lm_dir, tmp_path):
+    res = _llama("ccnet", "gs://llama-test/nothing-here", "--lm-dir", str(lm_dir), "--out",
+                 "gs://llama-test/out-missing")
+    assert res.returncode == 2 and "gs://llama-test/nothing-here: no such file or directory" in res.stderr
+    from core import output
+
+    assert not output.is_complete("gs://llama-test/out-missing")
+
+
+def test_models_are_staged_once_per_machine_concurrently(gcs, tmp_path):
+    from core import fs
+
+    upload_tree(paths.lid_model(), "gs://llama-test/stage")
+    code = ("import sys; from core import fs; print(fs.stage('gs://llama-test/stage/lid.176.ftz'))")
+    env = dict(os.environ, LLAMA_CACHE=str(tmp_path / "cache"))
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+             for _ in range(4)]
+    outs = {p.communicate()[0].strip() for p in procs}
+    assert len(outs) == 1
+    staged = outs.pop()
+    assert open(staged, "rb").read() == paths.lid_model().read_bytes()
+    assert not [f for f in os.listdir(os.path.dirname(staged)) if f.startswith(".staging-")]
+    assert fs.stage(str(paths.lid_model())) == str(paths.lid_model())  # local: used in place
+
+
+def test_a_step_on_s3_equals_the_local_run(data, tmp_path):
+    from pipelines import books
+
+    files = ["pg42324_frankenstein_1831ed.with_pg_header.txt", "pg42324_frankenstein_1831ed.header_stripped.txt",
+             "pg345_dracula.txt"]
+    local_in = tmp_path / "books"
+    local_in.mkdir()
+    for f in files:
+        (local_in / f).symlink_to(data / "books" / f)
+    books.run([str(local_in)], str(tmp_path / "out"))
+    with s3_server() as env, environ(env):
+        upload_tree(local_in, "s3://llama-test/books")
+        books.run(["s3://llama-test/books"], "s3://llama-test/out/books")
+        got = _docs("s3://llama-test/out/books")
+    assert len(got) == 2 and got == _docs(tmp_path / "out")
