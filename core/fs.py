@@ -10,6 +10,7 @@ ask at once.
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import io
@@ -298,9 +299,15 @@ def stage(path: str, what: str = "model") -> str:
     return local
 
 
-def local_workdir(prefix: str = "llama-") -> str:
-    """A private local scratch directory (the caller removes it)."""
-    return tempfile.mkdtemp(prefix=prefix)
+@contextlib.contextmanager
+def scratch_dir(prefix: str = "llama-"):
+    """A private local scratch directory for tools that need local files (KenLM, SentencePiece,
+    fastText training), removed afterwards; results are then copied to the real output."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def upload_dir(local_dir: str, dest: str, names: list[str]) -> None:

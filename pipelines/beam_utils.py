@@ -437,9 +437,11 @@ def run_pipeline(build_fn, out_dir: str, runner: str, beam_args: list[str], extr
     return stats
 
 
-def dry_run(build_fn, runner: str, beam_args: list[str]) -> dict:
+def dry_run(build_fn, runner: str, beam_args: list[str], stage: bool = False) -> dict:
     """Build the pipeline without running it and report the size of its job graph (for
-    DataflowRunner also the job request Beam would submit, built with ``--dry_run``)."""
+    DataflowRunner also the job request Beam would submit, built with ``--dry_run``; with
+    ``stage`` the code package and pipeline are uploaded to the staging location, exactly as
+    a submission would, but no job is created)."""
     args = list(beam_args or [])
     if runner.endswith("DataflowRunner") and "dry_run" not in flag_names(args):
         args.append("--dry_run=True")
@@ -447,8 +449,13 @@ def dry_run(build_fn, runner: str, beam_args: list[str]) -> dict:
     build_fn(p)
     info = {"dry_run": True, "runner": runner, **graph_size(p)}
     if runner.endswith("DataflowRunner"):
-        result = p.run()
-        info["dataflow_job_bytes"] = len(result.job.json())
+        job = p.run().job
+        if stage:
+            from apache_beam.runners.dataflow.internal import apiclient
+
+            apiclient.DataflowApplicationClient(p._options, job.root_staging_location).create_job_description(job)
+            info["staged"] = sorted(fs.glob(fs.join(job.google_cloud_options.staging_location, "*")))
+        info["dataflow_job_bytes"] = len(job.json())
     return info
 
 
@@ -457,15 +464,16 @@ def check_same_run(out_dir, extra: dict) -> None:
 
 
 def run_step(build_fn, out_dir: str, runner: str = "DirectRunner", beam_args=None, force: bool = False,
-             extra: dict | None = None, dry: bool = False, before_complete=None) -> dict | None:
+             extra: dict | None = None, dry: bool | str = False, before_complete=None) -> dict | None:
     """prepare_output + run_pipeline: None if the output was already complete.
 
     A complete output made from other inputs or settings (``extra`` differs from what its
     stats.json recorded) is an error, not a silent skip: --force redoes it.  ``dry``
-    builds the pipeline only and returns the size of its job graph."""
+    builds the pipeline only and returns the size of its job graph (``dry="stage"``: and
+    stages a Dataflow job without submitting it)."""
     check_runner(runner)
     if dry:
-        return dry_run(build_fn, runner, list(beam_args or []))
+        return dry_run(build_fn, runner, list(beam_args or []), stage=dry == "stage")
     if is_complete(out_dir) and not force:
         check_same_run(out_dir, extra or {})
     if not prepare_output(out_dir, force):

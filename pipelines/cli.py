@@ -55,6 +55,9 @@ def _add_runner(p: argparse.ArgumentParser, inputs: bool = True) -> None:
     p.add_argument("--target-shard-mb", type=float, default=256.0, help="shard size target (text MB)")
     p.add_argument("--dry-run", action="store_true",
                    help="build the pipeline, report the size of its job graph, run nothing")
+    p.add_argument("--stage", action="store_true",
+                   help="with --dry-run and DataflowRunner: also upload the code package and the pipeline "
+                        "to the staging location, as a submission would, without submitting the job")
     if inputs:
         p.add_argument("--input-prefix", default=None,
                        help="prefix for the relative lines of a paths manifest (*.paths[.gz]), e.g. "
@@ -105,8 +108,14 @@ def cmd_ccnet(a, beam_args):
                       lm_dir=a.lm_dir, lid_model=a.lid_model, languages=tuple(a.lang),
                       lang_threshold=a.lang_threshold, cutoffs={a.lang[0]: a.cutoffs},
                       target_shard_bytes=int(a.target_shard_mb * 2**20), runner=a.runner,
-                      beam_args=beam_args, force=a.force, input_prefix=a.input_prefix, dry_run=a.dry_run)
+                      beam_args=beam_args, force=a.force, input_prefix=a.input_prefix, dry_run=_dry(a))
     return _report(run(cfg), a.out)
+
+
+def _dry(a):
+    if a.stage and not a.dry_run:
+        raise InputError("--stage goes with --dry-run (it stages a Dataflow job without submitting it)")
+    return "stage" if a.stage else a.dry_run
 
 
 def _report(stats, out):
@@ -135,7 +144,7 @@ def _source_cmd(module, default_dir, **fixed):
             kwargs["input_prefix"] = a.input_prefix
         stats = mod.run(a.inputs or [str(paths.shared_data() / default_dir)], a.out,
                         target_bytes=int(a.target_shard_mb * 2**20), runner=a.runner,
-                        beam_args=beam_args, force=a.force, dry_run=a.dry_run, **kwargs)
+                        beam_args=beam_args, force=a.force, dry_run=_dry(a), **kwargs)
         return _report(stats, a.out)
     return cmd
 
@@ -154,7 +163,7 @@ def cmd_quality(a, beam_args):
     from pipelines import quality
 
     stats = quality.run(a.input, a.out, a.model, a.threshold, int(a.target_shard_mb * 2**20), a.runner,
-                        beam_args, a.force, dry_run=a.dry_run)
+                        beam_args, a.force, dry_run=_dry(a))
     return _report(stats, a.out)
 
 
@@ -185,7 +194,7 @@ def cmd_tokenize(a, beam_args):
     sources = tokenize.source_dirs(a.root, mixture)
     m = tokenize.run(sources, a.tokenizer, a.out, mixture, seq_len=a.seq_len, seed=a.seed,
                      total_tokens=a.total_tokens, shard_tokens=a.shard_tokens, runner=a.runner,
-                     beam_args=beam_args, force=a.force, dry_run=a.dry_run)
+                     beam_args=beam_args, force=a.force, dry_run=_dry(a))
     if m is None or m.get("dry_run"):
         return _report(m, a.out)
     print(f"{m['sequences']} sequences, {m['tokens']:,} tokens in {len(m['shards'])} shard(s) under {a.out}")

@@ -50,16 +50,13 @@ def train_lm(dumps: list[str], out_dir: str, lang: str = "en", vocab_size: int =
     for d in dumps:
         if not fs.isfile(d):
             raise InputError(f"{d}: no such Wikipedia dump")
-    work = fs.local_workdir("llama-lm-")
-    try:
+    with fs.scratch_dir("llama-lm-") as work:
         _train(dumps, work, lang, vocab_size, order, holdout)
         output.prepare_output(out_dir, force=True)
         names = ["heldout.txt", f"{lang}.sp.model", f"{lang}.sp.vocab", f"{lang}.arpa.bin"]
         fs.upload_dir(work, out_dir, names)
         output.mark_complete(out_dir, {"dumps": list(dumps), "lang": lang, "vocab_size": vocab_size,
                                        "order": order, "holdout": holdout})
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     log.info("LM written to %s", out_dir)
     return paths
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import random
 import re
-import shutil
 
 import apache_beam as beam
 import pyarrow.parquet as pq
@@ -65,8 +64,7 @@ def train(wiki_dir: str, cc_inputs: list[str], out_dir: str, language: str = "en
     rng.shuffle(rows)
     n_test = max(2, int(len(rows) * holdout))
     test, trainset = rows[:n_test], rows[n_test:]
-    work = fs.local_workdir("llama-quality-")
-    try:
+    with fs.scratch_dir("llama-quality-") as work:
         train_file = fs.join(work, "train.txt")
         fs.write_text(train_file, "".join(f"{label} {_prep(text)}\n" for label, text in trainset))
         import fasttext
@@ -80,8 +78,6 @@ def train(wiki_dir: str, cc_inputs: list[str], out_dir: str, language: str = "en
         output.prepare_output(out_dir, force=True)
         fs.upload_dir(work, out_dir, ["model.bin"])
         output.mark_complete(out_dir, stats)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return output.read_stats(out_dir)
 
 

@@ -215,3 +215,26 @@ def test_a_step_on_s3_equals_the_local_run(data, tmp_path):
         books.run(["s3://llama-test/books"], "s3://llama-test/out/books")
         got = _docs("s3://llama-test/out/books")
     assert len(got) == 2 and got == _docs(tmp_path / "out")
+
+
+def test_dataflow_job_is_staged_on_gcs_without_submitting(gcs, data, tmp_path):
+    """The code package (with its data files) and the pipeline reach the staging bucket as a
+    Dataflow submission would put them there; no job is created (no Dataflow API here)."""
+    import tarfile
+
+    from core import fs
+
+    upload_tree(data / "books" / "pg345_dracula.txt", "gs://llama-test/stage-books")
+    res = _llama("books", "gs://llama-test/stage-books", "--out", "gs://llama-test/out/stage-books",
+                 "--runner", "DataflowRunner", "--project", "llama-repro-test", "--region", "us-central1",
+                 "--temp_location", "gs://llama-test/tmp", "--dry-run", "--stage")
+    assert res.returncode == 0, res.stderr[-3000:]
+    info = json.loads(res.stdout[:res.stdout.rindex("}") + 1])
+    names = {fs.basename(f) for f in info["staged"]}
+    assert {"pipeline.pb", "workflow.tar.gz"} <= names
+    pkg = tmp_path / "workflow.tar.gz"
+    pkg.write_bytes(fs.read_bytes(next(f for f in info["staged"] if f.endswith("workflow.tar.gz"))))
+    members = tarfile.open(pkg).getnames()
+    for needed in ("core/fs.py", "pipelines/ccnet.py", "filters/data/"):
+        assert any(needed in m for m in members), needed
+    assert not fs.exists("gs://llama-test/out/stage-books/_SUCCESS")

@@ -64,4 +64,6 @@ def model_proto(path: str | Path):
     pool = descriptor_pool.DescriptorPool()
     pool.Add(descriptor_pb2.FileDescriptorProto.FromString(blob))
     cls = message_factory.GetMessageClass(pool.FindMessageTypeByName("sentencepiece.ModelProto"))
-    return cls.FromString(Path(path).read_bytes())
+    from core import fs
+
+    return cls.FromString(fs.read_bytes(str(path)))

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
 
 from tqdm import tqdm
 
@@ -78,8 +77,7 @@ def train_tokenizer(inputs: list[str], out_dir: str, vocab_size: int = 32000,
         return model
     spec = dict(LLAMA_TRAINER_SPEC, vocab_size=vocab_size, input_sentence_size=input_sentence_size,
                 num_threads=os.cpu_count() or 1, **overrides)
-    work = fs.local_workdir("llama-tokenizer-")
-    try:
+    with fs.scratch_dir("llama-tokenizer-") as work:
         spm.set_random_generator_seed(seed)
         try:
             spm.SentencePieceTrainer.train(
@@ -96,6 +94,4 @@ def train_tokenizer(inputs: list[str], out_dir: str, vocab_size: int = 32000,
         fs.upload_dir(work, out_dir, ["tokenizer.vocab", "tokenizer.model"])
         output.mark_complete(out_dir, {"inputs": list(map(str, inputs)), "vocab_size": vocab_size,
                                        "input_sentence_size": input_sentence_size, "seed": seed})
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return model
