@@ -65,6 +65,8 @@ def normalize_for_dedup(line: str) -> str:
 
 
 def line_hash(line: str) -> int:
-    """First 64 bits of SHA-1 of the dedup-normalised line (cc_net's paragraph key)."""
+    """cc_net's paragraph key: the first 8 bytes of the SHA-1 of the dedup-normalised line, read
+    as a little-endian uint64 -- the integer cc_net's ``dedup.str_hash`` (``np.frombuffer(...,
+    dtype=np.uint64)``) gives on the little-endian machines it runs on."""
     digest = hashlib.sha1(normalize_for_dedup(line).encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big")
+    return int.from_bytes(digest[:8], "little")

@@ -194,18 +194,27 @@ def first_input(spec: str, what: str, suffixes=None, name=None, prefix=None) -> 
 
 class ExpandInputs(beam.PTransform):
     """User input specs -> file paths, expanded *inside* the pipeline (the job graph holds
-    the specs, never the file list), then reshuffled so files spread over the workers."""
+    the specs, never the file list), then reshuffled so files spread over the workers.
 
-    def __init__(self, specs: list[str], suffixes=None, name=None, prefix=None):
+    ``group_files=N`` yields ``(path, group)`` instead, the group being the N consecutive
+    files (in the manifest's or the sorted listing's order) of one spec that ``path`` is in."""
+
+    def __init__(self, specs: list[str], suffixes=None, name=None, prefix=None, group_files: int = 0):
         super().__init__()
         self.specs, self.suffixes, self.name, self.prefix = list(specs), suffixes, name, prefix
+        self.group_files = group_files
 
     def expand(self, p):
-        suffixes, name, prefix = self.suffixes, self.name, self.prefix
-        return (p | "Specs" >> beam.Create(self.specs)
-                  | "Expand" >> beam.FlatMap(lambda s: expand_spec(s, suffixes, name, prefix))
-                  | "Distinct" >> beam.Distinct()
-                  | "Spread" >> beam.Reshuffle())
+        suffixes, name, prefix, n = self.suffixes, self.name, self.prefix, self.group_files
+        if n:
+            files = (p | "Specs" >> beam.Create(list(enumerate(self.specs)))
+                       | "Expand" >> beam.FlatMap(
+                           lambda s: ((f, f"{s[0]}:{i // n}")
+                                      for i, f in enumerate(expand_spec(s[1], suffixes, name, prefix)))))
+        else:
+            files = (p | "Specs" >> beam.Create(self.specs)
+                       | "Expand" >> beam.FlatMap(lambda s: expand_spec(s, suffixes, name, prefix)))
+        return files | "Distinct" >> beam.Distinct() | "Spread" >> beam.Reshuffle()
 
 
 class ReadFiles(beam.DoFn):

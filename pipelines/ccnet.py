@@ -3,13 +3,13 @@
     read WET/WARC (+ JSONL) -> paragraph dedup -> fastText LID -> SentencePiece/KenLM
     perplexity -> <lang>_<head|middle|tail> Parquet shards + stats.json
 
-Paragraph dedup (cc_net ``dedup.py``): every line is normalised (``filters.text``)
-and keyed by the first 64 bits of its SHA-1.  A line whose key occurs in more than
-one document of the dedup group (one pipeline run) is kept in the first of those
-documents (smallest document id) and removed from all the others; repeats inside a
-single document are left alone (``beam_utils.DedupLines``).  The group's duplicate
-keys are broadcast as a side input, the Beam counterpart of cc_net loading the
-group's hash files into memory.  Documents left empty are dropped.
+Paragraph dedup exactly as cc_net (facebookresearch/cc_net@bda555b ``cc_net/dedup.py``),
+as Beam shuffles (``pipelines.dedup.CCNetDedup``): every line is keyed by cc_net's
+``normalize_for_dedup`` + ``str_hash``; a line that occurs in two or more documents of the
+dedup group is removed from every one of them (no copy is kept), a line repeated inside
+one document keeps its first copy, and documents left without lines are dropped.  The
+group is the whole run, or ``--dedup-group-files N`` consecutive input files (cc_net's
+``hash_in_mem``).
 
 Language ID uses lid.176 on the whole deduplicated text; documents below the
 threshold or not in ``languages`` are dropped and counted per language under
@@ -33,7 +33,7 @@ from filters.perplexity import DEFAULT_CUTOFFS, LMPaths, bucket
 from filters.text import line_hash
 from filters.warc import ReadReport, check_warc_file, read_documents
 
-from . import beam_utils
+from . import beam_utils, dedup
 from .schema import make_doc
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ class CCNetConfig:
     beam_args: list[str] = field(default_factory=list)
     force: bool = False
     input_prefix: str | None = None  # for relative lines of a paths manifest
+    dedup_group_files: int = 0  # 0: dedup across the whole run; N: within groups of N input files
     dry_run: bool = False
 
 
@@ -74,9 +75,17 @@ def check_inputs(inputs: list[str], prefix: str | None = None) -> None:
             check_warc_file(f)
 
 
-def read_cc_inputs(p, inputs: list[str], source: str, prefix: str | None = None):
-    return (p | "Inputs" >> beam_utils.ExpandInputs(inputs, SUFFIXES, prefix=prefix)
-              | "Read" >> beam.ParDo(beam_utils.ReadFiles("read", cc_reader(source))))
+def read_cc_inputs(p, inputs: list[str], source: str, prefix: str | None = None, group_files: int = 0):
+    read = cc_reader(source) if not group_files else functools.partial(_read_grouped, source=source)
+    return (p | "Inputs" >> beam_utils.ExpandInputs(inputs, SUFFIXES, prefix=prefix, group_files=group_files)
+              | "Read" >> beam.ParDo(beam_utils.ReadFiles("read", read)))
+
+
+def _read_grouped(item, counter, source):
+    path, group = item
+    for doc in read_cc_file(path, counter, source):
+        doc["metadata"][dedup.GROUP] = group
+        yield doc
 
 
 def _check_jsonl(path: str) -> None:
@@ -193,8 +202,8 @@ class Perplexity(beam.DoFn):
 
 
 def build(p: beam.Pipeline, cfg: CCNetConfig):
-    docs = read_cc_inputs(p, cfg.inputs, "common_crawl", cfg.input_prefix)
-    deduped = docs | "Dedup" >> beam_utils.DedupLines("dedup", line_hash)
+    docs = read_cc_inputs(p, cfg.inputs, "common_crawl", cfg.input_prefix, cfg.dedup_group_files)
+    deduped = docs | "Dedup" >> dedup.CCNetDedup("dedup", line_hash)
     lid = deduped | "LangID" >> beam.ParDo(LanguageID(cfg.lid_model, cfg.languages, cfg.lang_threshold))
     scored = lid | "Perplexity" >> beam.ParDo(Perplexity(cfg.lm_dir, cfg.cutoffs))
     return scored | "Shards" >> beam_utils.WriteShards(
@@ -213,4 +222,5 @@ def run(cfg: CCNetConfig) -> dict | None:
                                cfg.beam_args, cfg.force, dry=cfg.dry_run, extra={"inputs": list(cfg.inputs), "config": {
                                        "languages": list(cfg.languages),
                                        "lang_threshold": cfg.lang_threshold,
+                                       "dedup_group_files": cfg.dedup_group_files,
                                        "cutoffs": {k: list(v) for k, v in cfg.cutoffs.items()}}})

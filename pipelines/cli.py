@@ -108,7 +108,8 @@ def cmd_ccnet(a, beam_args):
                       lm_dir=a.lm_dir, lid_model=a.lid_model, languages=tuple(a.lang),
                       lang_threshold=a.lang_threshold, cutoffs={a.lang[0]: a.cutoffs},
                       target_shard_bytes=int(a.target_shard_mb * 2**20), runner=a.runner,
-                      beam_args=beam_args, force=a.force, input_prefix=a.input_prefix, dry_run=_dry(a))
+                      beam_args=beam_args, force=a.force, input_prefix=a.input_prefix, dry_run=_dry(a),
+                      dedup_group_files=a.dedup_group_files)
     return _report(run(cfg), a.out)
 
 
@@ -255,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lang", nargs="+", default=["en"], help="languages to keep (first one is bucketed)")
     p.add_argument("--lang-threshold", type=_fraction, default=0.5)
     p.add_argument("--cutoffs", type=_cutoffs, default=(340.0, 520.0), help="head,middle perplexity cutoffs")
+    p.add_argument("--dedup-group-files", type=int, default=0, metavar="N",
+                   help="dedup lines within groups of N consecutive input files, as cc_net's hash_in_mem "
+                        "(default 0: across the whole run)")
     _add_runner(p)
     p.set_defaults(fn=cmd_ccnet)
 

@@ -12,7 +12,7 @@ from filters import paths
 from filters.perplexity import LMPaths, PerplexityScorer, bucket
 from filters.text import line_hash
 from filters.warc import read_documents
-from pipelines.beam_utils import DedupLines
+from pipelines.dedup import CCNetDedup, remove_lines
 from pipelines.ccnet import CCNetConfig, read_cc_file, run
 
 
@@ -29,7 +29,7 @@ def ccnet_out(tmp_path_factory, data, lm_dir):
 def _dedup(docs, tmp_path):
     """Run the pipeline's dedup transforms on in-memory documents."""
     with beam.Pipeline(runner=FnApiRunner()) as p:
-        res = p | beam.Create(docs) | DedupLines("dedup", line_hash)
+        res = p | beam.Create(docs) | CCNetDedup("dedup", line_hash)
         res | beam.Map(json.dumps) | beam.io.WriteToText(str(tmp_path / "dedup"))
     out = [json.loads(line) for f in tmp_path.glob("dedup*") for line in f.read_text().splitlines()]
     return {doc["id"]: doc for doc in out}
@@ -41,18 +41,68 @@ def test_dedup_removes_boilerplate_shared_across_pages(data, tmp_path):
     shared = ({line_hash(x) for x in a["text"].split("\n")} & {line_hash(x) for x in b["text"].split("\n")})
     assert len(shared) >= 5  # real navigation boilerplate
     result = _dedup(pages, tmp_path)
-    first, second = sorted([a["id"], b["id"]])
-    kept_first = {line_hash(x) for x in result[first]["text"].split("\n")}
-    kept_second = {line_hash(x) for x in result[second]["text"].split("\n")}
-    assert shared <= kept_first            # the first copy is kept...
-    assert not (shared & kept_second)      # ...and removed from the other page
-    assert int(result[second]["metadata"]["nlines"]) < int(result[second]["metadata"]["original_nlines"])
-    # every line hash now lives in exactly one document
+    for page in (a, b):  # cc_net keeps no copy: the shared lines leave both pages
+        kept = {line_hash(x) for x in result[page["id"]]["text"].split("\n")}
+        assert not (shared & kept)
+        assert int(result[page["id"]]["metadata"]["nlines"]) < int(result[page["id"]]["metadata"]["original_nlines"])
+    # every line hash now lives in exactly one document, once
     seen = {}
     for doc in result.values():
         for h in {line_hash(x) for x in doc["text"].split("\n")}:
             assert h not in seen, "line survives in two documents"
             seen[h] = doc["id"]
+        lines = doc["text"].split("\n")
+        assert len({line_hash(x) for x in lines}) == len(lines), "a repeat inside a page survives"
+
+
+def _docs(*docs):
+    return [{"id": f"d{i}", "text": "\n".join(lines), "metadata": {}} for i, lines in enumerate(docs)]
+
+
+def test_dedup_matches_cc_net_test_vectors(tmp_path):
+    """cc_net tests/test_dedup.py (facebookresearch/cc_net@bda555b), carried over."""
+    import hashlib
+
+    import numpy as np
+
+    # str_hash: the first 8 bytes of SHA-1 read as numpy's uint64
+    assert line_hash("_world") == int(np.frombuffer(hashlib.sha1(b"_world").digest()[:8], dtype=np.uint64)[0])
+    # test_dedup_fast: a line in both parts leaves both; the rest is untouched
+    got = _dedup(_docs(["Hello", "_World", "I'm so original"], ["Good morning", "_World", "I'm originaler"]),
+                 tmp_path / "a")
+    assert got["d0"]["text"] == "Hello\nI'm so original" and got["d1"]["text"] == "Good morning\nI'm originaler"
+    assert (got["d0"]["metadata"]["original_nlines"], got["d0"]["metadata"]["nlines"]) == ("3", "2")
+    # test_dedup_with_dump: duplicates are found case-insensitively ("_World" ~ "_world")
+    got = _dedup(_docs(["_Hello", "_World", "I'm so original"], ["_world", "I'm originaler", "_Hello"]),
+                 tmp_path / "b")
+    assert got["d0"]["text"] == "I'm so original" and got["d1"]["text"] == "I'm originaler"
+    # test_dedup_from_hashes (DuplicatesRemover given the duplicate set)
+    dups = {line_hash(x) for x in ("_hello", "i'm originaler")}
+    assert remove_lines("_Hello\nWorld\nI'm so original", dups)[0] == ["World", "I'm so original"]
+    assert remove_lines("Good morning\nWorld\nI'm originaler", dups)[0] == ["Good morning", "World"]
+    # finalize_doc: a repeat inside one document is not a cross-document duplicate; the first copy stays
+    got = _dedup(_docs(["menu", "text one", "menu", "MENU"], ["other text"]), tmp_path / "c")
+    assert got["d0"]["text"] == "menu\ntext one" and got["d1"]["text"] == "other text"
+    # a document left without lines is dropped
+    got = _dedup(_docs(["same", "lines"], ["Same", "LINES"]), tmp_path / "d")
+    assert got == {}
+
+
+def test_dedup_within_groups_of_files(data, lm_dir, tmp_path):
+    """--dedup-group-files N dedups within N consecutive input files (cc_net's hash_in_mem)."""
+    from core import output
+
+    page = data / "cc" / "cc_net_test_sample.warc.wet"
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i in range(4):  # four copies of one WET file: every line is in several documents
+        (inputs / f"{i}.warc.wet").symlink_to(page)
+    for n, expected in ((0, 0), (1, 1)):
+        cfg = CCNetConfig(inputs=[str(inputs)], out_dir=str(tmp_path / f"o{n}"), lm_dir=str(lm_dir),
+                          lid_model=str(paths.lid_model()), dedup_group_files=n)
+        stats = run(cfg)
+        assert output.read_stats(cfg.out_dir)["config"]["dedup_group_files"] == n
+        assert stats["counters"]["dedup"].get("documents", 0) == expected * 12, n
 
 
 def test_pipeline_stats_and_language_filter(ccnet_out):

@@ -1,0 +1,114 @@
+"""Line dedup as Beam shuffles, with cc_net's semantics.
+
+cc_net (facebookresearch/cc_net@bda555b, ``cc_net/dedup.py``): ``HashesCollector`` adds
+the hashes of every line of every document of a dedup group to a ``FlatHashSet``, whose
+value for a key is 0 the first time a *document* adds it and 1 afterwards (a line repeated
+inside one document is added in one call, so it stays 0); ``DuplicatesRemover`` then
+removes, from *every* document, the lines whose value is 1 -- no copy is kept -- and
+``finalize_doc`` drops the later repeats of a line inside a document, keeping its first
+copy.  Lines are keyed by ``filters.text.line_hash`` (cc_net's ``normalize_for_dedup`` +
+``str_hash``).  A document left without lines is dropped.
+
+Here, without any side input or global combine:
+
+1. (group, line hash) -> 1 per document that has the line, combined by a count that
+   stops at 2 (combiner lifting: each worker sends at most "2" per key);
+2. the keys that reached 2 are joined (``CoGroupByKey``) with the (group, hash) -> document
+   id pairs, giving (document id, duplicate hash);
+3. those are joined back to the documents by id (``CoGroupByKey``) and each document
+   drops its duplicate lines and its in-document repeats.
+
+The dedup group is the whole run by default; ``group_files=N`` dedups within groups of
+N consecutive input files, as cc_net's ``hash_in_mem`` does with its shards (a document's
+group is carried in its ``metadata["dedup_group"]``).
+"""
+from __future__ import annotations
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from filters.text import line_hash
+
+GROUP = "dedup_group"
+
+
+class CountUpTo2(beam.CombineFn):
+    """How many documents have a line, counted no further than 2 (all the decision needs)."""
+
+    def create_accumulator(self):
+        return 0
+
+    def add_input(self, acc, n):
+        return min(2, acc + n)
+
+    def merge_accumulators(self, accs):
+        return min(2, sum(accs))
+
+    def extract_output(self, acc):
+        return acc
+
+
+def remove_lines(text: str, duplicates: set[int], hash_fn=line_hash) -> tuple[list[str], int]:
+    """cc_net's ``DuplicatesRemover`` + ``finalize_doc`` on one document: the lines kept (a
+    line whose hash is in ``duplicates`` is removed; a repeat inside the document is removed,
+    its first copy kept) and the number of lines before."""
+    lines = text.split("\n")
+    kept, seen = [], set()
+    for line in lines:
+        h = hash_fn(line)
+        if h not in duplicates and h not in seen:
+            kept.append(line)
+        seen.add(h)
+    return kept, len(lines)
+
+
+def _group(doc) -> str:
+    return (doc.get("metadata") or {}).get(GROUP, "")
+
+
+class _Remove(beam.DoFn):
+    def __init__(self, step: str, hash_fn):
+        self.step, self.hash_fn = step, hash_fn
+        self.c = {k: Metrics.counter(step, k) for k in
+                  ("documents_in", "documents", "lines_in", "lines", "lines_removed", "documents_emptied")}
+
+    def process(self, kv):
+        _, joined = kv
+        duplicates = set(joined["dup"])
+        for doc in joined["doc"]:  # normally one; documents sharing an id share the decisions
+            kept, n = remove_lines(doc["text"], duplicates, self.hash_fn)
+            self.c["documents_in"].inc()
+            self.c["lines_in"].inc(n)
+            self.c["lines_removed"].inc(n - len(kept))
+            if not kept:
+                self.c["documents_emptied"].inc()
+                continue
+            self.c["lines"].inc(len(kept))
+            self.c["documents"].inc()
+            md = dict(doc.get("metadata") or {}, original_nlines=n, nlines=len(kept))
+            md.pop(GROUP, None)
+            yield dict(doc, text="\n".join(kept), metadata={k: str(v) for k, v in md.items()})
+
+
+class CCNetDedup(beam.PTransform):
+    """Cross-document line dedup with cc_net's semantics (see the module docstring)."""
+
+    def __init__(self, step: str = "dedup", hash_fn=line_hash):
+        super().__init__()
+        self.step, self.hash_fn = step, hash_fn
+
+    def expand(self, docs):
+        hash_fn = self.hash_fn
+        line_docs = docs | "LineDocs" >> beam.FlatMap(
+            lambda d: (((_group(d), h), d["id"]) for h in {hash_fn(ln) for ln in d["text"].split("\n")}))
+        duplicated = (line_docs
+                      | "One" >> beam.Map(lambda kv: (kv[0], 1))
+                      | "CountUpTo2" >> beam.CombinePerKey(CountUpTo2())
+                      | "InTwoDocs" >> beam.Filter(lambda kv: kv[1] >= 2))
+        dup_of_doc = ({"n": duplicated, "doc": line_docs}
+                      | "JoinLines" >> beam.CoGroupByKey()
+                      | "DupOfDoc" >> beam.FlatMap(
+                          lambda kv: ((doc_id, kv[0][1]) for doc_id in kv[1]["doc"]) if kv[1]["n"] else ()))
+        return ({"doc": docs | "ById" >> beam.Map(lambda d: (d["id"], d)), "dup": dup_of_doc}
+                | "JoinDocs" >> beam.CoGroupByKey()
+                | "Remove" >> beam.ParDo(_Remove(self.step, hash_fn)))
