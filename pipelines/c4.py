@@ -1,28 +1,36 @@
-"""C4 (15% of LLaMA's mix) from Common Crawl WET/WARC (or JSONL pages), as tfds builds it.
+"""C4 (15% of LLaMA's mix) from Common Crawl WET/WARC (or JSONL pages), as tfds builds it
+(tensorflow/datasets@3e77995 ``tensorflow_datasets/text/c4_utils.py``, ``c4.py``), in tfds'
+order:
 
-    read -> clean_page (filters.c4) -> line dedup across pages (one copy kept) ->
-    >= 3 sentences again -> LDNOOBW bad-words page filter -> English by fastText LID
+    read -> page length <= 190,000 chars (``is_valid_length``) -> URL dedup (``normalize_url``,
+    newest page kept: ``select_newest_page``) -> clean_page (``filters.c4``) -> line dedup
+    across pages (``remove_duplicate_text``: a line is kept only in the page with the smallest
+    md5 of its URL, in-page repeats removed, then >= 3 sentences again) -> English -> LDNOOBW
+    bad-words page filter
 
-Line dedup: tfds ``remove_duplicate_text`` keys the stripped line; one copy of a line
-repeated across pages is kept (here: in the page with the smallest id).  tfds identifies
-language with langdetect at 0.99; LLaMA's description and this pipeline use fastText
-(lid.176) with a configurable threshold (default 0.5, as CCNet).
+Both dedups are Beam shuffles (``pipelines.dedup``).  Language: tfds uses langdetect at
+0.99; LLaMA's description and this pipeline use fastText (lid.176) with a configurable
+threshold (default 0.5, as CCNet).  Sentences are counted with ``filters.c4.count_sentences``
+(tfds: NLTK punkt, which needs a model download; see ``filters.c4``).
 """
 from __future__ import annotations
-
-import hashlib
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from filters.c4 import MIN_NUM_SENTENCES, clean_page, count_sentences, has_badword
+from filters.c4 import MIN_NUM_SENTENCES, clean_page, has_badword
 
 from . import beam_utils
 from .ccnet import LanguageID, check_inputs, read_cc_inputs
+from .dedup import C4Dedup, DedupUrls
+
+MAX_PAGE_CHARS = 190_000  # tfds is_valid_length
 
 
-def _exact_line_key(line: str) -> int:
-    return int.from_bytes(hashlib.md5(line.strip().encode("utf-8")).digest()[:8], "big")
+def _valid_length(doc):
+    ok = len(doc["text"]) <= MAX_PAGE_CHARS
+    Metrics.counter("length", "documents" if ok else "dropped_too_long").inc()
+    return ok
 
 
 class CleanPage(beam.DoFn):
@@ -37,12 +45,6 @@ class CleanPage(beam.DoFn):
         yield dict(doc, text=text)
 
 
-def _enough_sentences(doc):
-    ok = sum(count_sentences(ln) for ln in doc["text"].split("\n")) >= MIN_NUM_SENTENCES
-    Metrics.counter("sentences", "documents" if ok else "dropped_too_few_sentences").inc()
-    return ok
-
-
 def _no_badwords(doc):
     bad = has_badword(doc["text"])
     Metrics.counter("badwords", "dropped" if bad else "documents").inc()
@@ -52,11 +54,12 @@ def _no_badwords(doc):
 def build(p, inputs, out_dir, lid_model, lang_threshold=0.5, target_bytes=256 << 20, input_prefix=None):
     docs = read_cc_inputs(p, inputs, "c4", input_prefix)
     return (docs
+            | "Length" >> beam.Filter(_valid_length)
+            | "UrlDedup" >> DedupUrls()
             | "Clean" >> beam.ParDo(CleanPage())
-            | "Dedup" >> beam_utils.DedupLines("dedup", _exact_line_key)
-            | "Sentences" >> beam.Filter(_enough_sentences)
-            | "BadWords" >> beam.Filter(_no_badwords)
+            | "Dedup" >> C4Dedup("dedup", MIN_NUM_SENTENCES)
             | "LangID" >> beam.ParDo(LanguageID(lid_model, ("en",), lang_threshold))
+            | "BadWords" >> beam.Filter(_no_badwords)
             | "Shards" >> beam_utils.WriteShards(out_dir, lambda d: "c4", target_bytes))
 
 

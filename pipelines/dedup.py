@@ -24,6 +24,9 @@ group is carried in its ``metadata["dedup_group"]``).
 """
 from __future__ import annotations
 
+import hashlib
+import re
+
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
@@ -112,3 +115,131 @@ class CCNetDedup(beam.PTransform):
         return ({"doc": docs | "ById" >> beam.Map(lambda d: (d["id"], d)), "dup": dup_of_doc}
                 | "JoinDocs" >> beam.CoGroupByKey()
                 | "Remove" >> beam.ParDo(_Remove(self.step, hash_fn)))
+
+
+# ------------------------------------------------------------------ C4 (tfds)
+
+def c4_line_key(line: str) -> str:
+    """tfds ``_emit_url_to_lines``: the md5 of the stripped, lower-cased line."""
+    return hashlib.md5(line.strip().lower().encode("utf-8")).hexdigest()
+
+
+def _url_rank(url: str) -> str:
+    return hashlib.md5(url.encode("utf-8")).hexdigest()
+
+
+class SmallestUrl(beam.CombineFn):
+    """tfds ``Top.PerKey(1, key=_hash_text, reverse=True)``: the URL with the smallest md5."""
+
+    def create_accumulator(self):
+        return None
+
+    def add_input(self, acc, url):
+        return url if acc is None or (_url_rank(url), url) < (_url_rank(acc), acc) else acc
+
+    def merge_accumulators(self, accs):
+        best = None
+        for a in accs:
+            if a is not None:
+                best = self.add_input(best, a)
+        return best
+
+    def extract_output(self, acc):
+        return acc
+
+
+def remove_c4_lines(text: str, keep: set[str]) -> list[str]:
+    """tfds ``_remove_lines_from_text``: a line is kept if this page is the one selected for it
+    and it is not a repeat (case-insensitive) of a line kept earlier in the page."""
+    kept, seen = [], set()
+    for line in text.split("\n"):
+        key = c4_line_key(line)
+        if key in keep and key not in seen:
+            kept.append(line)
+            seen.add(key)
+    return kept
+
+
+class _RemoveC4(beam.DoFn):
+    def __init__(self, step: str, min_sentences: int):
+        self.step, self.min_sentences = step, min_sentences
+
+    def process(self, kv):
+        from filters.c4 import count_sentences
+
+        url, joined = kv
+        keep = set(joined["lines"])
+        c = lambda name, n=1: Metrics.counter(self.step, name).inc(n)  # noqa: E731
+        for page in joined["pages"]:
+            lines = page["text"].split("\n")
+            kept = remove_c4_lines(page["text"], keep)
+            c("documents_in")
+            c("lines_in", len(lines))
+            c("lines_removed", len(lines) - len(kept))
+            text = "\n".join(kept)
+            if not text:
+                c("dropped_empty")
+                continue
+            if self.min_sentences and count_sentences(text) < self.min_sentences:
+                c("dropped_too_few_sentences")
+                continue
+            c("documents")
+            c("lines", len(kept))
+            yield dict(page, text=text)
+
+
+class C4Dedup(beam.PTransform):
+    """tfds ``c4_utils.remove_duplicate_text`` (tensorflow/datasets@3e77995): every line
+    (md5 of the stripped, lower-cased line) is kept only in the page with the smallest md5
+    of its URL; repeats inside a page keep their first copy; a page left empty, or with
+    fewer than ``min_sentences`` sentences after dedup, is dropped.  Pages are joined by URL
+    (unique after ``DedupUrls``)."""
+
+    def __init__(self, step: str = "dedup", min_sentences: int = 3):
+        super().__init__()
+        self.step, self.min_sentences = step, min_sentences
+
+    def expand(self, pages):
+        keep = (pages
+                | "LineUrls" >> beam.FlatMap(lambda d: ((c4_line_key(ln), d["url"]) for ln in d["text"].split("\n")))
+                | "SelectUrl" >> beam.CombinePerKey(SmallestUrl())
+                | "UrlLine" >> beam.Map(lambda kv: (kv[1], kv[0])))
+        return ({"pages": pages | "ByUrl" >> beam.Map(lambda d: (d["url"], d)), "lines": keep}
+                | "Join" >> beam.CoGroupByKey()
+                | "Remove" >> beam.ParDo(_RemoveC4(self.step, self.min_sentences)))
+
+
+def normalize_url(url: str) -> str:
+    """tfds ``c4_utils.normalize_url``."""
+    url = re.sub(r"https?:\/\/(www\.)?", "", url)
+    url = re.sub(r"\?(utm_|ref|feed).*", "", url)
+    return url.rstrip("/")
+
+
+def newest_page(kv):
+    """tfds ``select_newest_page``: of the pages of one normalised URL, the one with the latest
+    WARC-Date.  tfds keeps the first it meets among equal dates (an order Beam does not fix);
+    here the smallest id wins, so the choice is reproducible."""
+    _, pages = kv
+    pages = sorted(pages, key=lambda d: d["id"])
+    best = max(pages, key=lambda d: (d.get("metadata") or {}).get("warc_date", ""))  # first of the newest
+    Metrics.counter("url_dedup", "documents").inc()
+    if len(pages) > 1:
+        Metrics.counter("url_dedup", "dropped_duplicate_url").inc(len(pages) - 1)
+    return best
+
+
+class DedupUrls(beam.PTransform):
+    """tfds: ``normalize_url``, group by it, keep the newest page (pages without a URL are
+    dropped, as tfds' WET splitter drops them)."""
+
+    def expand(self, pages):
+        def keyed(d):
+            if not d.get("url"):
+                Metrics.counter("url_dedup", "dropped_no_url").inc()
+                return
+            yield normalize_url(d["url"]), d
+
+        return (pages | "NormalizeUrl" >> beam.FlatMap(keyed)
+                      | "GroupUrl" >> beam.GroupByKey()
+                      | "Newest" >> beam.Map(newest_page))

@@ -10,6 +10,8 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
 
+import apache_beam as beam
+
 import pyarrow.parquet as pq
 import pytest
 
@@ -276,8 +278,66 @@ def test_c4_pipeline(tmp_path, data):
     rows = rows_of(tmp_path / "out")
     c = stats["counters"]
     assert c["badwords"]["dropped"] >= 1 and c["clean"]["page_too_few_sentences"] >= 1
+    # whirlwind's an.wikipedia.org page comes as a WARC response and as a WET conversion: one is kept
+    assert c["url_dedup"]["dropped_duplicate_url"] == 1 and c["url_dedup"]["documents"] == c["read"]["documents"] - 1
+    d = c["dedup"]
+    assert d["documents"] == d["documents_in"] - d.get("dropped_empty", 0) - d.get("dropped_too_few_sentences", 0)
+    assert d["lines_removed"] > 0 and len(rows) == c["badwords"]["documents"]
     assert rows and all(r["language"] == "en" and r["source"] == "c4" for r in rows)
     assert any(r["url"] == "http://sample_english.com" for r in rows)
+
+
+def _c4_pages(*pages):
+    return [{"id": f"p{i}", "url": url, "text": text, "metadata": dict(md)} for i, (url, text, *md) in
+            enumerate(pages)]
+
+
+def test_c4_line_dedup_matches_tfds_test_vector():
+    """tensorflow/datasets c4_utils_test.py ``test_remove_duplicate_text``, carried over: a line
+    stays only in the page with the smallest md5(url), case-insensitively; in-page repeats go;
+    pages left with fewer than 3 sentences go."""
+    from apache_beam.testing.test_pipeline import TestPipeline
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from pipelines.dedup import C4Dedup
+
+    pages = _c4_pages(
+        ("url/1-0", "This is a duplicated line.\nThis is a unique line.\nThis one comes first and so it stays.\n"
+                    "This one is duplicate within the page so the others are removed.\n"
+                    "Here is a sentence between the duplicates.\n"
+                    "This one is duplicate within the page so the others are removed.\n"
+                    "this One is Duplicate WITHIN the page so the others are removed. "),
+        ("url/2-1", "This is 2nd unique line.\nThis one comes second so it is removed even though the "
+                    "capitalizaiton is different.\nthis is a Duplicated line. "),
+        ("url/3-4", "This is a 3rd unique line.\nThis is a duplicated line.\nThis one comes third and so it is "
+                    "removed. But the page stays because there are still 3 sentences remaining."),
+        ("url/4-4", "This is a 4th unique line.\nThis is a duplicated line.\nThis one comes third and so it is "
+                    "removed, and the page is too since there aren't enough sentences left."))
+    expected = [
+        ("url/1-0", "This is a duplicated line.\nThis is a unique line.\nThis one comes first and so it stays.\n"
+                    "This one is duplicate within the page so the others are removed.\n"
+                    "Here is a sentence between the duplicates."),
+        ("url/3-4", "This is a 3rd unique line.\nThis one comes third and so it is removed. But the page stays "
+                    "because there are still 3 sentences remaining.")]
+    with TestPipeline(runner="FnApiRunner") as p:
+        out = p | beam.Create(pages) | C4Dedup() | beam.Map(lambda d: (d["url"], d["text"]))
+        assert_that(out, equal_to(expected))
+
+
+def test_c4_url_dedup_keeps_the_newest_page():
+    from apache_beam.testing.test_pipeline import TestPipeline
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from pipelines.dedup import DedupUrls, normalize_url
+
+    assert normalize_url("https://www.example.com/a/?utm_source=x") == "example.com/a"
+    pages = _c4_pages(("http://example.com/a", "old", ("warc_date", "2019-01-01T00:00:00Z")),
+                      ("https://www.example.com/a/?ref=feed", "new", ("warc_date", "2020-01-01T00:00:00Z")),
+                      ("http://example.com/b", "other", ("warc_date", "2018-01-01T00:00:00Z")),
+                      ("", "no url"))
+    with TestPipeline(runner="FnApiRunner") as p:
+        out = p | beam.Create(pages) | DedupUrls() | beam.Map(lambda d: d["text"])
+        assert_that(out, equal_to(["new", "other"]))
 
 
 # ------------------------------------------------------------------ quality classifier
