@@ -15,9 +15,12 @@ Shingles are 20-character windows of the text lower-cased with punctuation remov
 white space collapsed; 20 characters (~4 words) are long enough that unrelated novels
 share almost none (measured exact Jaccard 0.001 between Dracula, Jane Eyre and
 Frankenstein; MinHash estimate 0.0) while a re-edited copy keeps almost all of them
-(0.999 exact, 1.0 estimated, for the bundled Frankenstein pair).  LSH at a lower candidate threshold finds pairs; each candidate
-is confirmed with the MinHash estimate >= ``threshold`` (0.9).  Of a duplicate group
-the longest book is kept (ties: smallest id).
+(0.999 exact, 1.0 estimated, for the bundled Frankenstein pair).  LSH band keys at a lower
+candidate threshold find pairs (``band_keys``, grouped by a Beam shuffle in
+``pipelines/books.py``); each candidate is confirmed with the MinHash estimate >=
+``threshold`` (0.9).  A duplicate group is a connected component of the confirmed pairs
+(``drop_by_components``); its longest book is kept (ties: smallest id).  Shingles are hashed
+in batches (``iter_shingles``), so memory does not grow with a book's length.
 """
 from __future__ import annotations
 
@@ -64,35 +67,68 @@ def shingles(text: str, k: int = 20, step: int = 1) -> set[bytes]:
 SCHEME = "affine32"  # datasketch 2.x default permutation scheme, pinned for stored hash values
 
 
+def iter_shingles(text: str, k: int = 20, batch: int = 65536):
+    """The shingles of ``text`` in batches (with repeats: a MinHash is the same either way),
+    so memory stays at one batch whatever the book's length."""
+    t = normalize_for_shingles(text)
+    if len(t) <= k:
+        yield [t.encode()]
+        return
+    for start in range(0, len(t) - k + 1, batch):
+        yield [t[i:i + k].encode() for i in range(start, min(start + batch, len(t) - k + 1))]
+
+
 def minhash(text: str, num_perm: int = 128, k: int = 20, seed: int = 1):
     from datasketch import MinHash
 
     m = MinHash(num_perm=num_perm, seed=seed, scheme=SCHEME)
-    m.update_batch(list(shingles(text, k)))
+    for chunk in iter_shingles(text, k):
+        m.update_batch(chunk)
     return m
 
 
-def near_duplicates(books: list[tuple[str, int, np.ndarray]], threshold: float = 0.9,
-                    num_perm: int = 128, seed: int = 1) -> dict[str, tuple[str, float]]:
-    """``books``: (id, length, minhash hashvalues).  Returns {dropped_id: (kept_id, jaccard)}."""
-    from datasketch import MinHash, MinHashLSH
+def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
+    """(bands, rows) for a candidate threshold, as datasketch's MinHashLSH picks them (equal
+    weights of false positives and negatives)."""
+    from datasketch.lsh import _optimal_param
 
-    lsh = MinHashLSH(threshold=max(0.5, threshold - 0.2), num_perm=num_perm)
-    mh = {}
-    for book_id, _, values in books:
-        m = MinHash(num_perm=num_perm, seed=seed, hashvalues=np.asarray(values), scheme=SCHEME)
-        mh[book_id] = m
-        lsh.insert(book_id, m)
-    # longest first, so that the kept copy of a group is its longest book
-    order = sorted(books, key=lambda b: (-b[1], b[0]))
-    dropped: dict[str, tuple[str, float]] = {}
-    for book_id, _, _ in order:
-        if book_id in dropped:
-            continue
-        for other in lsh.query(mh[book_id]):
-            if other == book_id or other in dropped:
-                continue
-            j = mh[book_id].jaccard(mh[other])
-            if j >= threshold:
-                dropped[other] = (book_id, round(j, 4))
+    return _optimal_param(threshold, num_perm, 0.5, 0.5)
+
+
+def band_keys(hashvalues, bands: int, rows: int) -> list[tuple[int, bytes]]:
+    """The LSH bucket of each band: two books share a key iff a whole band of values agrees."""
+    h = np.asarray(hashvalues, dtype=np.uint64)
+    return [(b, h[b * rows:(b + 1) * rows].tobytes()) for b in range(bands)]
+
+
+def estimated_jaccard(h1, h2) -> float:
+    return float(np.mean(np.asarray(h1) == np.asarray(h2)))
+
+
+def drop_by_components(edges, lengths: dict[str, int]) -> dict[str, tuple[str, float]]:
+    """Near-duplicate clusters are the connected components of the confirmed pairs ``edges``
+    ((a, b, jaccard)); each keeps its longest book (ties: smallest id).  Returns
+    {dropped_id: (kept_id, the best jaccard of the dropped book's pairs)}."""
+    parent: dict[str, str] = {}
+
+    def find(x):
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    best: dict[str, float] = {}
+    for a, b, j in edges:
+        parent[find(a)] = find(b)
+        best[a], best[b] = max(best.get(a, 0.0), j), max(best.get(b, 0.0), j)
+    groups: dict[str, list[str]] = {}
+    for x in list(parent):
+        groups.setdefault(find(x), []).append(x)
+    dropped = {}
+    for members in groups.values():
+        keep = min(members, key=lambda m: (-lengths[m], m))
+        for m in members:
+            if m != keep:
+                dropped[m] = (keep, round(best[m], 4))
     return dropped

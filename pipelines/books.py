@@ -2,15 +2,19 @@
 (MinHash LSH over character shingles, ``filters.books``: the longest copy of a group is kept)."""
 from __future__ import annotations
 
+import logging
+
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from filters.books import minhash, near_duplicates, strip_gutenberg
 from core import fs
+from filters.books import band_keys, drop_by_components, estimated_jaccard, lsh_bands, minhash, strip_gutenberg
 from filters.errors import InputError
 
 from . import beam_utils
 from .schema import make_doc
+
+log = logging.getLogger(__name__)
 
 
 SUFFIXES = (".txt",)
@@ -51,31 +55,69 @@ class _Sketch(beam.DoFn):
         yield doc["id"], len(doc["text"]), minhash(doc["text"], self.num_perm, self.k).hashvalues.tolist()
 
 
-def _find_duplicates(sketches, threshold, num_perm):
-    dropped = near_duplicates(sketches, threshold, num_perm)
-    return [(d, kept) for d, kept in dropped.items()]
+def _pairs(kv, threshold):
+    """Books sharing one LSH bucket -> their pairs whose estimated Jaccard >= threshold."""
+    _, books = kv
+    books = sorted(books)
+    for i, (a, la, ha) in enumerate(books):
+        for b, lb, hb in books[i + 1:]:
+            j = estimated_jaccard(ha, hb)
+            if j >= threshold:
+                yield (a, b), (la, lb, j)
+
+
+def _components(edges):
+    """The (small) set of confirmed pairs -> (dropped id, (kept id, jaccard))."""
+    lengths = {}
+    for (a, b), (la, lb, _) in edges:
+        lengths[a], lengths[b] = la, lb
+    yield from drop_by_components([(a, b, j) for (a, b), (_, _, j) in edges], lengths).items()
 
 
 class _DropDuplicates(beam.DoFn):
-    def process(self, doc, dropped):
-        if doc["id"] in dropped:
-            kept, j = dropped[doc["id"]]
-            Metrics.counter("near_dedup", "dropped").inc()
-            import logging
-            logging.getLogger(__name__).info("near-duplicate: %s ~ %s (Jaccard %.3f): dropped",
-                                             doc["id"], kept, j)
-            return
-        Metrics.counter("near_dedup", "documents").inc()
-        yield doc
+    def process(self, kv):
+        _, joined = kv
+        dropped = list(joined["dropped"])
+        for doc in joined["doc"]:
+            if dropped:
+                kept, j = dropped[0]
+                Metrics.counter("near_dedup", "dropped").inc()
+                log.info("near-duplicate: %s ~ %s (Jaccard %.3f): dropped", doc["id"], kept, j)
+                continue
+            Metrics.counter("near_dedup", "documents").inc()
+            yield doc
+
+
+class NearDedup(beam.PTransform):
+    """Book-level near-dedup as shuffles: MinHash per book, LSH band keys grouped with
+    ``GroupByKey`` (candidate threshold ``threshold - 0.2``, floor 0.5, bands and rows as
+    datasketch's MinHashLSH picks them), candidates confirmed by the MinHash Jaccard estimate
+    >= ``threshold``, clusters = connected components of the (small) confirmed-pair set, the
+    longest book of a cluster kept; the drops are joined back to the books by id."""
+
+    def __init__(self, threshold=0.9, num_perm=128, k=20):
+        super().__init__()
+        self.threshold, self.num_perm, self.k = threshold, num_perm, k
+
+    def expand(self, books):
+        bands, rows = lsh_bands(max(0.5, self.threshold - 0.2), self.num_perm)
+        dropped = (books
+                   | "MinHash" >> beam.ParDo(_Sketch(self.num_perm, self.k))
+                   | "Bands" >> beam.FlatMap(lambda s: ((key, s) for key in band_keys(s[2], bands, rows)))
+                   | "Buckets" >> beam.GroupByKey()
+                   | "Pairs" >> beam.FlatMap(_pairs, self.threshold)
+                   | "OnePerPair" >> beam.CombinePerKey(max)
+                   | "Edges" >> beam.combiners.ToList()
+                   | "Components" >> beam.FlatMap(_components))
+        return ({"doc": books | "ById" >> beam.Map(lambda d: (d["id"], d)), "dropped": dropped}
+                | "Join" >> beam.CoGroupByKey()
+                | "Drop" >> beam.ParDo(_DropDuplicates()))
 
 
 def build(p, inputs, out_dir, threshold=0.9, num_perm=128, k=20, target_bytes=256 << 20, input_prefix=None):
     books = (p | "Files" >> beam_utils.ExpandInputs(inputs, SUFFIXES, prefix=input_prefix)
                | "Read" >> beam.ParDo(beam_utils.ReadFiles("read", read_book)))
-    dropped = (books | "MinHash" >> beam.ParDo(_Sketch(num_perm, k))
-                     | "All" >> beam.combiners.ToList()
-                     | "LSH" >> beam.FlatMap(_find_duplicates, threshold, num_perm))
-    return (books | "Drop" >> beam.ParDo(_DropDuplicates(), dropped=beam.pvalue.AsDict(dropped))
+    return (books | "NearDedup" >> NearDedup(threshold, num_perm, k)
                   | "Shards" >> beam_utils.WriteShards(out_dir, lambda d: "books", target_bytes))
 
 

@@ -145,6 +145,27 @@ def test_minhash_measures_the_frankenstein_pair(data):
     assert mh[a].jaccard(mh[b]) > 0.9
     for other in ("pg345_dracula", "pg1260_jane_eyre"):
         assert mh[a].jaccard(mh[other]) < 0.1 and mh[other].jaccard(mh[b]) < 0.1
+    # batched shingle hashing gives the MinHash of the whole shingle set
+    from datasketch import MinHash
+
+    from filters.books import SCHEME, band_keys, lsh_bands
+
+    whole = MinHash(num_perm=128, seed=1, scheme=SCHEME)
+    whole.update_batch(list(sa))
+    assert (whole.hashvalues == mh[a].hashvalues).all()
+    # the pair shares LSH buckets; an unrelated book shares none
+    bands, rows = lsh_bands(0.7, 128)
+    key = lambda n: set(band_keys(mh[n].hashvalues, bands, rows))  # noqa: E731
+    assert key(a) & key(b) and not key(a) & key("pg345_dracula")
+
+
+def test_near_duplicate_clusters_are_connected_components():
+    from filters.books import drop_by_components
+
+    # a ~ b and b ~ c (a !~ c): one cluster, its longest book kept; d ~ e a second cluster
+    edges = [("a", "b", 0.93), ("b", "c", 0.91), ("d", "e", 0.99)]
+    lengths = {"a": 10, "b": 30, "c": 20, "d": 5, "e": 5}
+    assert drop_by_components(edges, lengths) == {"a": ("b", 0.93), "c": ("b", 0.91), "e": ("d", 0.99)}
 
 
 def test_books_pipeline_drops_the_duplicate_keeps_dracula(tmp_path, data):
