@@ -12,7 +12,7 @@ HOSTFILE  ?=
 NUM_NODES ?= 1
 NUM_GPUS  ?= 8
 
-.PHONY: setup test lm ccnet sources tokenizer tokens train-tiny train-7b demo bench bench-train clean
+.PHONY: setup test lm ccnet sources tokenizer tokens train-tiny train-7b demo bench bench-train bench-scale clean
 
 setup:
 	bash scripts/setup.sh
@@ -59,6 +59,10 @@ demo-inspect:
 
 bench: lm
 	$(PY) -m pipelines.bench
+
+# Volume corpus recombined from the real samples at 1x/4x/16x; 1 and 2 worker processes; peak RSS.
+bench-scale: lm
+	$(PY) -m bench.scale
 
 bench-train: tokens
 	$(PY) -m train.bench $(OUT)/tokens

@@ -41,21 +41,53 @@ def is_meta(site: str) -> bool:
     return site.startswith("meta.") or ".meta." in site
 
 
-def iter_posts(path: str | Path) -> Iterator[dict]:
-    """Question (PostTypeId 1) and answer (2) rows; other post types are skipped."""
-    try:
-        from core import fs
+UNIT_BYTES = 64 << 20
 
-        for _, elem in ET.iterparse(fs.open_read(str(path)), events=("end",)):
-            if elem.tag == "row":
-                t = elem.get("PostTypeId")
-                if t in ("1", "2"):
-                    yield dict(elem.attrib)
-                elem.clear()
+
+def post_units(path: str, unit_bytes: int = UNIT_BYTES) -> Iterator[tuple[str, int, int]]:
+    """A Posts.xml as byte ranges (work units read in parallel); a row belongs to the range
+    its line starts in.  The data dump writes one ``<row .../>`` per line (newlines inside
+    bodies are escaped as ``&#xA;``), so a range is parsed line by line."""
+    from core import fs
+
+    size = fs.size(path)
+    for start in range(0, max(size, 1), unit_bytes):
+        yield path, start, (start + unit_bytes if start + unit_bytes < size else None)  # None: to the end
+
+
+def iter_posts(path: str | Path, start: int = 0, end: int | None = None) -> Iterator[dict]:
+    """Question (PostTypeId 1) and answer (2) rows whose line starts in ``[start, end)``
+    (default: the whole file); other post types are skipped.  Memory is one line."""
+    from core import fs
+
+    path = str(path)
+    try:
+        f = fs.open_read(path)
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
-    except ET.ParseError as e:
-        raise InputError(f"{path}: malformed Posts.xml ({e})") from None
+    with f:
+        if start:
+            f.seek(start - 1)
+            f.readline()  # to the first line that starts at or after `start`
+        pos, last = f.tell(), b""
+        while end is None or pos < end:
+            line = f.readline()
+            if not line:
+                if last != b"</posts>":
+                    raise InputError(f"{path}: malformed Posts.xml (truncated: it does not end with </posts>)")
+                break
+            pos += len(line)
+            s = line.strip()
+            if s:
+                last = s
+            if not s.startswith(b"<row"):
+                continue
+            try:
+                elem = ET.fromstring(s)
+            except ET.ParseError as e:
+                raise InputError(f"{path}: malformed Posts.xml (row at byte {pos - len(line)}: {e})") from None
+            if elem.get("PostTypeId") in ("1", "2"):
+                yield dict(elem.attrib)
 
 
 def html_to_text(html: str) -> str:

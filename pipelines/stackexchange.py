@@ -7,7 +7,7 @@ from apache_beam.metrics import Metrics
 
 from core import fs
 from filters.errors import InputError
-from filters.stackexchange import PAPER_SITES, format_question, is_meta, iter_posts, site_of
+from filters.stackexchange import PAPER_SITES, format_question, is_meta, iter_posts, post_units, site_of
 
 from . import beam_utils
 from .schema import make_doc
@@ -34,9 +34,10 @@ def _selected(path, sites):
     return True
 
 
-def read_posts(path, counter):
+def read_posts(unit, counter):
+    path, start, end = unit
     site = site_of(path)
-    for post in iter_posts(path):
+    for post in iter_posts(path, start, end):
         counter("questions" if post["PostTypeId"] == "1" else "answers")
         key = post["Id"] if post["PostTypeId"] == "1" else post.get("ParentId", "")
         yield (site, key), post
@@ -66,6 +67,8 @@ class _Format(beam.DoFn):
 def build(p, inputs, out_dir, target_bytes=256 << 20, sites=None, input_prefix=None):
     return (p | "Files" >> beam_utils.ExpandInputs(inputs, name="posts.xml", prefix=input_prefix)
               | "Sites" >> beam.Filter(_selected, sites)
+              | "Ranges" >> beam.FlatMap(post_units)
+              | "SpreadRanges" >> beam.Reshuffle()
               | "Posts" >> beam.ParDo(beam_utils.ReadFiles("read", read_posts, documents=False))
               | "ByQuestion" >> beam.GroupByKey()
               | "Format" >> beam.ParDo(_Format())

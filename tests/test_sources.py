@@ -264,6 +264,40 @@ def test_stackexchange_html_lists_are_readable(se_rows):
     assert not any("<p>" in r["text"] or "&lt;" in r["text"] for r in se_rows)
 
 
+def test_posts_xml_read_in_byte_ranges_gives_every_post_once(data):
+    """A giant Posts.xml is read as parallel byte ranges; the ranges together give exactly
+    the posts of one pass over the file."""
+    from filters.stackexchange import iter_posts, post_units
+
+    path = str(data / "stackexchange" / "beer.stackexchange.com" / "Posts.xml")
+    whole = list(iter_posts(path))
+    units = list(post_units(path, unit_bytes=100_000))
+    assert len(units) > 20 and len(whole) == 663 + 1572
+    assert [p for u in units for p in iter_posts(*u)] == whole
+
+
+def _peak_rss_mb(code: str) -> float:
+    """Peak RSS (MB) of a fresh interpreter running ``code``, under a 2 GiB address-space cap."""
+    prog = ("import resource; resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n" + code +
+            "\nprint(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+    res = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return float(res.stdout.split()[-1])
+
+
+def test_posts_xml_20x_the_sample_reads_in_the_same_memory(tmp_path, data):
+    raw = (data / "stackexchange" / "beer.stackexchange.com" / "Posts.xml").read_bytes()
+    head, rows = raw.split(b"<posts>\r\n", 1) if b"<posts>\r\n" in raw else raw.split(b"<posts>\n", 1)
+    rows = rows.rsplit(b"</posts>", 1)[0]
+    big = tmp_path / "Posts.xml"
+    big.write_bytes(head + b"<posts>\n" + rows * 20 + b"</posts>\n")
+    code = ("from filters.stackexchange import iter_posts\n"
+            "n = sum(1 for _ in iter_posts({!r}))\nassert n == {}, n")
+    one = _peak_rss_mb(code.format(str(data / "stackexchange" / "beer.stackexchange.com" / "Posts.xml"), 2235))
+    twenty = _peak_rss_mb(code.format(str(big), 2235 * 20))
+    assert big.stat().st_size > 20 * 2_400_000 and twenty < one * 1.1 + 5, (one, twenty)
+
+
 def test_stackexchange_meta_site_excluded(tmp_path, data):
     from filters.errors import InputError
     from pipelines import stackexchange
