@@ -104,6 +104,9 @@ def main(argv=None) -> int:
     ap.add_argument("--scales", default="1,4,16")
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--out", default=str(paths.out_dir() / "bench-scale"))
+    ap.add_argument("--shard-mb", type=float, default=16,
+                    help="--target-shard-mb of the runs: a worker holds at most one shard's rows while "
+                         "writing it, so this (not the corpus) bounds its memory")
     a = ap.parse_args(argv)
     llama = os.path.join(os.path.dirname(sys.executable), "llama")
     lm_dir = str(paths.lm_dir())
@@ -120,7 +123,7 @@ def main(argv=None) -> int:
                 for step, extra in (("ccnet", ["--lm-dir", lm_dir]), ("c4", [])):
                     r = run_measured([llama, "-q", step, corpus, "--out", os.path.join(tmp, f"{step}-{scale}-{w}"),
                                       f"--direct_num_workers={w}", "--direct_running_mode=multi_processing",
-                                      *extra])
+                                      "--target-shard-mb", str(a.shard_mb), *extra])
                     row = {"step": step, "scale": scale, "text_mb": round(mb, 1), "workers": w,
                            "mb_per_s": round(mb / r["seconds"], 2), "seconds": round(r["seconds"], 1),
                            "runner_rss_mb": round(r["runner_mb"]), "worker_rss_mb": round(r["worker_mb"])}

@@ -94,15 +94,16 @@ def _match(pattern: str, limit: int | None = None):
 
 
 def list_files(root: str, suffixes: tuple[str, ...] | None = None, name: str | None = None,
-               skip_dirs: tuple[str, ...] = SKIP_DIRS, limit: int | None = None) -> list[str]:
-    """Files under ``root`` (sorted), optionally those ending in ``suffixes`` or named
-    ``name`` (case-insensitive).  Local directories are walked following symlinks."""
+               skip_dirs: tuple[str, ...] = SKIP_DIRS, limit: int | None = None, where=None) -> list[str]:
+    """Files under ``root`` (sorted), optionally those ending in ``suffixes``, named ``name``
+    (case-insensitive) or for which ``where(file name)`` holds.  Local directories are walked
+    following symlinks."""
     root = str(root)
     out: list[str] = []
 
     def wanted(fname):
         return ((suffixes is None or fname.endswith(suffixes))
-                and (name is None or fname.lower() == name.lower()))
+                and (name is None or fname.lower() == name.lower()) and (where is None or where(fname)))
 
     if not is_remote(root):
         for dirpath, dirnames, filenames in os.walk(root, followlinks=True):

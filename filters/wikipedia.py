@@ -17,7 +17,7 @@ read from the dump's own ``<siteinfo>``, so every language is covered.
 from __future__ import annotations
 
 import bz2
-import gzip
+import io
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -63,11 +63,90 @@ class DumpInfo:
         return self.dbname[:-4] if self.dbname.endswith("wiki") else self.dbname
 
 
-def iter_pages(path: str, info: DumpInfo | None = None) -> Iterator[WikiPage]:
-    """All pages of a dump (every namespace, redirects flagged); streams the file."""
+UNIT_BYTES = 32 << 20
+
+
+def index_of(dump: str) -> str | None:
+    """The ``-index.txt.bz2`` beside a ``...-multistream.xml.bz2`` dump (Wikimedia's naming)."""
+    name = dump.rstrip("/")
+    if "multistream" not in name.rsplit("/", 1)[-1] or not name.endswith(".xml.bz2"):
+        return None
+    return name[: -len(".xml.bz2")] + "-index.txt.bz2"
+
+
+def is_index(path: str) -> bool:
+    return path.endswith(("-index.txt.bz2", "-index.txt"))
+
+
+def dump_units(path: str, unit_bytes: int = UNIT_BYTES) -> Iterator[tuple]:
+    """A dump as work units.  A multistream dump with its index is cut at bz2 stream
+    boundaries (the index's offsets) into units of about ``unit_bytes`` compressed bytes,
+    each ``(path, (header_end, start, end))``; any other dump is one unit ``(path, None)``,
+    read in one streaming pass with constant memory."""
+    from core import fs
+
+    idx = index_of(path)
+    if not idx or not fs.isfile(idx):
+        yield path, None
+        return
+    offsets = sorted({int(line.split(":", 1)[0]) for line in fs.iter_lines(idx) if line})
+    if not offsets:
+        yield path, None
+        return
+    header_end = start = offsets[0]  # the first stream holds <mediawiki> and <siteinfo> only
+    for off in offsets[1:]:
+        if off - start >= unit_bytes:
+            yield path, (header_end, start, off)
+            start = off
+    yield path, (header_end, start, None)  # the last unit runs to the end (with </mediawiki>)
+
+
+class _Chain(io.RawIOBase):
+    def __init__(self, parts):
+        self.parts = list(parts)
+
+    def readable(self):
+        return True
+
+    def readinto(self, b):
+        while self.parts:
+            part = self.parts[0]
+            data = part.read(len(b)) if hasattr(part, "read") else part
+            if isinstance(part, bytes):
+                self.parts[0] = data[len(b):]
+                data = data[:len(b)]
+                if not self.parts[0]:
+                    self.parts.pop(0)
+            elif not data:
+                self.parts.pop(0)
+                continue
+            b[:len(data)] = data
+            return len(data)
+        return 0
+
+
+def _open_unit(path: str, unit: tuple):
+    """One unit of a multistream dump as a well-formed XML stream: the dump's header (its
+    first bz2 stream, up to ``</siteinfo>``), the unit's streams decompressed, ``</mediawiki>``."""
+    from core import fs
+
+    header_end, start, end = unit
+    with fs.open_read(path) as raw:
+        head = bz2.decompress(raw.read(header_end))
+        raw.seek(start)
+        body = raw.read(end - start) if end is not None else raw.read()
+    cut = head.find(b"</siteinfo>")
+    head = head[: cut + len(b"</siteinfo>")] if cut >= 0 else head
+    parts = [head, bz2.BZ2File(io.BytesIO(body))] + ([b"</mediawiki>"] if end is not None else [])
+    return io.BufferedReader(_Chain(parts), buffer_size=1 << 20)
+
+
+def iter_pages(path: str, info: DumpInfo | None = None, unit: tuple | None = None) -> Iterator[WikiPage]:
+    """All pages of a dump, or of one unit of a multistream dump (``dump_units``); every
+    namespace, redirects flagged; streamed (parsed pages are cleared as they go)."""
     info = info if info is not None else DumpInfo()
     try:
-        f = _open(path)
+        f = _open(path) if unit is None else _open_unit(path, unit)
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     with f:

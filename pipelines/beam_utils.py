@@ -150,7 +150,7 @@ def manifest_paths(manifest: str, prefix: str | None = None):
                 else fs.join(base, line)
 
 
-def expand_spec(spec: str, suffixes=None, name=None, prefix=None):
+def expand_spec(spec: str, suffixes=None, name=None, prefix=None, where=None):
     """One input spec -> the files it stands for: a file, a directory (walked), a glob
     (``gs://b/crawl/*/wet/*.warc.wet.gz``), or a paths manifest (``*.paths[.gz]``)."""
     if is_manifest(spec):
@@ -165,11 +165,12 @@ def expand_spec(spec: str, suffixes=None, name=None, prefix=None):
         found = fs.list_files(spec)
     for f in found:
         fname = fs.basename(f)
-        if (suffixes is None or fname.endswith(tuple(suffixes))) and (name is None or fname.lower() == name.lower()):
+        if ((suffixes is None or fname.endswith(tuple(suffixes))) and (name is None or fname.lower() == name.lower())
+                and (where is None or where(fname))):
             yield f
 
 
-def first_input(spec: str, what: str, suffixes=None, name=None, prefix=None) -> str:
+def first_input(spec: str, what: str, suffixes=None, name=None, prefix=None, where=None) -> str:
     """Check one input spec at launch (cheaply: it stops at the first file) and return its first
     file; a missing path, or one with nothing of the kind, is a one-line InputError."""
     if is_manifest(spec):
@@ -179,14 +180,14 @@ def first_input(spec: str, what: str, suffixes=None, name=None, prefix=None) -> 
             return f
         raise InputError(f"{spec}: the paths manifest lists no files")
     if fs.has_glob(spec):
-        for f in expand_spec(spec, suffixes, name, prefix):
+        for f in expand_spec(spec, suffixes, name, prefix, where):
             return f
         raise InputError(f"{spec}: no {what} match this pattern")
     if fs.isfile(spec):
         return spec
     if not fs.isdir(spec):
         raise InputError(f"{spec}: no such file or directory")
-    found = fs.list_files(spec, tuple(suffixes) if suffixes else None, name, limit=1)
+    found = fs.list_files(spec, tuple(suffixes) if suffixes else None, name, limit=1, where=where)
     if not found:
         raise InputError(f"{spec}: no {what} under this directory")
     return found[0]
@@ -199,21 +200,22 @@ class ExpandInputs(beam.PTransform):
     ``group_files=N`` yields ``(path, group)`` instead, the group being the N consecutive
     files (in the manifest's or the sorted listing's order) of one spec that ``path`` is in."""
 
-    def __init__(self, specs: list[str], suffixes=None, name=None, prefix=None, group_files: int = 0):
+    def __init__(self, specs: list[str], suffixes=None, name=None, prefix=None, group_files: int = 0,
+                 where=None):
         super().__init__()
         self.specs, self.suffixes, self.name, self.prefix = list(specs), suffixes, name, prefix
-        self.group_files = group_files
+        self.group_files, self.where = group_files, where
 
     def expand(self, p):
-        suffixes, name, prefix, n = self.suffixes, self.name, self.prefix, self.group_files
+        suffixes, name, prefix, n, where = self.suffixes, self.name, self.prefix, self.group_files, self.where
         if n:
             files = (p | "Specs" >> beam.Create(list(enumerate(self.specs)))
                        | "Expand" >> beam.FlatMap(
                            lambda s: ((f, f"{s[0]}:{i // n}")
-                                      for i, f in enumerate(expand_spec(s[1], suffixes, name, prefix)))))
+                                      for i, f in enumerate(expand_spec(s[1], suffixes, name, prefix, where)))))
         else:
             files = (p | "Specs" >> beam.Create(self.specs)
-                       | "Expand" >> beam.FlatMap(lambda s: expand_spec(s, suffixes, name, prefix)))
+                       | "Expand" >> beam.FlatMap(lambda s: expand_spec(s, suffixes, name, prefix, where)))
         return files | "Distinct" >> beam.Distinct() | "Spread" >> beam.Reshuffle()
 
 

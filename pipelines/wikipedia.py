@@ -7,7 +7,7 @@ from __future__ import annotations
 import apache_beam as beam
 
 from filters.errors import InputError
-from filters.wikipedia import LLAMA_WIKI_LANGS, DumpInfo, clean_wikitext, iter_pages
+from filters.wikipedia import LLAMA_WIKI_LANGS, UNIT_BYTES, DumpInfo, clean_wikitext, dump_units, is_index, iter_pages
 
 from . import beam_utils
 from .schema import make_doc
@@ -19,7 +19,8 @@ def check_inputs(inputs, prefix=None):
     """Each input spec exists and its first file is a MediaWiki dump (one-line error); the
     full list is expanded inside the pipeline."""
     for spec in inputs:
-        _check_dump(beam_utils.first_input(spec, ".xml/.bz2 dumps", SUFFIXES, prefix=prefix))
+        _check_dump(beam_utils.first_input(spec, ".xml/.bz2 dumps", SUFFIXES, prefix=prefix,
+                                           where=lambda f: not is_index(f)))
 
 
 def _check_dump(path):
@@ -42,9 +43,10 @@ def _check_dump(path):
 def make_reader(languages):
     languages = set(languages)
 
-    def read(path, counter):
+    def read(item, counter):
+        path, unit = item
         info = DumpInfo()
-        for page in iter_pages(path, info):
+        for page in iter_pages(path, info, unit):
             if info.lang not in languages:
                 counter(f"rejected_{info.lang or 'unknown'}")
                 continue
@@ -77,8 +79,12 @@ def _one_per_page(kv):
     return docs[0]
 
 
-def build(p, inputs, out_dir, languages=LLAMA_WIKI_LANGS, target_bytes=256 << 20, input_prefix=None):
-    return (p | "Dumps" >> beam_utils.ExpandInputs(inputs, SUFFIXES, prefix=input_prefix)
+def build(p, inputs, out_dir, languages=LLAMA_WIKI_LANGS, target_bytes=256 << 20, input_prefix=None,
+          unit_bytes=UNIT_BYTES):
+    return (p | "Dumps" >> beam_utils.ExpandInputs(inputs, SUFFIXES, prefix=input_prefix,
+                                                   where=lambda f: not is_index(f))
+              | "Units" >> beam.FlatMap(dump_units, unit_bytes)  # multistream dumps: ~32 MB of streams a unit
+              | "SpreadUnits" >> beam.Reshuffle()
               | "Read" >> beam.ParDo(beam_utils.ReadFiles("read", make_reader(languages)))
               | "ById" >> beam.Map(lambda d: (d["id"], d)) | "GroupById" >> beam.GroupByKey()
               | "OnePerPage" >> beam.Map(_one_per_page)
@@ -86,8 +92,9 @@ def build(p, inputs, out_dir, languages=LLAMA_WIKI_LANGS, target_bytes=256 << 20
 
 
 def run(inputs, out_dir, languages=LLAMA_WIKI_LANGS, target_bytes=256 << 20, runner="DirectRunner",
-        beam_args=None, force=False, input_prefix=None, dry_run=False):
+        beam_args=None, force=False, input_prefix=None, dry_run=False, unit_bytes=UNIT_BYTES):
     check_inputs(inputs, input_prefix)
-    return beam_utils.run_step(lambda p: build(p, inputs, out_dir, languages, target_bytes, input_prefix),
+    return beam_utils.run_step(lambda p: build(p, inputs, out_dir, languages, target_bytes, input_prefix,
+                                               unit_bytes),
                                out_dir, runner, beam_args, force, dry=dry_run,
                                extra={"inputs": list(inputs), "languages": list(languages)})

@@ -115,6 +115,57 @@ def test_wikipedia_markup_is_stripped(wiki_rows):
     assert sum("\u0400" <= ch <= "\u04ff" for ch in bg) > 1000
 
 
+def _multistream(src: Path, out_dir: Path, pages_per_stream: int = 20) -> Path:
+    """A Wikimedia-style multistream dump (+ index) made from a real dump: the header in its
+    own bz2 stream, then ``pages_per_stream`` pages per stream, then </mediawiki>."""
+    import bz2
+    import re
+
+    xml = bz2.decompress(src.read_bytes())
+    head_end = xml.index(b"</siteinfo>") + len(b"</siteinfo>\n")
+    pages = re.findall(rb"  <page>.*?</page>\n", xml[head_end:], re.S)
+    dump = out_dir / "ukwiki-20230501-pages-articles-multistream.xml.bz2"
+    index, body = [], [bz2.compress(xml[:head_end])]
+    offset = len(body[0])
+    for i in range(0, len(pages), pages_per_stream):
+        chunk = pages[i:i + pages_per_stream]
+        for p in chunk:
+            pid = re.search(rb"<id>(\d+)</id>", p).group(1).decode()
+            title = re.search(rb"<title>(.*?)</title>", p).group(1).decode()
+            index.append(f"{offset}:{pid}:{title}")
+        body.append(bz2.compress(b"".join(chunk)))
+        offset += len(body[-1])
+    body.append(bz2.compress(b"</mediawiki>\n"))
+    dump.write_bytes(b"".join(body))
+    (out_dir / "ukwiki-20230501-pages-articles-multistream-index.txt.bz2").write_bytes(
+        bz2.compress(("\n".join(index) + "\n").encode()))
+    return dump
+
+
+def test_multistream_dump_is_read_in_parallel_units(tmp_path, data):
+    from filters.wikipedia import dump_units, iter_pages
+
+    src = data / "wikipedia" / "ukwiki-20230501-pages-articles-multistream.pages0001-0200.xml.bz2"
+    dump = _multistream(src, tmp_path)
+    units = list(dump_units(str(dump), unit_bytes=100_000))
+    assert len(units) >= 5 and all(u[1] is not None for u in units)
+    key = lambda p: (p.page_id, p.title, p.ns, p.redirect, p.text, p.dbname)  # noqa: E731
+    whole = [key(p) for p in iter_pages(str(src))]
+    assert len(whole) == 200 and [key(p) for u in units for p in iter_pages(u[0], None, u[1])] == whole
+    # the pipeline reads the dump by units and never takes the index for a dump
+    from pipelines import wikipedia
+
+    stats = wikipedia.run([str(tmp_path)], str(tmp_path / "out"), unit_bytes=100_000)
+    articles = {f"ukwiki/{p.page_id}" for p in iter_pages(str(src)) if p.ns == 0 and not p.redirect}
+    got = {r["id"] for r in rows_of(tmp_path / "out")}
+    assert got <= articles and len(got) + stats["counters"]["read"].get("skipped_empty", 0) == len(articles)
+    assert stats["counters"]["read"]["files"] == len(units)
+    # without its index the same file is one unit, read in one streaming pass
+    (tmp_path / "ukwiki-20230501-pages-articles-multistream-index.txt.bz2").rename(tmp_path / "moved.bz2.keep")
+    assert list(dump_units(str(dump))) == [(str(dump), None)]
+    assert [key(p) for p in iter_pages(str(dump))] == whole
+
+
 def test_corrupt_dump_is_named(tmp_path, data):
     raw = (data / "wikipedia" / "bgwiki-latest-pages-articles-shortened.xml.bz2").read_bytes()
     bad = tmp_path / "bgwiki-cut.xml.bz2"
