@@ -71,39 +71,48 @@ def _decode(data: bytes, name: str, report: CleanReport) -> str:
 
 
 def load_paper(path: str | Path, report: CleanReport | None = None) -> dict[str, str]:
-    """{relative path: decoded text} of the paper's .tex files."""
+    """{relative path: decoded text} of the paper's .tex files: a directory, a ``.tar.gz``/
+    ``.tar``/``.gz``/``.tex`` file (local or remote)."""
     from core import fs
 
     report = report if report is not None else CleanReport()
     path = str(path)
-    p = PurePosixPath(fs.basename(path))
-    raw: dict[str, bytes] = {}
     if fs.isdir(path):
-        for f in fs.list_files(path, (".tex",)):
-            raw[fs.relpath(f, path)] = fs.read_bytes(f)
-    elif fs.isfile(path):
-        data = fs.read_bytes(path)
-        if data[:2] == b"\x1f\x8b":
-            try:
-                data = gzip.decompress(data)
-            except (OSError, EOFError) as e:
-                raise InputError(f"{path}: corrupt gzip ({e})") from None
-        if _is_tar(data):
-            try:
-                with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-                    for m in tar.getmembers():
-                        if m.isfile() and m.name.endswith(".tex"):
-                            raw[m.name.lstrip("./")] = tar.extractfile(m).read()
-            except tarfile.TarError as e:
-                raise InputError(f"{path}: corrupt tar archive ({e})") from None
-        else:
-            raw[p.name.removesuffix(".gz") if p.name.endswith(".tex.gz") else "main.tex"] = data
-    else:
+        raw = {fs.relpath(f, path): fs.read_bytes(f) for f in fs.list_files(path, (".tex",))}
+        if not raw:
+            raise InputError(f"{path}: no .tex files in this paper")
+        report.files = len(raw)
+        return {k: _decode(v, f"{fs.basename(path)}/{k}", report) for k, v in raw.items()}
+    if not fs.isfile(path):
         raise InputError(f"{path}: no such file or directory")
+    return load_paper_bytes(path, fs.read_bytes(path), report)
+
+
+def load_paper_bytes(name: str, data: bytes, report: CleanReport | None = None) -> dict[str, str]:
+    """The same from a paper's bytes (an arXiv source file: gzipped tar, gzipped .tex, tar or
+    .tex), e.g. a member of a bulk ``arXiv_src_*.tar``; ``name`` is used in messages."""
+    report = report if report is not None else CleanReport()
+    base = PurePosixPath(name.rstrip("/").rsplit("/", 1)[-1])
+    raw: dict[str, bytes] = {}
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as e:
+            raise InputError(f"{name}: corrupt gzip ({e})") from None
+    if _is_tar(data):
+        try:
+            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                for m in tar.getmembers():
+                    if m.isfile() and m.name.endswith(".tex"):
+                        raw[m.name.lstrip("./")] = tar.extractfile(m).read()
+        except tarfile.TarError as e:
+            raise InputError(f"{name}: corrupt tar archive ({e})") from None
+    else:
+        raw[base.name.removesuffix(".gz") if base.name.endswith(".tex.gz") else "main.tex"] = data
     if not raw:
-        raise InputError(f"{path}: no .tex files in this paper")
+        raise InputError(f"{name}: no .tex files in this paper")
     report.files = len(raw)
-    return {k: _decode(v, f"{p.name}/{k}", report) for k, v in raw.items()}
+    return {k: _decode(v, f"{base.name}/{k}", report) for k, v in raw.items()}
 
 
 def _is_tar(data: bytes) -> bool:

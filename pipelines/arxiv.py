@@ -1,13 +1,16 @@
 """ArXiv (2.5% of LLaMA's mix): LaTeX sources cleaned by ``filters.latex``.
 
-Input: papers as directories, ``.tar.gz``/``.tar`` or ``.gz`` files, or a directory of those."""
+Input: papers as directories, ``.tar.gz``/``.tar`` or ``.gz`` files, or a directory of those;
+and arXiv's bulk source archives (``arXiv_src_YYMM_NNN.tar``, tars of per-paper ``.gz``
+files, as the requester-pays bucket serves them), which are streamed member by member, each
+paper becoming its own work unit (reshuffled), so one archive never sits in memory."""
 from __future__ import annotations
 
 import apache_beam as beam
 
 from core import fs
 from filters.errors import InputError
-from filters.latex import CleanReport, clean_paper, load_paper
+from filters.latex import CleanReport, clean_paper, load_paper, load_paper_bytes
 
 from . import beam_utils
 from .schema import make_doc
@@ -39,9 +42,43 @@ def check_inputs(inputs):
             raise InputError(f"{spec}: no papers (directories with .tex files or .tar.gz/.gz) here")
 
 
-def read_paper(path, counter):
+def is_bulk(path: str) -> bool:
+    name = fs.basename(path)
+    return name.startswith("arXiv_src_") and name.endswith(".tar")
+
+
+def paper_items(path: str):
+    """path -> (name, None) for a paper; a bulk archive -> (member name, bytes) per paper,
+    streamed (``tarfile`` in stream mode: one member in memory at a time)."""
+    if not is_bulk(path):
+        yield path, None
+        return
+    import tarfile
+
+    from apache_beam.metrics import Metrics
+
+    try:
+        with fs.open_read(path) as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
+            for m in tar:
+                if not m.isfile():
+                    continue
+                if not m.name.endswith((".gz", ".tex")):  # PDF-only submissions have no source
+                    Metrics.counter("read", "bulk_members_without_source").inc()
+                    continue
+                Metrics.counter("read", "bulk_members").inc()
+                yield f"{path}/{m.name}", tar.extractfile(m).read()
+    except (tarfile.TarError, OSError, EOFError) as e:
+        Metrics.counter("read", "file_errors").inc()
+        Metrics.counter("read", f"unreadable:{path}").inc()
+        import logging
+
+        logging.getLogger(__name__).error("%s: corrupt bulk archive (%s)", path, e)
+
+
+def read_paper(item, counter):
+    path, data = item
     report = CleanReport()
-    files = load_paper(path, report)
+    files = load_paper(path, report) if data is None else load_paper_bytes(path, data, report)
     text = clean_paper(files, report)
     counter("tex_files", report.files)
     counter("macros_expanded", report.expansions)
@@ -61,6 +98,7 @@ def read_paper(path, counter):
 
 def build(p, inputs, out_dir, target_bytes=256 << 20):
     return (p | "Specs" >> beam.Create(list(inputs)) | "Papers" >> beam.FlatMap(papers_of)
+              | "Members" >> beam.FlatMap(paper_items)
               | "Spread" >> beam.Reshuffle()
               | "Clean" >> beam.ParDo(beam_utils.ReadFiles("read", read_paper))
               | "Shards" >> beam_utils.WriteShards(out_dir, lambda d: "arxiv", target_bytes))

@@ -276,6 +276,40 @@ def test_arxiv_tarball_with_latin1_file(tmp_path, data):
     assert "Café au lait." in text and report.decode_fallbacks == ["1202.3665.tar.gz/ms.tex"]
 
 
+def test_arxiv_bulk_archive_is_streamed_member_by_member(tmp_path, data):
+    """arXiv's bulk arXiv_src_*.tar (a tar of per-paper .gz files), made from the two real papers."""
+    import gzip as gz
+
+    from pipelines import arxiv
+
+    members = {}
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as paper_tar:
+        root = data / "arxiv" / "arXiv-1703.09710_celerite"
+        for f in sorted(root.rglob("*")):
+            if f.is_file():
+                paper_tar.add(f, arcname=str(f.relative_to(root)))
+    members["2301/1703.09710.gz"] = buf.getvalue()
+    members["2301/1202.3665.gz"] = gz.compress((data / "arxiv" / "arXiv-1202.3665_emcee" / "ms.tex").read_bytes())
+    members["2301/2301.99999.pdf"] = b"%PDF-1.4 no source"
+    bulk = tmp_path / "in" / "arXiv_src_2301_001.tar"
+    bulk.parent.mkdir()
+    with tarfile.open(bulk, "w") as tar:
+        for name, payload in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    stats = arxiv.run([str(bulk.parent)], str(tmp_path / "out"))
+    got = {r["id"]: r["text"] for r in rows_of(tmp_path / "out")}
+    expect = {}
+    for pid, d in (("1703.09710", "arXiv-1703.09710_celerite"), ("1202.3665", "arXiv-1202.3665_emcee")):
+        report = CleanReport()
+        expect[pid] = clean_paper(load_paper(data / "arxiv" / d, report), report)
+    assert got == expect
+    assert stats["counters"]["read"]["bulk_members"] == 2
+    assert stats["counters"]["read"]["bulk_members_without_source"] == 1
+
+
 def test_comment_stripping_keeps_escaped_percent():
     assert strip_comments("50\\% of it % a note\n% gone\nkept") == "50\\% of it\nkept"
 
