@@ -78,24 +78,39 @@ def _repo_files(unit):
                 Metrics.counter("read", "bad_json_lines").inc()
 
 
-def read_repos(unit, counter):
-    by_repo = defaultdict(list)
-    licenses: dict[str, str] = {}
+def read_files(unit, counter):
+    """A repository directory or a JSON-lines file -> (repo, (path, text, licence)), streamed:
+    nothing is held per file; the rows of a repository meet in a shuffle (``ByRepo``)."""
     for repo, rel, text, lic in _repo_files(unit):
-        if lic:
-            licenses[repo] = lic.lower()
-        if is_license_file(rel.rsplit("/", 1)[-1]) and "/" not in rel:
-            licenses.setdefault(repo, detect_license(text))
-        by_repo[repo].append((rel, text))
-    for repo, files in by_repo.items():
-        lic = licenses.get(repo, "none")
-        counter("repositories")
+        yield repo, (rel, text, lic)
+
+
+def repo_license(rows) -> str:
+    """A ``license`` field given with the rows wins; else the licence detected from the
+    repository's top-level LICENSE/COPYING file (the first by path); else "none"."""
+    given = sorted({lic.lower() for _, _, lic in rows if lic})
+    if given:
+        return given[-1]
+    files = sorted((rel, text) for rel, text, _ in rows if "/" not in rel and is_license_file(rel))
+    return detect_license(files[0][1]) if files else "none"
+
+
+class Licensed(beam.DoFn):
+    """(repo, its rows) -> the documents of a permissively licensed repository."""
+
+    def process(self, kv):
+        repo, rows = kv
+        c = lambda name, n=1: Metrics.counter("read", name).inc(n)  # noqa: E731
+        lic = repo_license(rows)
+        c("repositories")
         if lic not in PERMISSIVE:
-            counter(f"dropped_repo_license_{lic}")
-            counter("dropped_files_license", len(files))
-            continue
-        counter(f"kept_repo_license_{lic}")
-        for rel, text in files:
+            c(f"dropped_repo_license_{lic}")
+            c("dropped_files_license", sum(1 for _ in rows))
+            return
+        c(f"kept_repo_license_{lic}")
+        for rel, text, _ in rows:
+            c("documents")
+            c("lines", text.count("\n") + 1)
             yield make_doc(f"{repo}/{rel}", "github", text, url=f"{repo}/{rel}",
                            metadata={"repo": repo, "path": rel, "license": lic})
 
@@ -133,7 +148,9 @@ def _first(kv):
 def build(p, inputs, out_dir, target_bytes=256 << 20):
     return (p | "Specs" >> beam.Create(list(inputs)) | "Repos" >> beam.FlatMap(repos_of)
               | "Spread" >> beam.Reshuffle()
-              | "Read" >> beam.ParDo(beam_utils.ReadFiles("read", read_repos))
+              | "Read" >> beam.ParDo(beam_utils.ReadFiles("read", read_files, documents=False))
+              | "ByRepo" >> beam.GroupByKey()
+              | "Licensed" >> beam.ParDo(Licensed())
               | "Filter" >> beam.ParDo(FileFilter())
               | "ByHash" >> beam.GroupByKey()
               | "Dedup" >> beam.Map(_first)
