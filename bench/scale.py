@@ -67,6 +67,7 @@ def run_measured(cmd: list[str]) -> dict:
     """Run a command; sample the RSS of it and of every descendant (Beam's SDK workers)."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     peak: dict[int, tuple[str, int]] = {}
+    cpu: dict[int, tuple[str, float]] = {}
     stop = threading.Event()
 
     def sample():
@@ -80,6 +81,8 @@ def run_measured(cmd: list[str]) -> dict:
                             "worker" if "sdk_worker_main" in " ".join(q.cmdline()) else "other")
                         if rss > peak.get(q.pid, ("", 0))[1]:
                             peak[q.pid] = (kind, rss)
+                        t = q.cpu_times()
+                        cpu[q.pid] = (kind, t.user + t.system)
                     except psutil.Error:
                         pass
             except psutil.Error:
@@ -96,7 +99,9 @@ def run_measured(cmd: list[str]) -> dict:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{err[-2000:]}")
     workers = [r for k, r in peak.values() if k == "worker"]
     return {"seconds": time.time() - t0, "runner_mb": max((r for k, r in peak.values() if k == "runner"), default=0) / 2**20,
-            "worker_mb": max(workers, default=0) / 2**20, "workers": len(workers)}
+            "worker_mb": max(workers, default=0) / 2**20, "workers": len(workers),
+            "runner_cpu_s": sum(c for k, c in cpu.values() if k == "runner"),
+            "worker_cpu_s": sum(c for k, c in cpu.values() if k == "worker")}
 
 
 def main(argv=None) -> int:
@@ -126,17 +131,19 @@ def main(argv=None) -> int:
                                       "--target-shard-mb", str(a.shard_mb), *extra])
                     row = {"step": step, "scale": scale, "text_mb": round(mb, 1), "workers": w,
                            "mb_per_s": round(mb / r["seconds"], 2), "seconds": round(r["seconds"], 1),
-                           "runner_rss_mb": round(r["runner_mb"]), "worker_rss_mb": round(r["worker_mb"])}
+                           "runner_rss_mb": round(r["runner_mb"]), "worker_rss_mb": round(r["worker_mb"]),
+                           "runner_cpu_s": round(r["runner_cpu_s"], 1), "worker_cpu_s": round(r["worker_cpu_s"], 1)}
                     results.append(row)
                     print(json.dumps(row), flush=True)
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
-    print("| step | scale | text MB | workers | MB/s | runner peak RSS MB | worker peak RSS MB |")
-    print("|---|---|---|---|---|---|---|")
+    print("| step | scale | text MB | workers | MB/s | runner peak RSS MB | worker peak RSS MB | "
+          "runner CPU s | workers' CPU s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['step']} | {r['scale']}x | {r['text_mb']} | {r['workers']} | {r['mb_per_s']} | "
-              f"{r['runner_rss_mb']} | {r['worker_rss_mb']} |")
+              f"{r['runner_rss_mb']} | {r['worker_rss_mb']} | {r['runner_cpu_s']} | {r['worker_cpu_s']} |")
     return 0
 
 

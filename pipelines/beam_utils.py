@@ -491,3 +491,55 @@ def run_step(build_fn, out_dir: str, runner: str = "DirectRunner", beam_args=Non
         log.info("%s is complete (%s present); skipped", out_dir, SUCCESS)
         return None
     return run_pipeline(build_fn, out_dir, runner, list(beam_args or []), extra, before_complete=before_complete)
+
+
+# ------------------------------------------------------------------------------ samples
+
+def seeded_key(seed, item: str) -> int:
+    return int.from_bytes(hashlib.blake2b(f"{seed}\x1f{item}".encode("utf-8"), digest_size=8).digest(), "big")
+
+
+class SeededSample(beam.PTransform):
+    """At most ``n`` items, a uniform pseudo-random sample: the ``n`` smallest keys of a seeded
+    hash (``Top.Smallest``: a combiner holding ``n`` items per worker, never the corpus), so the
+    same seed and input give the same sample in the same order, whatever the runner does."""
+
+    def __init__(self, n: int, seed=0):
+        super().__init__()
+        self.n, self.seed = int(n), seed
+
+    def expand(self, items):
+        seed = self.seed
+        return (items
+                | "Key" >> beam.Map(lambda x: (seeded_key(seed, x), x))
+                | "Smallest" >> beam.combiners.Top.Smallest(self.n)
+                | "Items" >> beam.FlatMap(lambda top: [x for _, x in top]))
+
+
+def run_samples(build_fn, n: int, out_dir: str, runner: str = "DirectRunner", beam_args=None,
+                seed=0) -> dict[str, str]:
+    """Run a pipeline whose ``build_fn(p)`` returns {name: PCollection of str}; write a seeded
+    sample of at most ``n`` of each to ``out_dir/_tmp/sample-<name>.jsonl`` (through
+    FileSystems, so workers anywhere can write it) and return {name: path}."""
+    import json as _json
+
+    paths = {}
+
+    def build(p):
+        for name, pcoll in build_fn(p).items():
+            path = fs.join(out_dir, output.TMP, f"sample-{name}.jsonl")
+            paths[name] = path
+            (pcoll | f"Sample_{name}" >> SeededSample(n, seed)
+                   | f"Json_{name}" >> beam.Map(_json.dumps)
+                   | f"Write_{name}" >> beam.io.WriteToText(path, num_shards=1, shard_name_template=""))
+
+    p = new_pipeline(runner, list(beam_args or []))
+    build(p)
+    p.run().wait_until_finish()
+    return paths
+
+
+def read_sample(path: str) -> list[str]:
+    import json as _json
+
+    return [_json.loads(line) for line in fs.iter_lines(path) if line] if fs.isfile(path) else []

@@ -154,7 +154,7 @@ def cmd_train_quality(a, _):
     from pipelines import quality
 
     stats = quality.train(a.wiki, a.cc or [str(paths.shared_data() / "cc")], a.out, language=a.lang,
-                          force=a.force)
+                          force=a.force, max_docs=a.max_docs)
     print(json.dumps(stats, indent=1))
     print(f"model: {a.out}/model.bin")
     return 0
@@ -298,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wiki", default=str(out / "wikipedia"), help="Wikipedia pipeline output")
     p.add_argument("--cc", nargs="*", help="raw CC inputs for negatives (default: bundled cc/)")
     p.add_argument("--lang", default="en")
+    p.add_argument("--max-docs", type=int, default=200_000,
+                   help="sample size per class, drawn inside a Beam pipeline (bounded memory)")
     p.add_argument("--out", default=str(out / "quality"))
     p.add_argument("--force", action="store_true")
     p.set_defaults(fn=cmd_train_quality)

@@ -19,7 +19,6 @@ import random
 import re
 
 import apache_beam as beam
-import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 
 from core import fs, output
@@ -35,27 +34,34 @@ def _prep(text: str, max_chars: int = 20000) -> str:
     return re.sub(r"\s+", " ", text[:max_chars].lower()).strip()
 
 
-def _read_shard_texts(shard_dir: str, language: str | None) -> list[str]:
-    texts = []
-    for f in output.shard_files(shard_dir):
-        with fs.open_read(f) as fh:
-            t = pq.read_table(fh, columns=["text", "language"]).to_pydict()
-        texts += [x for x, lang in zip(t["text"], t["language"]) if language is None or lang == language]
-    return texts
+MAX_DOCS = 200_000  # per class; at most 20,000 characters each (``_prep``)
 
 
 def train(wiki_dir: str, cc_inputs: list[str], out_dir: str, language: str = "en", holdout: float = 0.2,
-          seed: int = 0, epoch: int = 20, force: bool = False) -> dict:
+          seed: int = 0, epoch: int = 20, force: bool = False, max_docs: int = MAX_DOCS,
+          runner: str = "DirectRunner", beam_args=None) -> dict:
+    """Train on a bounded sample: at most ``max_docs`` Wikipedia articles and as many CC pages,
+    drawn inside a Beam pipeline (``beam_utils.SeededSample``), so the launcher holds only
+    the sample, never the corpus."""
     out_dir = str(out_dir)
     output.require_complete(wiki_dir, "the Wikipedia output", "llama wikipedia")
     if output.is_complete(out_dir) and not force:
         return output.read_stats(out_dir)
-    from .ccnet import SUFFIXES, check_inputs, read_cc_file
+    from .ccnet import check_inputs, read_cc_inputs
 
     check_inputs(cc_inputs)
-    pos = _read_shard_texts(wiki_dir, language)
-    neg = [d["text"] for spec in cc_inputs for f in beam_utils.expand_spec(spec, SUFFIXES)
-           for d in read_cc_file(f, lambda *a: None)]
+    output.prepare_output(out_dir, force=True)
+
+    def sources(p):
+        wiki = (p | "Wiki" >> beam.io.ReadFromParquet(fs.join(wiki_dir, "*", "*.parquet"),
+                                                       columns=["text", "language"])
+                  | "Lang" >> beam.Filter(lambda r: language is None or r["language"] == language)
+                  | "WikiText" >> beam.Map(lambda r: _prep(r["text"])))
+        cc = read_cc_inputs(p, list(cc_inputs), "common_crawl") | "CCText" >> beam.Map(lambda d: _prep(d["text"]))
+        return {"wiki": wiki, "cc": cc}
+
+    samples = beam_utils.run_samples(sources, max_docs, out_dir, runner, beam_args, seed)
+    pos, neg = beam_utils.read_sample(samples["wiki"]), beam_utils.read_sample(samples["cc"])
     if len(pos) < 5 or len(neg) < 5:
         raise InputError(f"too little data to train the quality classifier: {len(pos)} Wikipedia "
                          f"articles ({language}), {len(neg)} CC pages (need at least 5 of each)")
@@ -66,16 +72,17 @@ def train(wiki_dir: str, cc_inputs: list[str], out_dir: str, language: str = "en
     test, trainset = rows[:n_test], rows[n_test:]
     with fs.scratch_dir("llama-quality-") as work:
         train_file = fs.join(work, "train.txt")
-        fs.write_text(train_file, "".join(f"{label} {_prep(text)}\n" for label, text in trainset))
+        fs.write_text(train_file, "".join(f"{label} {text}\n" for label, text in trainset))
         import fasttext
 
         model = fasttext.train_supervised(train_file, epoch=epoch, lr=0.5, wordNgrams=2, dim=64,
                                           minCount=1, seed=seed, thread=1, verbose=0)
         model.save_model(fs.join(work, "model.bin"))
-        correct = sum(model.predict(_prep(t))[0][0] == label for label, t in test)
+        correct = sum(model.predict(t)[0][0] == label for label, t in test)
         stats = {"positives": len(pos), "negatives": len(neg), "train": len(trainset), "test": len(test),
-                 "heldout_accuracy": round(correct / len(test), 4), "language": language}
-        output.prepare_output(out_dir, force=True)
+                 "heldout_accuracy": round(correct / len(test), 4), "language": language,
+                 "max_docs": max_docs}
+        fs.delete(fs.join(out_dir, output.TMP))
         fs.upload_dir(work, out_dir, ["model.bin"])
         output.mark_complete(out_dir, stats)
     return output.read_stats(out_dir)
