@@ -108,7 +108,8 @@ def quality_classifier(p):
     if "wikipedia" not in p["sources"]:
         raise Skip("the quality classifier needs the Wikipedia source")
     already = output.is_complete(_out(p, "quality"))
-    stats = quality.train(_out(p, "wikipedia"), [_data(p, "cc")], _out(p, "quality"))
+    stats = quality.train(_out(p, "wikipedia"), [_data(p, "cc")], _out(p, "quality"), runner=p["runner"],
+                          beam_args=beam_args(p))
     result = {"heldout_accuracy": stats["heldout_accuracy"], "out": _out(p, "quality")}
     return dict(result, skipped="complete") if already else result
 
@@ -128,14 +129,14 @@ def _ready_sources(p):
 
 
 def tokenizer(p):
-    from tokenizer.train import train_tokenizer
+    from pipelines.tokenize import train_tokenizer_sampled
 
     ready = _ready_sources(p)
     if not ready:
         raise Skip("no source output to train a tokenizer on")
     already = output.is_complete(_out(p, "tokenizer"))
-    model = train_tokenizer([_out(p, SOURCE_DIRS[s]) for s in ready], _out(p, "tokenizer"),
-                            vocab_size=p["vocab_size"])
+    model = train_tokenizer_sampled([_out(p, SOURCE_DIRS[s]) for s in ready], _out(p, "tokenizer"),
+                                    vocab_size=p["vocab_size"], runner=p["runner"], beam_args=beam_args(p))
     return {"skipped": "complete", "out": model} if already else {"out": model, "sources": ready}
 
 

@@ -168,13 +168,13 @@ def cmd_quality(a, beam_args):
     return _report(stats, a.out)
 
 
-def cmd_train_tokenizer(a, _):
-    from tokenizer.train import train_tokenizer
+def cmd_train_tokenizer(a, extra):
+    from pipelines.tokenize import train_tokenizer_sampled
 
     inputs = a.inputs or [str(paths.out_dir() / d) for d in
                           ("cc", "c4", "github", "wikipedia", "books", "arxiv", "stackexchange")]
-    model = train_tokenizer(inputs, a.out, vocab_size=a.vocab_size, input_sentence_size=a.sample_lines,
-                            force=a.force)
+    model = train_tokenizer_sampled(inputs, a.out, vocab_size=a.vocab_size, sample_lines=a.sample_lines,
+                                    force=a.force, runner=a.runner, beam_args=extra)
     from tokenizer import Tokenizer
 
     tok = Tokenizer(model)
@@ -316,8 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="*", help="document shard dirs (default: every source under out/)")
     p.add_argument("--out", default=str(out / "tokenizer"))
     p.add_argument("--vocab-size", type=int, default=32000)
-    p.add_argument("--sample-lines", type=int, default=2_000_000, help="input_sentence_size")
+    p.add_argument("--sample-lines", type=int, default=2_000_000,
+                   help="lines sampled (inside a Beam pipeline) for SentencePiece: input_sentence_size")
     p.add_argument("--force", action="store_true")
+    p.add_argument("--runner", default="DirectRunner", help="Beam runner of the sampling pipeline")
     p.set_defaults(fn=cmd_train_tokenizer)
 
     p = sub.add_parser("tokenize", help="token shards with the paper's mixture, packed to --seq-len")
@@ -389,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 BEAM_COMMANDS = {"ccnet", "c4", "github", "wikipedia", "books", "arxiv", "stackexchange", "quality", "tokenize",
+                 "train-tokenizer",
                  "train", "train-7b"}  # the last two pass extra --flags to the trainer
 
 if __name__ == "__main__":

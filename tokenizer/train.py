@@ -64,9 +64,14 @@ def iter_lines(files: list[str], max_bytes: int):
 
 def train_tokenizer(inputs: list[str], out_dir: str, vocab_size: int = 32000,
                     input_sentence_size: int = 2_000_000, seed: int = 0, force: bool = False,
-                    **overrides) -> str:
+                    sample=None, **overrides) -> str:
     """Train and write ``out_dir/tokenizer.model`` (+ ``.vocab``) with the completion protocol
-    (``core.output``); inputs and output may be local or remote.  Returns the model's path."""
+    (``core.output``); inputs and output may be local or remote.  Returns the model's path.
+
+    ``sample(files, max_bytes)``, when given, returns the training lines (e.g. a bounded
+    sample drawn by a Beam pipeline: ``pipelines.tokenize.train_tokenizer_sampled``);
+    otherwise the shards' lines are streamed here and SentencePiece keeps a uniform
+    ``input_sentence_size`` reservoir of them."""
     import sentencepiece as spm
 
     out_dir = str(out_dir)
@@ -80,8 +85,10 @@ def train_tokenizer(inputs: list[str], out_dir: str, vocab_size: int = 32000,
     with fs.scratch_dir("llama-tokenizer-") as work:
         spm.set_random_generator_seed(seed)
         try:
+            lines = (sample(files, spec["max_sentence_length"]) if sample is not None
+                     else iter_lines(files, spec["max_sentence_length"]))
             spm.SentencePieceTrainer.train(
-                sentence_iterator=iter_lines(files, spec["max_sentence_length"]),
+                sentence_iterator=iter(lines),
                 model_prefix=fs.join(work, "tokenizer"), minloglevel=2, **spec)
         except RuntimeError as e:
             m = re.search(r"Vocabulary size (?:is )?too high \((\d+)\).*?<= (\d+)", str(e))
