@@ -226,7 +226,8 @@ def cmd_lm(a, _):
     from core import fs
 
     dumps = a.dumps or fs.glob(str(paths.shared_data() / "wikipedia" / "enwiki-*"))
-    p = train_lm(dumps, a.out, lang=a.lang, vocab_size=a.vocab_size, holdout=a.holdout, force=a.force)
+    p = train_lm(dumps, a.out, lang=a.lang, vocab_size=a.vocab_size, holdout=a.holdout, force=a.force,
+                 max_articles=a.max_articles)
     print(f"perplexity model: {p.sp_model} + {p.kenlm_model}")
     return 0
 
@@ -356,6 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lang", default="en")
     p.add_argument("--vocab-size", type=int, default=8000)
     p.add_argument("--holdout", type=int, default=10, help="articles kept out of training")
+    p.add_argument("--max-articles", type=int, default=1_000_000,
+                   help="articles sampled (inside a Beam pipeline) to train on")
     p.add_argument("--force", action="store_true")
     p.set_defaults(fn=cmd_lm)
 

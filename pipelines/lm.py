@@ -19,13 +19,14 @@ import shutil
 import subprocess
 import sys
 
+import apache_beam as beam
 from tqdm import tqdm
 
 from core import fs, output
 from filters.errors import InputError
 from filters.perplexity import LMPaths
 from filters.text import normalize
-from filters.wikipedia import DumpInfo, iter_articles
+from filters.wikipedia import DumpInfo, clean_wikitext, dump_units, is_index, iter_pages
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,52 @@ def find_tool(name: str) -> str:
     return found
 
 
+MAX_ARTICLES = 1_000_000
+
+
+def articles_of(item, lang: str):
+    """One dump (or one unit of a multistream dump) -> the cleaned texts of its articles in
+    ``lang`` (a dump of another language yields nothing, counted)."""
+    from apache_beam.metrics import Metrics
+
+    path, unit = item
+    info = DumpInfo()
+    for page in iter_pages(path, info, unit):
+        if info.lang != lang:
+            Metrics.counter("lm", f"skipped_dump_{info.lang or 'unknown'}").inc()
+            return
+        if page.ns != 0 or page.redirect:
+            continue
+        text = clean_wikitext(page.text, info.drop_prefixes)
+        if text:
+            Metrics.counter("lm", "articles").inc()
+            yield text
+
+
+def sample_articles(dumps: list[str], lang: str, n: int, out_dir: str, runner: str = "DirectRunner",
+                    beam_args=None, seed: int = 0) -> list[str]:
+    """A seeded sample of at most ``n`` cleaned articles, drawn by a Beam pipeline (dumps read
+    in parallel units, cleaned in the workers)."""
+    from pipelines import beam_utils
+
+    def build(p):
+        arts = (p | "Dumps" >> beam_utils.ExpandInputs(list(dumps), where=lambda f: not is_index(f))
+                  | "Units" >> beam.FlatMap(dump_units)
+                  | "Spread" >> beam.Reshuffle()
+                  | "Articles" >> beam.FlatMap(articles_of, lang))
+        return {"articles": arts}
+
+    paths = beam_utils.run_samples(build, n, out_dir, runner, beam_args, seed)
+    articles = beam_utils.read_sample(paths["articles"])
+    fs.delete(fs.join(out_dir, output.TMP))
+    return articles
+
+
 def train_lm(dumps: list[str], out_dir: str, lang: str = "en", vocab_size: int = 8000,
-             order: int = 5, holdout: int = 10, force: bool = False) -> LMPaths:
+             order: int = 5, holdout: int = 10, force: bool = False, max_articles: int = MAX_ARTICLES,
+             runner: str = "DirectRunner", beam_args=None) -> LMPaths:
+    """``max_articles`` cleaned articles, a seeded sample drawn by a Beam pipeline, are the
+    training text; the last ``holdout`` of the sample are kept out (``heldout.txt``)."""
     out_dir = str(out_dir)
     paths = LMPaths.in_dir(out_dir, lang)
     if output.is_complete(out_dir) and not force:
@@ -51,25 +96,19 @@ def train_lm(dumps: list[str], out_dir: str, lang: str = "en", vocab_size: int =
         if not fs.isfile(d):
             raise InputError(f"{d}: no such Wikipedia dump")
     with fs.scratch_dir("llama-lm-") as work:
-        _train(dumps, work, lang, vocab_size, order, holdout)
         output.prepare_output(out_dir, force=True)
+        articles = sample_articles(dumps, lang, max_articles, out_dir, runner, beam_args)
+        _train(articles, dumps, work, lang, vocab_size, order, holdout)
         names = ["heldout.txt", f"{lang}.sp.model", f"{lang}.sp.vocab", f"{lang}.arpa.bin"]
         fs.upload_dir(work, out_dir, names)
         output.mark_complete(out_dir, {"dumps": list(dumps), "lang": lang, "vocab_size": vocab_size,
-                                       "order": order, "holdout": holdout})
+                                       "order": order, "holdout": holdout, "articles": len(articles),
+                                       "max_articles": max_articles})
     log.info("LM written to %s", out_dir)
     return paths
 
 
-def _train(dumps, work, lang, vocab_size, order, holdout):
-    articles = []
-    for dump in dumps:
-        info = DumpInfo()
-        for page in tqdm(iter_articles(dump, info), desc=f"wiki {fs.basename(dump)[:28]}", unit="art"):
-            if info.lang != lang:
-                log.warning("%s: dump language %r is not %r; skipped", dump, info.lang, lang)
-                break
-            articles.append(page.text)
+def _train(articles, dumps, work, lang, vocab_size, order, holdout):
     if len(articles) <= holdout:
         raise InputError(f"only {len(articles)} {lang} articles in {dumps}: too few to train an LM")
     train, held = articles[:-holdout], articles[-holdout:]
