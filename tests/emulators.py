@@ -38,6 +38,21 @@ def _wait(url: str, proc: subprocess.Popen, seconds: float = 30) -> None:
 
 
 @contextlib.contextmanager
+def _serving(cmd: list[str], url: str):
+    """A local server process for the duration of the block (stopped, then killed if need be)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _wait(url, proc)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@contextlib.contextmanager
 def gcs_emulator(tmp: Path, bucket: str = "llama-test"):
     """``gcp-storage-emulator`` in memory, with a fake non-expiring credential so that
     google-auth never retries or probes a metadata server."""
@@ -48,18 +63,9 @@ def gcs_emulator(tmp: Path, bucket: str = "llama-test"):
     env = {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}",
            "GOOGLE_APPLICATION_CREDENTIALS": str(creds), "GOOGLE_CLOUD_PROJECT": "llama-test",
            "NO_GCE_CHECK": "true", "GCE_METADATA_HOST": "127.0.0.1:9", "GCE_METADATA_IP": "127.0.0.1:9"}
-    proc = subprocess.Popen([str(BIN / "gcp-storage-emulator"), "start", "--host", "127.0.0.1", "--port",
-                             str(port), "--in-memory", "--default-bucket", bucket],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        _wait(f"http://127.0.0.1:{port}/storage/v1/b", proc)
+    with _serving([str(BIN / "gcp-storage-emulator"), "start", "--host", "127.0.0.1", "--port", str(port),
+                   "--in-memory", "--default-bucket", bucket], f"http://127.0.0.1:{port}/storage/v1/b"):
         yield env
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @contextlib.contextmanager
@@ -67,21 +73,12 @@ def s3_server(bucket: str = "llama-test"):
     port = free_port()
     env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test",
            "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
-    proc = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        _wait(f"http://127.0.0.1:{port}/", proc)
+    with _serving([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], f"http://127.0.0.1:{port}/"):
         import boto3
 
         boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], aws_access_key_id="test",
                      aws_secret_access_key="test", region_name="us-east-1").create_bucket(Bucket=bucket)
         yield env
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @contextlib.contextmanager
