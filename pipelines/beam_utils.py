@@ -257,9 +257,10 @@ class ReadFiles(beam.DoFn):
 
 class ParquetSink(fileio.FileSink):
     """``fileio.FileSink`` writing rows as zstd Parquet, one row group per ``batch_rows`` rows
-    or ``batch_bytes`` of text (memory per open file is bounded by one batch)."""
+    or ``batch_bytes`` of text.  Memory per open file is one batch; fileio keeps up to 20 files
+    of a bundle open at once, so the batch is kept small (4 MB of text)."""
 
-    def __init__(self, schema=None, batch_rows: int = 2000, batch_bytes: int = 32 << 20):
+    def __init__(self, schema=None, batch_rows: int = 1000, batch_bytes: int = 4 << 20):
         self.schema = schema if schema is not None else DOC_SCHEMA
         self.batch_rows, self.batch_bytes = batch_rows, batch_bytes
 

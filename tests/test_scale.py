@@ -87,6 +87,19 @@ def test_two_worker_processes_give_the_one_worker_output(data, lm_dir, tmp_path)
     assert marker["run_id"] == s2["run_id"]
 
 
+@pytest.mark.parametrize("step,inputs", [("c4", "cc"), ("books", "books")])
+def test_shuffle_dedups_with_two_worker_processes_equal_one(step, inputs, data, tmp_path):
+    """C4's tfds line/URL dedup and the books' MinHash LSH, as shuffles across two worker
+    processes, keep exactly what one in-process worker keeps."""
+    runs = {}
+    for name, flags in (("one", ["--direct_num_workers=1", "--direct_running_mode=in_memory"]),
+                        ("two", ["--direct_num_workers=2", "--direct_running_mode=multi_processing"])):
+        res = _llama(step, str(data / inputs), "--out", str(tmp_path / name), "-q", *flags)
+        assert res.returncode == 0, res.stderr[-2000:]
+        runs[name] = _docs(tmp_path / name)
+    assert runs["one"] and runs["one"] == runs["two"]
+
+
 def test_dry_run_job_graph_does_not_grow_with_a_100k_line_manifest(data, lm_dir, tmp_path):
     """Common Crawl's wet.paths.gz lists ~90k files: the launcher must not put them in the graph."""
     first = str(data / "cc" / "whirlwind_CC-MAIN-2024-22" / "whirlwind.warc.wet.gz")
