@@ -112,20 +112,6 @@ def collect_counters(result) -> dict:
     return {k: dict(sorted(v.items())) for k, v in sorted(stats.items())}
 
 
-class Count(beam.DoFn):
-    """Pass-through that counts documents (and lines) flowing past a point."""
-
-    def __init__(self, step: str):
-        self.step = step
-        self.docs = Metrics.counter(step, "documents")
-        self.lines = Metrics.counter(step, "lines")
-
-    def process(self, doc):
-        self.docs.inc()
-        self.lines.inc(doc["text"].count("\n") + 1)
-        yield doc
-
-
 # ------------------------------------------------------------------------------ inputs
 
 MANIFEST_SUFFIXES = (".paths", ".paths.gz", ".paths.txt")
@@ -143,11 +129,10 @@ def manifest_paths(manifest: str, prefix: str | None = None):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        if fs.is_remote(line) or line.startswith("/"):
+        if fs.is_remote(line) or line.startswith("/") or not base:
             yield line
         else:
-            yield (base.rstrip("/") + "/" + line) if fs.is_remote(base) or base.endswith("/") or not base \
-                else fs.join(base, line)
+            yield base + line if base.endswith("/") else fs.join(base, line)
 
 
 def expand_spec(spec: str, suffixes=None, name=None, prefix=None, where=None):
@@ -387,14 +372,6 @@ class WriteShards(beam.PTransform):
                 | "All" >> beam.Flatten()
                 | "ByShard" >> beam.GroupByKey()
                 | "Files" >> WriteParquetFiles(self.out_dir, self.schema))
-
-
-def stage(path: str, what: str = "model") -> str:
-    """A local copy of a model that may live on gs:// (``core.fs.stage``)."""
-    return fs.stage(path, what)
-
-
-localize = stage  # the older name
 
 
 def shard_rows(out_dir: str) -> dict[str, int]:
