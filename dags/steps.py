@@ -182,8 +182,8 @@ def train(p):
 
 
 # the order of the counter namespaces (steps) inside the pipelines, for the report
-STEP_ORDER = ["read", "clean", "filter", "dedup", "sentences", "badwords", "langid", "perplexity",
-              "near_dedup", "format", "quality"]
+STEP_ORDER = ["read", "length", "url_dedup", "clean", "filter", "dedup", "sentences", "langid", "badwords",
+              "perplexity", "near_dedup", "format", "quality"]
 
 
 def report(p) -> str:
