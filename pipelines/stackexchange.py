@@ -7,7 +7,8 @@ from apache_beam.metrics import Metrics
 
 from core import fs
 from filters.errors import InputError
-from filters.stackexchange import PAPER_SITES, format_question, is_meta, iter_posts, post_units, site_of
+from filters.stackexchange import (SEVEN_Z_MAGIC, ARCHIVE, PAPER_SITES, format_question, is_meta, is_posts_input,
+                                  iter_archive_posts, iter_posts, post_units, site_of)
 
 from . import beam_utils
 from .schema import make_doc
@@ -15,10 +16,13 @@ from .schema import make_doc
 
 def check_inputs(inputs, prefix=None):
     for spec in inputs:
-        f = beam_utils.first_input(spec, "Posts.xml", name="posts.xml", prefix=prefix)
+        f = beam_utils.first_input(spec, "Posts.xml or .7z site archives", prefix=prefix, where=is_posts_input)
         with fs.open_read(f) as fh:
             head = fh.read(512).lstrip(b"\xef\xbb\xbf")
-        if b"<posts" not in head:
+        if f.endswith(ARCHIVE):
+            if not head.startswith(SEVEN_Z_MAGIC):
+                raise InputError(f"{f}: not a 7z archive")
+        elif b"<posts" not in head:
             raise InputError(f"{f}: not a StackExchange Posts.xml (no <posts> element)")
 
 
@@ -34,10 +38,16 @@ def _selected(path, sites):
     return True
 
 
+def _units(path):
+    """A Posts.xml in byte ranges; a site archive as one unit (it is extracted to disk)."""
+    return [(path, 0, None)] if path.endswith(ARCHIVE) else post_units(path)
+
+
 def read_posts(unit, counter):
     path, start, end = unit
     site = site_of(path)
-    for post in iter_posts(path, start, end):
+    posts = iter_archive_posts(path) if path.endswith(ARCHIVE) else iter_posts(path, start, end)
+    for post in posts:
         counter("questions" if post["PostTypeId"] == "1" else "answers")
         key = post["Id"] if post["PostTypeId"] == "1" else post.get("ParentId", "")
         yield (site, key), post
@@ -65,9 +75,9 @@ class _Format(beam.DoFn):
 
 
 def build(p, inputs, out_dir, target_bytes=256 << 20, sites=None, input_prefix=None):
-    return (p | "Files" >> beam_utils.ExpandInputs(inputs, name="posts.xml", prefix=input_prefix)
+    return (p | "Files" >> beam_utils.ExpandInputs(inputs, prefix=input_prefix, where=is_posts_input)
               | "Sites" >> beam.Filter(_selected, sites)
-              | "Ranges" >> beam.FlatMap(post_units)
+              | "Ranges" >> beam.FlatMap(_units)
               | "SpreadRanges" >> beam.Reshuffle()
               | "Posts" >> beam.ParDo(beam_utils.ReadFiles("read", read_posts, documents=False))
               | "ByQuestion" >> beam.GroupByKey()

@@ -383,6 +383,26 @@ def test_posts_xml_20x_the_sample_reads_in_the_same_memory(tmp_path, data):
     assert big.stat().st_size > 20 * 2_400_000 and twenty < one * 1.1 + 5, (one, twenty)
 
 
+def test_stackexchange_site_archive_7z_reads_like_its_posts_xml(tmp_path, data, se_rows):
+    """The data dump ships each site as a .7z archive: read as distributed."""
+    import py7zr
+
+    from pipelines import stackexchange
+
+    archive = tmp_path / "in" / "beer.stackexchange.com.7z"
+    archive.parent.mkdir()
+    with py7zr.SevenZipFile(archive, "w") as z:
+        z.write(data / "stackexchange" / "beer.stackexchange.com" / "Posts.xml", arcname="Posts.xml")
+    stackexchange.run([str(archive.parent)], str(tmp_path / "out"))
+    got = sorted((r["id"], r["text"]) for r in rows_of(tmp_path / "out"))
+    assert len(got) == 663 and got == sorted((r["id"], r["text"]) for r in se_rows)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.stackexchange.com.7z").write_bytes(b"not an archive")
+    res = subprocess.run([sys.executable, "-m", "pipelines.cli", "stackexchange", str(tmp_path / "bad"),
+                          "--out", str(tmp_path / "o2")], capture_output=True, text=True)
+    assert res.returncode == 2 and "not a 7z archive" in res.stderr
+
+
 def test_stackexchange_meta_site_excluded(tmp_path, data):
     from filters.errors import InputError
     from pipelines import stackexchange
