@@ -403,6 +403,42 @@ def test_stackexchange_site_archive_7z_reads_like_its_posts_xml(tmp_path, data, 
     assert res.returncode == 2 and "not a 7z archive" in res.stderr
 
 
+def test_other_readers_read_20x_the_sample_in_the_same_memory(tmp_path, data):
+    """Wikipedia dumps, arXiv bulk archives and GitHub JSON lines are streamed: a file 20 times
+    the sample reads with the same peak RSS (each in a fresh interpreter, setrlimit-capped)."""
+    import bz2
+    import gzip as gz
+
+    xml = bz2.decompress((data / "wikipedia" / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2")
+                         .read_bytes())
+    head, rest = xml.split(b"</siteinfo>", 1)
+    pages = rest.rsplit(b"</mediawiki>", 1)[0]
+    for n in (1, 20):
+        (tmp_path / f"wiki{n}.xml.gz").write_bytes(gz.compress(head + b"</siteinfo>" + pages * n + b"</mediawiki>\n",
+                                                               compresslevel=1))
+        # members and rows big enough (a novel each) that holding them would show
+        book = (data / "books" / "pg345_dracula.txt").read_bytes()
+        members = {f"2301/{i:05d}.gz": gz.compress(book, compresslevel=1) for i in range(2 * n)}
+        with tarfile.open(tmp_path / f"arXiv_src_{n}.tar", "w") as tar:
+            for name, payload in members.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(payload)
+                tar.addfile(info, io.BytesIO(payload))
+        rows = [json.dumps({"repo": f"r{i}", "path": "dracula.txt", "content": book.decode("utf-8-sig"),
+                            "license": "mit"}) for i in range(2 * n)]
+        (tmp_path / f"gh{n}.jsonl").write_text("\n".join(rows) + "\n")
+    readers = {
+        "wiki": "from filters.wikipedia import iter_pages\nn = sum(1 for _ in iter_pages({!r}))",
+        "arxiv": "from pipelines.arxiv import paper_items\nn = sum(len(d) for _, d in paper_items({!r}))",
+        "github": "from pipelines.github import read_files\nn = sum(1 for _ in read_files(({0!r}, [{0!r}]), None))",
+    }
+    files = {"wiki": "wiki{}.xml.gz", "arxiv": "arXiv_src_{}.tar", "github": "gh{}.jsonl"}
+    for kind, code in readers.items():
+        one, twenty = (_peak_rss_mb(code.format(str(tmp_path / files[kind].format(n)))) for n in (1, 20))
+        assert twenty < one + 5, (kind, one, twenty)  # holding the 20x input would add >= 13 MB
+    assert (tmp_path / "wiki20.xml.gz").stat().st_size > 15 * (tmp_path / "wiki1.xml.gz").stat().st_size
+
+
 def test_stackexchange_meta_site_excluded(tmp_path, data):
     from filters.errors import InputError
     from pipelines import stackexchange
