@@ -6,7 +6,8 @@ GUTENBERG EBOOK ... ***`` and ``*** END OF ...`` markers (also the older
 drops a leading "Produced by ..." credit paragraph, the BOM, and normalises
 line ends.  A text without markers is returned unchanged (already stripped).
 
-Near-dedup: **MinHash LSH** (datasketch) over normalised character shingles.
+Near-dedup: **MinHash LSH** over normalised character shingles (MinHash by rensa; LSH band
+parameters as datasketch's MinHashLSH chooses them).
 Why MinHash rather than SimHash: the criterion is a set overlap ("content overlaps
 another book by more than 90%"), which is exactly what MinHash estimates (Jaccard
 similarity, unbiased, error ~1/sqrt(num_perm)); SimHash approximates cosine over
@@ -64,27 +65,28 @@ def shingles(text: str, k: int = 20, step: int = 1) -> set[bytes]:
     return {t[i:i + k].encode() for i in range(0, len(t) - k + 1, step)}
 
 
-SCHEME = "affine32"  # datasketch 2.x default permutation scheme, pinned for stored hash values
-
-
 def iter_shingles(text: str, k: int = 20, batch: int = 65536):
     """The shingles of ``text`` in batches (with repeats: a MinHash is the same either way),
     so memory stays at one batch whatever the book's length."""
     t = normalize_for_shingles(text)
     if len(t) <= k:
-        yield [t.encode()]
+        yield [t]
         return
     for start in range(0, len(t) - k + 1, batch):
-        yield [t[i:i + k].encode() for i in range(start, min(start + batch, len(t) - k + 1))]
+        yield [t[i:i + k] for i in range(start, min(start + batch, len(t) - k + 1))]
 
 
-def minhash(text: str, num_perm: int = 128, k: int = 20, seed: int = 1):
-    from datasketch import MinHash
+def minhash(text: str, num_perm: int = 128, k: int = 20, seed: int = 1) -> np.ndarray:
+    """The MinHash signature of the book's shingles (``num_perm`` uint32 values), computed with
+    rensa's ``RMinHash``: 7x datasketch's batched ``update_batch`` on Dracula here (0.40 s vs
+    2.78 s for 846k shingles), the same estimator (the share of equal values estimates the
+    Jaccard similarity)."""
+    import rensa
 
-    m = MinHash(num_perm=num_perm, seed=seed, scheme=SCHEME)
+    m = rensa.RMinHash(num_perm=num_perm, seed=seed)
     for chunk in iter_shingles(text, k):
-        m.update_batch(chunk)
-    return m
+        m.update(chunk)
+    return np.asarray(m.digest(), dtype=np.uint32)
 
 
 def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
@@ -97,7 +99,7 @@ def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
 
 def band_keys(hashvalues, bands: int, rows: int) -> list[tuple[int, bytes]]:
     """The LSH bucket of each band: two books share a key iff a whole band of values agrees."""
-    h = np.asarray(hashvalues, dtype=np.uint64)
+    h = np.asarray(hashvalues, dtype=np.uint32)
     return [(b, h[b * rows:(b + 1) * rows].tobytes()) for b in range(bands)]
 
 

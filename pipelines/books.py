@@ -52,7 +52,7 @@ class _Sketch(beam.DoFn):
         self.num_perm, self.k = num_perm, k
 
     def process(self, doc):
-        yield doc["id"], len(doc["text"]), minhash(doc["text"], self.num_perm, self.k).hashvalues.tolist()
+        yield doc["id"], len(doc["text"]), minhash(doc["text"], self.num_perm, self.k).tolist()
 
 
 def _pairs(kv, threshold):
