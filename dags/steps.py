@@ -72,7 +72,7 @@ def lm(p):
 
     d = p["lm_dir"] or _out(p, "lm")
     already = output.is_complete(d)
-    train_lm(fs.glob(_data(p, "wikipedia", "enwiki-*")), d)
+    train_lm(fs.glob(_data(p, "wikipedia", "enwiki-*")), d, runner=p["runner"], beam_args=beam_args(p))
     return {"skipped": "complete", "out": d} if already else {"out": d}
 
 

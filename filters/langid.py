@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import InputError
-
 
 class LanguageIdentifier:
     def __init__(self, model_path: str | Path):

@@ -29,7 +29,6 @@ from apache_beam.options.value_provider import StaticValueProvider
 
 from core import fs, output
 from core.errors import InputError
-from core.output import SUCCESS, is_complete, mark_complete, prepare_output, write_stats  # noqa: F401
 
 from .schema import DOC_SCHEMA, rows_to_table
 
@@ -391,10 +390,10 @@ def graph_size(p: beam.Pipeline) -> dict:
 
 
 def run_pipeline(build_fn, out_dir: str, runner: str, beam_args: list[str], extra: dict | None = None,
-                 run_id: str | None = None, before_complete=None) -> dict:
+                 before_complete=None) -> dict:
     """Build and run a pipeline; write stats.json and the success marker; return the stats."""
     t0 = time.time()
-    run_id = run_id or output.new_run_id()
+    run_id = output.new_run_id()
     p = new_pipeline(runner, beam_args)
     build_fn(p)
     result = p.run()
@@ -411,7 +410,7 @@ def run_pipeline(build_fn, out_dir: str, runner: str, beam_args: list[str], extr
     if broken:
         # Not complete: stats.json for the record, no _SUCCESS, so nothing downstream reads it
         # and the next run redoes it.  (Damaged records inside a readable file are only counted.)
-        write_stats(out_dir, stats)
+        output.write_stats(out_dir, stats)
         names = sorted(k.split(":", 1)[1] for v in stats["counters"].values() for k in v
                        if k.startswith("unreadable:"))
         raise InputError(f"{broken} input file(s) could not be read ({', '.join(names)}; reasons in the log); "
@@ -420,9 +419,9 @@ def run_pipeline(build_fn, out_dir: str, runner: str, beam_args: list[str], extr
         try:
             before_complete(stats)  # a step's own verdict on its result, before it is marked complete
         except InputError:
-            write_stats(out_dir, stats)
+            output.write_stats(out_dir, stats)
             raise
-    mark_complete(out_dir, stats, run_id)
+    output.mark_complete(out_dir, stats, run_id)
     return stats
 
 
@@ -448,10 +447,6 @@ def dry_run(build_fn, runner: str, beam_args: list[str], stage: bool = False) ->
     return info
 
 
-def check_same_run(out_dir, extra: dict) -> None:
-    output.check_same_run(out_dir, extra)
-
-
 def run_step(build_fn, out_dir: str, runner: str = "DirectRunner", beam_args=None, force: bool = False,
              extra: dict | None = None, dry: bool | str = False, before_complete=None) -> dict | None:
     """prepare_output + run_pipeline: None if the output was already complete.
@@ -463,10 +458,10 @@ def run_step(build_fn, out_dir: str, runner: str = "DirectRunner", beam_args=Non
     check_runner(runner)
     if dry:
         return dry_run(build_fn, runner, list(beam_args or []), stage=dry == "stage")
-    if is_complete(out_dir) and not force:
-        check_same_run(out_dir, extra or {})
-    if not prepare_output(out_dir, force):
-        log.info("%s is complete (%s present); skipped", out_dir, SUCCESS)
+    if output.is_complete(out_dir) and not force:
+        output.check_same_run(out_dir, extra or {})
+    if not output.prepare_output(out_dir, force):
+        log.info("%s is complete (%s present); skipped", out_dir, output.SUCCESS)
         return None
     return run_pipeline(build_fn, out_dir, runner, list(beam_args or []), extra, before_complete=before_complete)
 
@@ -494,30 +489,23 @@ class SeededSample(beam.PTransform):
                 | "Items" >> beam.FlatMap(lambda top: [x for _, x in top]))
 
 
-def run_samples(build_fn, n: int, out_dir: str, runner: str = "DirectRunner", beam_args=None,
-                seed=0) -> dict[str, str]:
-    """Run a pipeline whose ``build_fn(p)`` returns {name: PCollection of str}; write a seeded
-    sample of at most ``n`` of each to ``out_dir/_tmp/sample-<name>.jsonl`` (through
-    FileSystems, so workers anywhere can write it) and return {name: path}."""
+def draw_samples(build_fn, n: int, out_dir: str, runner: str = "DirectRunner", beam_args=None,
+                 seed=0) -> dict[str, list[str]]:
+    """Run a pipeline whose ``build_fn(p)`` returns {name: PCollection of str} and return a
+    seeded sample of at most ``n`` items of each.  The samples pass through
+    ``out_dir/_tmp/sample-<name>.jsonl`` (FileSystems, so workers anywhere can write them),
+    which is removed afterwards."""
     import json as _json
 
     paths = {}
-
-    def build(p):
-        for name, pcoll in build_fn(p).items():
-            path = fs.join(out_dir, output.TMP, f"sample-{name}.jsonl")
-            paths[name] = path
-            (pcoll | f"Sample_{name}" >> SeededSample(n, seed)
-                   | f"Json_{name}" >> beam.Map(_json.dumps)
-                   | f"Write_{name}" >> beam.io.WriteToText(path, num_shards=1, shard_name_template=""))
-
     p = new_pipeline(runner, list(beam_args or []))
-    build(p)
+    for name, pcoll in build_fn(p).items():
+        paths[name] = fs.join(out_dir, output.TMP, f"sample-{name}.jsonl")
+        (pcoll | f"Sample_{name}" >> SeededSample(n, seed)
+               | f"Json_{name}" >> beam.Map(_json.dumps)
+               | f"Write_{name}" >> beam.io.WriteToText(paths[name], num_shards=1, shard_name_template=""))
     p.run().wait_until_finish()
-    return paths
-
-
-def read_sample(path: str) -> list[str]:
-    import json as _json
-
-    return [_json.loads(line) for line in fs.iter_lines(path) if line] if fs.isfile(path) else []
+    samples = {name: [_json.loads(line) for line in fs.iter_lines(path) if line] if fs.isfile(path) else []
+               for name, path in paths.items()}
+    fs.delete(fs.join(out_dir, output.TMP))
+    return samples

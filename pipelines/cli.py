@@ -80,15 +80,26 @@ def beam_value_flags() -> set[str]:
     return {s for a in parser._actions if a.nargs != 0 for s in a.option_strings}
 
 
-def join_beam_flags(argv: list[str]) -> list[str]:
-    """``--direct_num_workers 2`` -> ``--direct_num_workers=2`` for Beam's value options, so the
-    value is not taken for an input path."""
+def own_flags(parser: argparse.ArgumentParser) -> set[str]:
+    """Every option string of ``llama`` and its subcommands."""
+    found = set()
+    for action in parser._actions:  # noqa: SLF001 - argparse keeps no public list
+        found |= set(action.option_strings)
+        for sub in (getattr(action, "choices", None) or {}).values():
+            if isinstance(sub, argparse.ArgumentParser):
+                found |= own_flags(sub)
+    return found
+
+
+def join_beam_flags(argv: list[str], own: set[str] = frozenset()) -> list[str]:
+    """``--direct_num_workers 2`` -> ``--direct_num_workers=2`` for Beam's value options that are
+    not also ``llama``'s own (``own``), so the value is not taken for an input path."""
     flags, out, i = None, [], 0
     while i < len(argv):
         a = argv[i]
         if a.startswith("--") and "=" not in a and i + 1 < len(argv) and not argv[i + 1].startswith("-"):
             flags = flags if flags is not None else beam_value_flags()
-            if a in flags and a.replace("_", "-") not in OWN_FLAGS:
+            if a in flags and a not in own:
                 out.append(f"{a}={argv[i + 1]}")
                 i += 2
                 continue
@@ -96,9 +107,6 @@ def join_beam_flags(argv: list[str]) -> list[str]:
         i += 1
     return out
 
-
-OWN_FLAGS = {"--runner", "--out", "--force", "--target-shard-mb", "--dry-run", "--input-prefix", "--lm-dir",
-             "--lid-model", "--lang", "--lang-threshold", "--cutoffs", "--threshold", "--languages", "--sites"}
 
 
 def cmd_ccnet(a, beam_args):
@@ -373,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    argv = join_beam_flags(list(sys.argv[1:] if argv is None else argv))
+    argv = join_beam_flags(list(sys.argv[1:] if argv is None else argv), own_flags(parser))
     args, extra = parser.parse_known_args(argv)
     bad = [x for x in extra if not x.startswith("--")]
     if bad or (extra and args.cmd not in BEAM_COMMANDS):

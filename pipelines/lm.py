@@ -76,10 +76,7 @@ def sample_articles(dumps: list[str], lang: str, n: int, out_dir: str, runner: s
                   | "Articles" >> beam.FlatMap(articles_of, lang))
         return {"articles": arts}
 
-    paths = beam_utils.run_samples(build, n, out_dir, runner, beam_args, seed)
-    articles = beam_utils.read_sample(paths["articles"])
-    fs.delete(fs.join(out_dir, output.TMP))
-    return articles
+    return beam_utils.draw_samples(build, n, out_dir, runner, beam_args, seed)["articles"]
 
 
 def train_lm(dumps: list[str], out_dir: str, lang: str = "en", vocab_size: int = 8000,

@@ -60,8 +60,8 @@ def train(wiki_dir: str, cc_inputs: list[str], out_dir: str, language: str = "en
         cc = read_cc_inputs(p, list(cc_inputs), "common_crawl") | "CCText" >> beam.Map(lambda d: _prep(d["text"]))
         return {"wiki": wiki, "cc": cc}
 
-    samples = beam_utils.run_samples(sources, max_docs, out_dir, runner, beam_args, seed)
-    pos, neg = beam_utils.read_sample(samples["wiki"]), beam_utils.read_sample(samples["cc"])
+    samples = beam_utils.draw_samples(sources, max_docs, out_dir, runner, beam_args, seed)
+    pos, neg = samples["wiki"], samples["cc"]
     if len(pos) < 5 or len(neg) < 5:
         raise InputError(f"too little data to train the quality classifier: {len(pos)} Wikipedia "
                          f"articles ({language}), {len(neg)} CC pages (need at least 5 of each)")
@@ -82,7 +82,6 @@ def train(wiki_dir: str, cc_inputs: list[str], out_dir: str, language: str = "en
         stats = {"positives": len(pos), "negatives": len(neg), "train": len(trainset), "test": len(test),
                  "heldout_accuracy": round(correct / len(test), 4), "language": language,
                  "max_docs": max_docs}
-        fs.delete(fs.join(out_dir, output.TMP))
         fs.upload_dir(work, out_dir, ["model.bin"])
         output.mark_complete(out_dir, stats)
     return output.read_stats(out_dir)

@@ -233,41 +233,22 @@ def make_manifest(stats: dict, mixture: dict, out_dir: str) -> dict:
             "seconds": stats["seconds"]}
 
 
-def tokenizer_lines(files: list[str], max_bytes: int):
-    """The lines a tokenizer learns from: every non-blank line of the shards' text, at most
-    ``max_bytes`` UTF-8 bytes (SentencePiece's ``max_sentence_length``)."""
-    for text in files:
-        for line in (text or "").split("\n"):
-            if line.strip() and len(line.encode("utf-8")) <= max_bytes:
-                yield line
-
-
 def train_tokenizer_sampled(inputs: list[str], out_dir: str, vocab_size: int = 32000,
                             sample_lines: int = 2_000_000, seed: int = 0, force: bool = False,
                             runner: str = "DirectRunner", beam_args=None) -> str:
     """``llama train-tokenizer``: the shards are read by a Beam pipeline that draws a seeded,
     bounded sample of ``sample_lines`` lines (``beam_utils.SeededSample``); SentencePiece
     then trains on that sample in this process.  No process reads every shard."""
-    from tokenizer.train import train_tokenizer
+    from tokenizer.train import shard_texts, text_lines, train_tokenizer
 
     def sample(files, max_bytes):  # `files` were checked; the pipeline lists them itself
         def build(p):
             texts = (p | "Shards" >> beam_utils.ExpandInputs([str(i) for i in inputs], (".parquet",))
-                       | "Read" >> beam.FlatMap(_shard_texts))
-            return {"lines": texts | "Lines" >> beam.FlatMap(lambda t: tokenizer_lines([t], max_bytes))}
+                       | "Read" >> beam.FlatMap(shard_texts))
+            return {"lines": texts | "Lines" >> beam.FlatMap(text_lines, max_bytes)}
 
-        paths = beam_utils.run_samples(build, sample_lines, out_dir, runner, beam_args, seed)
-        lines = beam_utils.read_sample(paths["lines"])
-        fs.delete(fs.join(out_dir, output.TMP))
-        return lines
+        return beam_utils.draw_samples(build, sample_lines, out_dir, runner, beam_args, seed)["lines"]
 
     return train_tokenizer(inputs, out_dir, vocab_size=vocab_size, input_sentence_size=sample_lines, seed=seed,
                            force=force, sample=sample)
 
-
-def _shard_texts(path: str):
-    from core.output import open_shard
-
-    pf = open_shard(path, "text", "document")
-    for batch in pf.iter_batches(columns=["text"], batch_size=256):
-        yield from batch.column(0).to_pylist()

@@ -52,14 +52,25 @@ def document_shards(inputs: list[str]) -> list[str]:
     return files
 
 
+def shard_texts(path: str):
+    """The ``text`` column of one document shard, streamed in batches."""
+    pf = open_shard(path, "text", "document")
+    for batch in pf.iter_batches(columns=["text"], batch_size=256):
+        yield from batch.column(0).to_pylist()
+
+
+def text_lines(text: str | None, max_bytes: int):
+    """The lines a tokenizer learns from: non-blank, at most ``max_bytes`` UTF-8 bytes
+    (SentencePiece's ``max_sentence_length``)."""
+    for line in (text or "").split("\n"):
+        if line.strip() and len(line.encode("utf-8")) <= max_bytes:
+            yield line
+
+
 def iter_lines(files: list[str], max_bytes: int):
     for f in tqdm(files, desc="tokenizer corpus", unit="shard"):
-        pf = open_shard(f, "text", "document")
-        for batch in pf.iter_batches(columns=["text"], batch_size=256):
-            for text in batch.column(0).to_pylist():
-                for line in (text or "").split("\n"):
-                    if line.strip() and len(line.encode("utf-8")) <= max_bytes:
-                        yield line
+        for text in shard_texts(f):
+            yield from text_lines(text, max_bytes)
 
 
 def train_tokenizer(inputs: list[str], out_dir: str, vocab_size: int = 32000,
