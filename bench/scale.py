@@ -3,11 +3,15 @@ recombining the real sample documents at 1x, 4x and 16x, with 1 and 2 worker pro
 throughput and peak RSS per process (the Beam runner and each SDK worker process).
 
 Recombination (real text only): every real document of the bundled CC sample (WARC/WET/
-JSONL pages) and of the Wikipedia dumps (cleaned articles) is read once; copy ``j`` of
-document ``i`` is the paragraphs of document ``i`` interleaved with those of document
-``(i + j + 1) mod N``, under a new id and URL.  So 16x is 16 times the text, every
-paragraph real, and documents differ from each other (near-duplicates of each other at
-the paragraph level, as crawls are).  Written as JSON-lines files of ~2,000 documents.
+JSONL pages) and of the Wikipedia dumps (cleaned articles) is read once, in groups of one
+language source (the CC pages; each Wikipedia dump).  Copy 0 is the documents as they are.
+In copy ``j >= 1`` of document ``i``, each line of 40 characters or more is followed by a
+line of the ``(i + j)``-th document of the same group (``"<line> <partner line>"``), and
+shorter lines (headings, boilerplate) stay as they are.  So 16x is ~16 times the text,
+every sentence real and in the document's language, long lines new to the line dedup (as a
+crawl's are) and short ones repeated across documents (as a crawl's boilerplate is) -- not
+a corpus the dedup empties.  Written as JSON-lines files of 100 documents (many files, as a
+crawl has, so two workers can share the reading).
 """
 from __future__ import annotations
 
@@ -26,22 +30,37 @@ import psutil
 from filters import paths
 
 
-def real_documents() -> list[str]:
+def real_documents() -> list[tuple[str, str]]:
+    """(group, text) of every real document: group "cc" or the Wikipedia dump's name."""
     from filters.wikipedia import iter_articles
     from pipelines.ccnet import read_cc_file
     from core import fs
 
     d = paths.shared_data()
-    docs = [doc["text"] for f in fs.list_files(str(d / "cc")) if not f.endswith(".wat.gz")
+    docs = [("cc", doc["text"]) for f in fs.list_files(str(d / "cc")) if not f.endswith(".wat.gz")
             for doc in read_cc_file(f, lambda *a: None)]
     for dump in sorted((d / "wikipedia").glob("*wiki-*")):
-        docs += [p.text for p in iter_articles(str(dump))]
-    return [t for t in docs if t.strip()]
+        docs += [(dump.name, p.text) for p in iter_articles(str(dump))]
+    return [(g, t) for g, t in docs if t.strip()]
 
 
-def build_corpus(out_dir: str, scale: int, docs: list[str], per_file: int = 2000) -> int:
+def recombine(text: str, partner: str, min_chars: int = 40) -> str:
+    """Each long line of ``text`` followed by a long line of ``partner`` (cycled)."""
+    other = [ln for ln in partner.split("\n") if len(ln) >= min_chars] or [partner.replace("\n", " ")]
+    out, k = [], 0
+    for line in text.split("\n"):
+        if len(line) >= min_chars:
+            line, k = f"{line} {other[k % len(other)]}", k + 1
+        out.append(line)
+    return "\n".join(out)
+
+
+def build_corpus(out_dir: str, scale: int, docs: list[tuple[str, str]], per_file: int = 100) -> int:
     os.makedirs(out_dir, exist_ok=True)
-    n, rows, part, total_bytes = len(docs), [], 0, 0
+    groups: dict[str, list[str]] = {}
+    for g, t in docs:
+        groups.setdefault(g, []).append(t)
+    rows, part, total_bytes = [], 0, 0
 
     def flush():
         nonlocal rows, part
@@ -51,14 +70,13 @@ def build_corpus(out_dir: str, scale: int, docs: list[str], per_file: int = 2000
             rows, part = [], part + 1
 
     for j in range(scale):
-        for i, text in enumerate(docs):
-            a, b = text.split("\n"), docs[(i + j + 1) % n].split("\n")
-            mixed = [x for pair in zip(a, b) for x in pair] + a[len(b):] + b[len(a):]
-            body = "\n".join(mixed)
-            total_bytes += len(body.encode())
-            rows.append(json.dumps({"url": f"https://volume.example/{j}/{i}", "text": body}) + "\n")
-            if len(rows) >= per_file:
-                flush()
+        for g, texts in groups.items():
+            for i, text in enumerate(texts):
+                body = text if j == 0 else recombine(text, texts[(i + j) % len(texts)])
+                total_bytes += len(body.encode())
+                rows.append(json.dumps({"url": f"https://volume.example/{g}/{j}/{i}", "text": body}) + "\n")
+                if len(rows) >= per_file:
+                    flush()
     flush()
     return total_bytes
 
@@ -78,7 +96,7 @@ def run_measured(cmd: list[str]) -> dict:
                     try:
                         rss = q.memory_info().rss
                         kind = "runner" if q.pid == proc.pid else (
-                            "worker" if "sdk_worker_main" in " ".join(q.cmdline()) else "other")
+                            "worker" if "sdk_worker" in " ".join(q.cmdline()) else "other")
                         if rss > peak.get(q.pid, ("", 0))[1]:
                             peak[q.pid] = (kind, rss)
                         t = q.cpu_times()

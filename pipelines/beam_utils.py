@@ -15,9 +15,10 @@ import hashlib
 import logging
 import math
 import os
+import pickle
 import time
 from collections import defaultdict
-from typing import Callable
+from typing import Callable, Tuple
 
 import apache_beam as beam
 import pyarrow.parquet as pq
@@ -92,9 +93,10 @@ def new_pipeline(runner: str, beam_args: list[str]) -> beam.Pipeline:
         # DirectRunner first tries to download the Prism binary (fails offline), then falls
         # back to the FnApiRunner; go straight to it.  It honours --direct_num_workers and
         # --direct_running_mode.
-        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+        from . import local_runner
 
-        return beam.Pipeline(runner=FnApiRunner(), options=options)
+        # FnApiRunner with stage inputs streamed to the workers (bounded worker memory)
+        return beam.Pipeline(runner=local_runner.runner(), options=options)
     try:
         return beam.Pipeline(options=options)
     except ValueError as e:  # Beam's option validation (e.g. a malformed --project): a user mistake
@@ -276,6 +278,23 @@ class ParquetSink(fileio.FileSink):
         self._writer.close()  # the footer; fileio closes the file itself
 
 
+# ------------------------------------------------------------------------------ shuffles
+
+Packed = Tuple[str, bytes]
+"""A record crossing a shuffle: (key, pickled record).  Typed so, Beam encodes it with its
+byte-string coders: the shuffle (Dataflow's, or the local runner's in its main process)
+moves bytes instead of decoding and re-encoding every dict, and a worker holds a group as
+compact bytes and decodes one record at a time."""
+
+
+def pack(record) -> bytes:
+    return pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def unpack(data: bytes):
+    return pickle.loads(data)
+
+
 def _row_bytes(row: dict) -> int:
     text = row.get("text")
     if isinstance(text, str):
@@ -299,7 +318,7 @@ class _AssignShard(beam.DoFn):
         key, row = kv
         n = n_shards[key]
         shard = _stable_hash(str(row.get("id", ""))) % n
-        yield f"{key}/part-{shard:05d}-of-{n:05d}", row
+        yield f"{key}/part-{shard:05d}-of-{n:05d}", pack(row)
 
 
 class _Rows(beam.DoFn):
@@ -315,6 +334,8 @@ class _Rows(beam.DoFn):
         if not fs.is_remote(self.out_dir):
             fs.mkdirs(fs.dirname(fs.join(self.out_dir, dest)))
         for r in rows:
+            if isinstance(r, bytes):  # a packed row (b"" marks a shard that must exist)
+                r = unpack(r) if r else None
             if r is not None:
                 self.rows.inc()
             yield dest, r
@@ -363,10 +384,12 @@ class WriteShards(beam.PTransform):
                     | "Bytes" >> beam.Map(lambda kv: (kv[0], _row_bytes(kv[1])))
                     | "BytesPerKey" >> beam.CombinePerKey(sum)
                     | "ShardsPerKey" >> beam.Map(lambda kv: (kv[0], max(1, math.ceil(kv[1] / target)))))
-        assigned = keyed | "Assign" >> beam.ParDo(_AssignShard(), n_shards=beam.pvalue.AsDict(n_shards))
+        assigned = (keyed | "Assign" >> beam.ParDo(_AssignShard(), n_shards=beam.pvalue.AsDict(n_shards))
+                          .with_output_types(Packed))
         # every shard of a key exists, so "-of-MMMMM" is true even when a hash leaves one empty
         every_shard = n_shards | "EveryShard" >> beam.FlatMap(
-            lambda kv: ((f"{kv[0]}/part-{i:05d}-of-{kv[1]:05d}", None) for i in range(kv[1])))
+            lambda kv: ((f"{kv[0]}/part-{i:05d}-of-{kv[1]:05d}", b"") for i in range(kv[1]))
+        ).with_output_types(Packed)
         return ((assigned, every_shard)
                 | "All" >> beam.Flatten()
                 | "ByShard" >> beam.GroupByKey()

@@ -9,14 +9,16 @@ removes, from *every* document, the lines whose value is 1 -- no copy is kept --
 copy.  Lines are keyed by ``filters.text.line_hash`` (cc_net's ``normalize_for_dedup`` +
 ``str_hash``).  A document left without lines is dropped.
 
-Here, without any side input or global combine:
+Here, without any side input or global combine, in two shuffles:
 
-1. (group, line hash) -> 1 per document that has the line, combined by a count that
-   stops at 2 (combiner lifting: each worker sends at most "2" per key);
-2. the keys that reached 2 are joined (``CoGroupByKey``) with the (group, hash) -> document
-   id pairs, giving (document id, duplicate hash);
-3. those are joined back to the documents by id (``CoGroupByKey``) and each document
-   drops its duplicate lines and its in-document repeats.
+1. (group, line hash) -> id of each document that has the line, grouped by key; the
+   group's ids are read once, as a stream (so a boilerplate line in millions of documents
+   needs no memory on the worker): from the second id on, every id is emitted with the
+   hash, and the first one with it -- (document id, duplicate hash);
+2. those are grouped with the (packed) documents by id, and each document drops its
+   duplicate lines and its in-document repeats.
+
+Keys and values cross both shuffles as byte strings (``beam_utils.Packed``).
 
 The dedup group is the whole run by default; ``group_files=N`` dedups within groups of
 N consecutive input files, as cc_net's ``hash_in_mem`` does with its shards (a document's
@@ -26,29 +28,16 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import Tuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from filters.text import line_hash
 
+from .beam_utils import Packed, pack, unpack
+
 GROUP = "dedup_group"
-
-
-class CountUpTo2(beam.CombineFn):
-    """How many documents have a line, counted no further than 2 (all the decision needs)."""
-
-    def create_accumulator(self):
-        return 0
-
-    def add_input(self, acc, n):
-        return min(2, acc + n)
-
-    def merge_accumulators(self, accs):
-        return min(2, sum(accs))
-
-    def extract_output(self, acc):
-        return acc
 
 
 def remove_lines(text: str, duplicates: set[int], hash_fn=line_hash) -> tuple[list[str], int]:
@@ -69,6 +58,27 @@ def _group(doc) -> str:
     return (doc.get("metadata") or {}).get(GROUP, "")
 
 
+_DOC, _DUP = b"D", b"H"
+
+
+def _line_key(group: str, h: int) -> bytes:
+    return group.encode("utf-8") + b"\0" + h.to_bytes(8, "little")
+
+
+def docs_sharing_line(kv):
+    """(line key, ids of the documents that have it) -> (id, duplicate tag + hash) for every
+    document of a line that two or more documents have; the ids are read once, in order."""
+    key, ids = kv
+    dup = _DUP + key[-8:]
+    it = iter(ids)
+    first = next(it, None)
+    for other in it:
+        if first is not None:
+            yield first, dup
+            first = None
+        yield other, dup
+
+
 class _Remove(beam.DoFn):
     def __init__(self, step: str, hash_fn):
         self.step, self.hash_fn = step, hash_fn
@@ -76,9 +86,14 @@ class _Remove(beam.DoFn):
                   ("documents_in", "documents", "lines_in", "lines", "lines_removed", "documents_emptied")}
 
     def process(self, kv):
-        _, joined = kv
-        duplicates = set(joined["dup"])
-        for doc in joined["doc"]:  # normally one; documents sharing an id share the decisions
+        _, values = kv
+        docs, duplicates = [], set()
+        for v in values:
+            if v[:1] == _DOC:
+                docs.append(unpack(v[1:]))
+            else:
+                duplicates.add(int.from_bytes(v[1:9], "little"))
+        for doc in docs:  # normally one; documents sharing an id share the decisions
             kept, n = remove_lines(doc["text"], duplicates, self.hash_fn)
             self.c["documents_in"].inc()
             self.c["lines_in"].inc(n)
@@ -102,18 +117,20 @@ class CCNetDedup(beam.PTransform):
 
     def expand(self, docs):
         hash_fn = self.hash_fn
-        line_docs = docs | "LineDocs" >> beam.FlatMap(
-            lambda d: (((_group(d), h), d["id"]) for h in {hash_fn(ln) for ln in d["text"].split("\n")}))
-        duplicated = (line_docs
-                      | "One" >> beam.Map(lambda kv: (kv[0], 1))
-                      | "CountUpTo2" >> beam.CombinePerKey(CountUpTo2())
-                      | "InTwoDocs" >> beam.Filter(lambda kv: kv[1] >= 2))
-        dup_of_doc = ({"n": duplicated, "doc": line_docs}
-                      | "JoinLines" >> beam.CoGroupByKey()
-                      | "DupOfDoc" >> beam.FlatMap(
-                          lambda kv: ((doc_id, kv[0][1]) for doc_id in kv[1]["doc"]) if kv[1]["n"] else ()))
-        return ({"doc": docs | "ById" >> beam.Map(lambda d: (d["id"], d)), "dup": dup_of_doc}
-                | "JoinDocs" >> beam.CoGroupByKey()
+
+        def line_docs(d):
+            group, doc_id = _group(d), d["id"]
+            for h in {hash_fn(ln) for ln in d["text"].split("\n")}:
+                yield _line_key(group, h), doc_id
+
+        dups = (docs
+                | "LineDocs" >> beam.FlatMap(line_docs).with_output_types(Tuple[bytes, str])
+                | "GroupLines" >> beam.GroupByKey()
+                | "DupOfDoc" >> beam.FlatMap(docs_sharing_line).with_output_types(Packed))
+        packed = docs | "ById" >> beam.Map(lambda d: (d["id"], _DOC + pack(d))).with_output_types(Packed)
+        return ((packed, dups)
+                | "Tagged" >> beam.Flatten()
+                | "JoinDocs" >> beam.GroupByKey()
                 | "Remove" >> beam.ParDo(_Remove(self.step, hash_fn)))
 
 
@@ -160,6 +177,9 @@ def remove_c4_lines(text: str, keep: set[str]) -> list[str]:
     return kept
 
 
+_PAGE, _LINE = b"P", b"L"
+
+
 class _RemoveC4(beam.DoFn):
     def __init__(self, step: str, min_sentences: int):
         self.step, self.min_sentences = step, min_sentences
@@ -167,10 +187,15 @@ class _RemoveC4(beam.DoFn):
     def process(self, kv):
         from filters.c4 import count_sentences
 
-        url, joined = kv
-        keep = set(joined["lines"])
+        url, values = kv
+        pages, keep = [], set()
+        for v in values:
+            if v[:1] == _PAGE:
+                pages.append(unpack(v[1:]))
+            else:
+                keep.add(v[1:].decode("ascii"))
         c = lambda name, n=1: Metrics.counter(self.step, name).inc(n)  # noqa: E731
-        for page in joined["pages"]:
+        for page in pages:
             lines = page["text"].split("\n")
             kept = remove_c4_lines(page["text"], keep)
             c("documents_in")
@@ -202,10 +227,13 @@ class C4Dedup(beam.PTransform):
     def expand(self, pages):
         keep = (pages
                 | "LineUrls" >> beam.FlatMap(lambda d: ((c4_line_key(ln), d["url"]) for ln in d["text"].split("\n")))
+                  .with_output_types(Tuple[str, str])
                 | "SelectUrl" >> beam.CombinePerKey(SmallestUrl())
-                | "UrlLine" >> beam.Map(lambda kv: (kv[1], kv[0])))
-        return ({"pages": pages | "ByUrl" >> beam.Map(lambda d: (d["url"], d)), "lines": keep}
-                | "Join" >> beam.CoGroupByKey()
+                | "UrlLine" >> beam.Map(lambda kv: (kv[1], _LINE + kv[0].encode("ascii"))).with_output_types(Packed))
+        packed = pages | "ByUrl" >> beam.Map(lambda d: (d["url"], _PAGE + pack(d))).with_output_types(Packed)
+        return ((packed, keep)
+                | "Tagged" >> beam.Flatten()
+                | "Join" >> beam.GroupByKey()
                 | "Remove" >> beam.ParDo(_RemoveC4(self.step, self.min_sentences)))
 
 
@@ -221,7 +249,7 @@ def newest_page(kv):
     WARC-Date.  tfds keeps the first it meets among equal dates (an order Beam does not fix);
     here the smallest id wins, so the choice is reproducible."""
     _, pages = kv
-    pages = sorted(pages, key=lambda d: d["id"])
+    pages = sorted((unpack(p) if isinstance(p, bytes) else p for p in pages), key=lambda d: d["id"])
     best = max(pages, key=lambda d: (d.get("metadata") or {}).get("warc_date", ""))  # first of the newest
     Metrics.counter("url_dedup", "documents").inc()
     if len(pages) > 1:
@@ -238,8 +266,8 @@ class DedupUrls(beam.PTransform):
             if not d.get("url"):
                 Metrics.counter("url_dedup", "dropped_no_url").inc()
                 return
-            yield normalize_url(d["url"]), d
+            yield normalize_url(d["url"]), pack(d)
 
-        return (pages | "NormalizeUrl" >> beam.FlatMap(keyed)
+        return (pages | "NormalizeUrl" >> beam.FlatMap(keyed).with_output_types(Packed)
                       | "GroupUrl" >> beam.GroupByKey()
                       | "Newest" >> beam.Map(newest_page))

@@ -31,7 +31,7 @@ def _files(target: str) -> list[str]:
 def _read(f: str):
     try:
         with fs.open_read(f) as fh:
-            return pq.read_table(fh)
+            return pq.read_table(fh, use_threads=False)  # threads on a Python file: abort at exit (pyarrow)
     except Exception as e:  # pyarrow raises several types for a non-Parquet file
         raise InputError(f"{f}: not a readable Parquet file ({e.__class__.__name__}: {e})") from None
 

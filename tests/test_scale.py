@@ -26,7 +26,7 @@ def _docs(out) -> list[tuple]:
     rows = []
     for f in output.shard_files(str(out)):
         with fs.open_read(f) as fh:
-            rows += pq.read_table(fh, columns=["id", "text", "bucket"]).to_pylist()
+            rows += pq.read_table(fh, columns=["id", "text", "bucket"], use_threads=False).to_pylist()
     return sorted((r["id"], r["text"], r["bucket"]) for r in rows)
 
 
@@ -36,7 +36,7 @@ def _tokens(out) -> list[list[int]]:
     rows = []
     for f in output.shard_files(str(out)):
         with fs.open_read(f) as fh:
-            rows += pq.read_table(fh, columns=["tokens"]).column("tokens").to_pylist()
+            rows += pq.read_table(fh, columns=["tokens"], use_threads=False).column("tokens").to_pylist()
     return sorted(rows)
 
 
@@ -56,6 +56,43 @@ def test_user_beam_flags_win_in_both_forms():
     assert argv == ["ccnet", "in.wet", "--direct_num_workers=1", "--direct_running_mode=in_memory", "--out", "o"]
     user = pipeline_options("DirectRunner", argv[2:4]).view_as(DirectOptions)
     assert (user.direct_num_workers, user.direct_running_mode) == (1, "in_memory")
+
+
+def test_local_runner_sends_group_outputs_in_chunks_with_the_same_elements(data, monkeypatch):
+    """The local runner's GroupByKey output (pipelines.local_runner) is cut into element-
+    aligned chunks; decoded, every worker's share is Beam's own, key by key, in order."""
+    from apache_beam import coders
+    from apache_beam.runners.portability.fn_api_runner import execution as ex
+    from apache_beam.transforms import core, window
+    from apache_beam.utils.windowed_value import WindowedValue
+
+    from pipelines import local_runner
+    from pipelines.ccnet import read_cc_file
+
+    assert local_runner.install() and local_runner.beam_partition is not None
+    monkeypatch.setattr(local_runner, "CHUNK_BYTES", 4096)
+    docs = [d for f in sorted((data / "cc").glob("*.warc*")) for d in read_cc_file(str(f), lambda *a: None)]
+    pairs = [(d["url"][:12].encode(), ln.encode()) for d in docs for ln in d["text"].split("\n")]
+    assert len(pairs) > 1000
+    wcoder = window.GlobalWindows().get_window_coder()
+    pre = coders.WindowedValueCoder(coders.TupleCoder([coders.BytesCoder(), coders.BytesCoder()]), wcoder)
+    post_kv = coders.TupleCoder([coders.BytesCoder(), coders.IterableCoder(coders.BytesCoder())])
+    post = coders.WindowedValueCoder(post_kv, wcoder)
+
+    def grouped(partition, n):
+        buf = ex.GroupingBuffer(pre, post, core.Windowing(window.GlobalWindows()))
+        for i in range(0, len(pairs), 500):
+            buf.append(b"".join(pre.get_impl().encode_nested(WindowedValue(kv, 0, [window.GlobalWindow()]))
+                                for kv in pairs[i:i + 500]))
+        parts = partition(buf, n)
+        return [[(k, list(v)) for chunk in part for k, v in (w.value for w in post.get_impl().decode_all(chunk))]
+                for part in parts], [len(chunk) for part in parts for chunk in part]
+
+    for n in (1, 2):
+        ours, sizes = grouped(local_runner._chunked_partition, n)
+        beams, _ = grouped(local_runner.beam_partition, n)
+        assert ours == beams and len(sizes) > 2 * n
+        assert max(sizes) < 4096 + max(len(ln) for _, ln in pairs) * 50
 
 
 def test_unsupported_runner_is_refused_with_the_reason(tmp_path):
