@@ -15,10 +15,12 @@ Here, without any side input or global combine, in two shuffles:
    group's ids are read once, as a stream (so a boilerplate line in millions of documents
    needs no memory on the worker): from the second id on, every id is emitted with the
    hash, and the first one with it -- (document id, duplicate hash);
-2. those are grouped with the (packed) documents by id, and each document drops its
-   duplicate lines and its in-document repeats.
+2. a document's duplicate hashes are concatenated (``ConcatBytes``, a lifted combiner: one
+   string per document per bundle crosses the shuffle, not one record per line), grouped
+   with the (packed) documents by id, and each document drops its duplicate lines and its
+   in-document repeats.
 
-Keys and values cross both shuffles as byte strings (``beam_utils.Packed``).
+Keys and values cross the shuffles as byte strings (``beam_utils.Packed``).
 
 The dedup group is the whole run by default; ``group_files=N`` dedups within groups of
 N consecutive input files, as cc_net's ``hash_in_mem`` does with its shards (a document's
@@ -35,7 +37,7 @@ from apache_beam.metrics import Metrics
 
 from filters.text import line_hash
 
-from .beam_utils import Packed, pack, unpack
+from .beam_utils import ConcatBytes, Packed, pack, unpack
 
 GROUP = "dedup_group"
 
@@ -66,10 +68,10 @@ def _line_key(group: str, h: int) -> bytes:
 
 
 def docs_sharing_line(kv):
-    """(line key, ids of the documents that have it) -> (id, duplicate tag + hash) for every
-    document of a line that two or more documents have; the ids are read once, in order."""
+    """(line key, ids of the documents that have it) -> (id, 8-byte hash) for every document
+    of a line that two or more documents have; the ids are read once, in order."""
     key, ids = kv
-    dup = _DUP + key[-8:]
+    dup = key[-8:]
     it = iter(ids)
     first = next(it, None)
     for other in it:
@@ -91,8 +93,8 @@ class _Remove(beam.DoFn):
         for v in values:
             if v[:1] == _DOC:
                 docs.append(unpack(v[1:]))
-            else:
-                duplicates.add(int.from_bytes(v[1:9], "little"))
+            else:  # the document's duplicate hashes, 8 bytes each
+                duplicates.update(int.from_bytes(v[i:i + 8], "little") for i in range(1, len(v), 8))
         for doc in docs:  # normally one; documents sharing an id share the decisions
             kept, n = remove_lines(doc["text"], duplicates, self.hash_fn)
             self.c["documents_in"].inc()
@@ -126,7 +128,9 @@ class CCNetDedup(beam.PTransform):
         dups = (docs
                 | "LineDocs" >> beam.FlatMap(line_docs).with_output_types(Tuple[bytes, str])
                 | "GroupLines" >> beam.GroupByKey()
-                | "DupOfDoc" >> beam.FlatMap(docs_sharing_line).with_output_types(Packed))
+                | "DupOfDoc" >> beam.FlatMap(docs_sharing_line).with_output_types(Packed)
+                | "DupsPerDoc" >> beam.CombinePerKey(ConcatBytes())
+                | "Tag" >> beam.Map(lambda kv: (kv[0], _DUP + kv[1])).with_output_types(Packed))
         packed = docs | "ById" >> beam.Map(lambda d: (d["id"], _DOC + pack(d))).with_output_types(Packed)
         return ((packed, dups)
                 | "Tagged" >> beam.Flatten()
@@ -193,7 +197,8 @@ class _RemoveC4(beam.DoFn):
             if v[:1] == _PAGE:
                 pages.append(unpack(v[1:]))
             else:
-                keep.add(v[1:].decode("ascii"))
+                keys = v[1:].decode("ascii")  # the page's kept line keys, 32 hex digits each
+                keep.update(keys[i:i + 32] for i in range(0, len(keys), 32))
         c = lambda name, n=1: Metrics.counter(self.step, name).inc(n)  # noqa: E731
         for page in pages:
             lines = page["text"].split("\n")
@@ -229,7 +234,9 @@ class C4Dedup(beam.PTransform):
                 | "LineUrls" >> beam.FlatMap(lambda d: ((c4_line_key(ln), d["url"]) for ln in d["text"].split("\n")))
                   .with_output_types(Tuple[str, str])
                 | "SelectUrl" >> beam.CombinePerKey(SmallestUrl())
-                | "UrlLine" >> beam.Map(lambda kv: (kv[1], _LINE + kv[0].encode("ascii"))).with_output_types(Packed))
+                | "UrlLine" >> beam.Map(lambda kv: (kv[1], kv[0].encode("ascii"))).with_output_types(Packed)
+                | "LinesPerUrl" >> beam.CombinePerKey(ConcatBytes())
+                | "Tag" >> beam.Map(lambda kv: (kv[0], _LINE + kv[1])).with_output_types(Packed))
         packed = pages | "ByUrl" >> beam.Map(lambda d: (d["url"], _PAGE + pack(d))).with_output_types(Packed)
         return ((packed, keep)
                 | "Tagged" >> beam.Flatten()
