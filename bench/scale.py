@@ -4,10 +4,11 @@ throughput and peak RSS per process (the Beam runner and each SDK worker process
 
 Recombination (real text only): every real document of the bundled CC sample (WARC/WET/
 JSONL pages) and of the Wikipedia dumps (cleaned articles) is read once, in groups of one
-language source (the CC pages; each Wikipedia dump).  Copy 0 is the documents as they are.
-In copy ``j >= 1`` of document ``i``, each line of 40 characters or more is followed by a
-line of the ``(i + j)``-th document of the same group (``"<line> <partner line>"``), and
-shorter lines (headings, boilerplate) stay as they are.  So 16x is ~16 times the text,
+language source (the CC pages; each Wikipedia dump).  In copy ``j`` of document ``i``, each
+line of 40 characters or more is followed by a line of the ``(i + j + 1)``-th document of
+the same group (``"<line> <partner line>"``), and shorter lines (headings, boilerplate)
+stay as they are; every copy is made the same way, so documents have the same sizes at
+every scale.  So 16x is ~16 times the text,
 every sentence real and in the document's language, long lines new to the line dedup (as a
 crawl's are) and short ones repeated across documents (as a crawl's boilerplate is) -- not
 a corpus the dedup empties.  Written as JSON-lines files of 100 documents (many files, as a
@@ -72,7 +73,7 @@ def build_corpus(out_dir: str, scale: int, docs: list[tuple[str, str]], per_file
     for j in range(scale):
         for g, texts in groups.items():
             for i, text in enumerate(texts):
-                body = text if j == 0 else recombine(text, texts[(i + j) % len(texts)])
+                body = recombine(text, texts[(i + j + 1) % len(texts)])
                 total_bytes += len(body.encode())
                 rows.append(json.dumps({"url": f"https://volume.example/{g}/{j}/{i}", "text": body}) + "\n")
                 if len(rows) >= per_file:
@@ -127,9 +128,10 @@ def main(argv=None) -> int:
     ap.add_argument("--scales", default="1,4,16")
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--out", default=str(paths.out_dir() / "bench-scale"))
-    ap.add_argument("--shard-mb", type=float, default=16,
-                    help="--target-shard-mb of the runs: a worker holds at most one shard's rows while "
-                         "writing it, so this (not the corpus) bounds its memory")
+    ap.add_argument("--shard-mb", type=float, default=2,
+                    help="--target-shard-mb of the runs: a worker holds one shard's rows (as bytes) while "
+                         "writing it, so this, not the corpus, bounds that part of its memory; 2 MB is "
+                         "reached at every scale, so the runs compare like with like")
     a = ap.parse_args(argv)
     llama = os.path.join(os.path.dirname(sys.executable), "llama")
     lm_dir = str(paths.lm_dir())
@@ -151,6 +153,10 @@ def main(argv=None) -> int:
                            "mb_per_s": round(mb / r["seconds"], 2), "seconds": round(r["seconds"], 1),
                            "runner_rss_mb": round(r["runner_mb"]), "worker_rss_mb": round(r["worker_mb"]),
                            "runner_cpu_s": round(r["runner_cpu_s"], 1), "worker_cpu_s": round(r["worker_cpu_s"], 1)}
+                    with open(os.path.join(tmp, f"{step}-{scale}-{w}", "stats.json")) as f:
+                        dedup = json.load(f)["counters"].get("dedup", {})
+                    if dedup.get("lines_in"):
+                        row["lines_removed_by_dedup"] = round(dedup["lines_removed"] / dedup["lines_in"], 3)
                     results.append(row)
                     print(json.dumps(row), flush=True)
     os.makedirs(a.out, exist_ok=True)

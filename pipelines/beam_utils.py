@@ -260,9 +260,11 @@ class ParquetSink(fileio.FileSink):
         self._rows, self._bytes = [], 0
 
     def write(self, record):
-        row = record[1]  # (destination, row); None only makes sure the file exists
-        if row is None:
+        row = record[1]  # (destination, row or packed row); b"" or None only makes the file exist
+        if not row:
             return
+        if isinstance(row, bytes):
+            row = unpack(row)
         self._rows.append(row)
         self._bytes += _row_bytes(row)
         if len(self._rows) >= self.batch_rows or self._bytes >= self.batch_bytes:
@@ -327,8 +329,8 @@ def _stable_hash(s: str) -> int:
 
 
 def _shard_name(window, pane, shard_index, total_shards, compression, destination):
-    # One temporary file per destination, except when a bundle had more writers open than
-    # fileio allows and spilled (then fileio's finaliser numbers the files it got).
+    # One file per destination (WriteParquetFiles: shards=1, no per-bundle writers); the
+    # numbered form would only appear if fileio ever handed a destination several files.
     return f"{destination}.parquet" if total_shards == 1 else f"{destination}.{shard_index}.parquet"
 
 
@@ -340,45 +342,53 @@ class _AssignShard(beam.DoFn):
         yield f"{key}/part-{shard:05d}-of-{n:05d}", pack(row)
 
 
-class _Rows(beam.DoFn):
-    """(destination, rows) -> (destination, row) pairs, counted; makes a local destination's
-    directory (fileio's final rename does not create directories on local disk)."""
+class _Count(beam.DoFn):
+    """Counts the rows on their way to the sink (b"" or None only makes a file exist) and makes
+    a local destination's directory (fileio's final rename does not create directories on
+    local disk)."""
 
     def __init__(self, out_dir: str):
         self.out_dir = out_dir
         self.rows = Metrics.counter("_write", "rows")
 
-    def process(self, kv):
-        dest, rows = kv
+    def start_bundle(self):
+        self._dirs = set()
+
+    def process(self, record):
+        dest, row = record
         if not fs.is_remote(self.out_dir):
-            fs.mkdirs(fs.dirname(fs.join(self.out_dir, dest)))
-        for r in rows:
-            if isinstance(r, bytes):  # a packed row (b"" marks a shard that must exist)
-                r = unpack(r) if r else None
-            if r is not None:
-                self.rows.inc()
-            yield dest, r
+            d = fs.dirname(fs.join(self.out_dir, dest))
+            if d not in self._dirs:
+                fs.mkdirs(d)
+                self._dirs.add(d)
+        if row:
+            self.rows.inc()
+        yield record
 
 
 class WriteParquetFiles(beam.PTransform):
-    """(destination, [rows]) groups -> ``out_dir/<destination>.parquet`` through Beam's
-    ``fileio.WriteToFiles``: rows go to temporary files under ``out_dir/_tmp`` and Beam's own
-    finalisation moves the committed ones into place, so a retried bundle can neither
-    duplicate nor orphan rows in the output.  ``run_pipeline`` checks that the rows in the
-    final files are the rows written."""
+    """(destination, row) records -> ``out_dir/<destination>.parquet`` through Beam's
+    ``fileio.WriteToFiles``: Beam groups the records by destination (its shuffle; no
+    per-bundle writers, ``max_writers_per_bundle=0``, so a destination is one file however the
+    records were spread over bundles), writes each group into a temporary file under
+    ``out_dir/_tmp`` with one writer at a time, and its own
+    finalisation moves the committed files into place, so a retried bundle can neither
+    duplicate nor orphan rows.  Rows may be packed (``pack``; they then cross the shuffle as
+    bytes and are decoded one at a time by the sink); ``b""`` or None only makes the file
+    exist.  ``run_pipeline`` checks that the rows in the final files are the rows written."""
 
     def __init__(self, out_dir: str, schema=None):
         super().__init__()
         self.out_dir = str(out_dir)
         self.schema = schema if schema is not None else DOC_SCHEMA
 
-    def expand(self, groups):
+    def expand(self, records):
         schema = self.schema
-        return (groups
-                | "Rows" >> beam.ParDo(_Rows(self.out_dir))
+        return (records
+                | "Count" >> beam.ParDo(_Count(self.out_dir))
                 | "Write" >> fileio.WriteToFiles(
                     self.out_dir, destination=lambda rec: rec[0], sink=lambda dest: ParquetSink(schema),
-                    file_naming=_shard_name, shards=1,
+                    file_naming=_shard_name, shards=1, max_writers_per_bundle=0,
                     temp_directory=StaticValueProvider(str, fs.join(self.out_dir, output.TMP))))
 
 
@@ -411,7 +421,6 @@ class WriteShards(beam.PTransform):
         ).with_output_types(Packed)
         return ((assigned, every_shard)
                 | "All" >> beam.Flatten()
-                | "ByShard" >> beam.GroupByKey()
                 | "Files" >> WriteParquetFiles(self.out_dir, self.schema))
 
 

@@ -175,6 +175,8 @@ def build(p, sources: dict, tokenizer_model, out_dir, mixture, seq_len, seed, to
                                           sizes=beam.pvalue.AsDict(sizes))
                  | "ByShard" >> beam.GroupByKey()
                  | "Pack" >> beam.ParDo(PackShard(seq_len))
+                 | "Rows" >> beam.FlatMap(lambda kv: ((kv[0], beam_utils.pack(r)) for r in kv[1]))
+                   .with_output_types(beam_utils.Packed)
                  | "Write" >> beam_utils.WriteParquetFiles(out_dir, TOKEN_SCHEMA))
 
 
