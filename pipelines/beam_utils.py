@@ -316,6 +316,41 @@ class ConcatBytes(beam.CombineFn):
         return b"".join(acc)
 
 
+RECORD, ITEMS = b"R", b"I"
+
+
+class JoinPacked(beam.PTransform):
+    """Records and fixed-width byte items that share a key, in one shuffle: ``{"records":
+    (key, record), "items": (key, bytes item)}`` -> ``(key, values)``, where a value is
+    ``RECORD + pack(record)`` or ``ITEMS + the key's items concatenated`` (by a lifted
+    combiner, so one string per key per bundle crosses the shuffle).  ``split_joined``
+    reads a group back."""
+
+    def __init__(self, key_fn):
+        super().__init__()
+        self.key_fn = key_fn
+
+    def expand(self, inputs):
+        key_fn = self.key_fn
+        items = (inputs["items"]
+                 | "PerKey" >> beam.CombinePerKey(ConcatBytes())
+                 | "TagItems" >> beam.Map(lambda kv: (kv[0], ITEMS + kv[1])).with_output_types(Packed))
+        records = inputs["records"] | "Pack" >> beam.Map(
+            lambda r: (key_fn(r), RECORD + pack(r))).with_output_types(Packed)
+        return (records, items) | "Tagged" >> beam.Flatten() | "Group" >> beam.GroupByKey()
+
+
+def split_joined(values, width: int) -> tuple[list, list[bytes]]:
+    """A ``JoinPacked`` group -> (records, items of ``width`` bytes)."""
+    records, items = [], []
+    for v in values:
+        if v[:1] == RECORD:
+            records.append(unpack(v[1:]))
+        else:
+            items.extend(v[i:i + width] for i in range(1, len(v), width))
+    return records, items
+
+
 def _row_bytes(row: dict) -> int:
     text = row.get("text")
     if isinstance(text, str):

@@ -37,7 +37,7 @@ from apache_beam.metrics import Metrics
 
 from filters.text import line_hash
 
-from .beam_utils import ConcatBytes, Packed, pack, unpack
+from .beam_utils import JoinPacked, Packed, pack, split_joined, unpack
 
 GROUP = "dedup_group"
 
@@ -58,9 +58,6 @@ def remove_lines(text: str, duplicates: set[int], hash_fn=line_hash) -> tuple[li
 
 def _group(doc) -> str:
     return (doc.get("metadata") or {}).get(GROUP, "")
-
-
-_DOC, _DUP = b"D", b"H"
 
 
 def _line_key(group: str, h: int) -> bytes:
@@ -88,13 +85,8 @@ class _Remove(beam.DoFn):
                   ("documents_in", "documents", "lines_in", "lines", "lines_removed", "documents_emptied")}
 
     def process(self, kv):
-        _, values = kv
-        docs, duplicates = [], set()
-        for v in values:
-            if v[:1] == _DOC:
-                docs.append(unpack(v[1:]))
-            else:  # the document's duplicate hashes, 8 bytes each
-                duplicates.update(int.from_bytes(v[i:i + 8], "little") for i in range(1, len(v), 8))
+        docs, hashes = split_joined(kv[1], 8)  # the document(s) of an id, its duplicate hashes
+        duplicates = {int.from_bytes(h, "little") for h in hashes}
         for doc in docs:  # normally one; documents sharing an id share the decisions
             kept, n = remove_lines(doc["text"], duplicates, self.hash_fn)
             self.c["documents_in"].inc()
@@ -128,13 +120,9 @@ class CCNetDedup(beam.PTransform):
         dups = (docs
                 | "LineDocs" >> beam.FlatMap(line_docs).with_output_types(Tuple[bytes, str])
                 | "GroupLines" >> beam.GroupByKey()
-                | "DupOfDoc" >> beam.FlatMap(docs_sharing_line).with_output_types(Packed)
-                | "DupsPerDoc" >> beam.CombinePerKey(ConcatBytes())
-                | "Tag" >> beam.Map(lambda kv: (kv[0], _DUP + kv[1])).with_output_types(Packed))
-        packed = docs | "ById" >> beam.Map(lambda d: (d["id"], _DOC + pack(d))).with_output_types(Packed)
-        return ((packed, dups)
-                | "Tagged" >> beam.Flatten()
-                | "JoinDocs" >> beam.GroupByKey()
+                | "DupOfDoc" >> beam.FlatMap(docs_sharing_line).with_output_types(Packed))
+        return ({"records": docs, "items": dups}
+                | "JoinDocs" >> JoinPacked(lambda d: d["id"])
                 | "Remove" >> beam.ParDo(_Remove(self.step, hash_fn)))
 
 
@@ -181,9 +169,6 @@ def remove_c4_lines(text: str, keep: set[str]) -> list[str]:
     return kept
 
 
-_PAGE, _LINE = b"P", b"L"
-
-
 class _RemoveC4(beam.DoFn):
     def __init__(self, step: str, min_sentences: int):
         self.step, self.min_sentences = step, min_sentences
@@ -191,14 +176,8 @@ class _RemoveC4(beam.DoFn):
     def process(self, kv):
         from filters.c4 import count_sentences
 
-        url, values = kv
-        pages, keep = [], set()
-        for v in values:
-            if v[:1] == _PAGE:
-                pages.append(unpack(v[1:]))
-            else:
-                keys = v[1:].decode("ascii")  # the page's kept line keys, 32 hex digits each
-                keep.update(keys[i:i + 32] for i in range(0, len(keys), 32))
+        pages, keys = split_joined(kv[1], 32)  # the page(s) of a URL, the line keys kept for it
+        keep = {k.decode("ascii") for k in keys}
         c = lambda name, n=1: Metrics.counter(self.step, name).inc(n)  # noqa: E731
         for page in pages:
             lines = page["text"].split("\n")
@@ -234,13 +213,9 @@ class C4Dedup(beam.PTransform):
                 | "LineUrls" >> beam.FlatMap(lambda d: ((c4_line_key(ln), d["url"]) for ln in d["text"].split("\n")))
                   .with_output_types(Tuple[str, str])
                 | "SelectUrl" >> beam.CombinePerKey(SmallestUrl())
-                | "UrlLine" >> beam.Map(lambda kv: (kv[1], kv[0].encode("ascii"))).with_output_types(Packed)
-                | "LinesPerUrl" >> beam.CombinePerKey(ConcatBytes())
-                | "Tag" >> beam.Map(lambda kv: (kv[0], _LINE + kv[1])).with_output_types(Packed))
-        packed = pages | "ByUrl" >> beam.Map(lambda d: (d["url"], _PAGE + pack(d))).with_output_types(Packed)
-        return ((packed, keep)
-                | "Tagged" >> beam.Flatten()
-                | "Join" >> beam.GroupByKey()
+                | "UrlLine" >> beam.Map(lambda kv: (kv[1], kv[0].encode("ascii"))).with_output_types(Packed))
+        return ({"records": pages, "items": keep}
+                | "Join" >> JoinPacked(lambda d: d["url"])
                 | "Remove" >> beam.ParDo(_RemoveC4(self.step, self.min_sentences)))
 
 
