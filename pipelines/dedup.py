@@ -9,7 +9,8 @@ removes, from *every* document, the lines whose value is 1 -- no copy is kept --
 copy.  Lines are keyed by ``filters.text.line_hash`` (cc_net's ``normalize_for_dedup`` +
 ``str_hash``).  A document left without lines is dropped.
 
-Here, without any side input or global combine, in two shuffles:
+Here, without any side input or global combine, in two shuffles of the data (plus the
+small one of step 2's combiner):
 
 1. (group, line hash) -> id of each document that has the line, grouped by key; the
    group's ids are read once, as a stream (so a boilerplate line in millions of documents
