@@ -260,11 +260,9 @@ class ParquetSink(fileio.FileSink):
         self._rows, self._bytes = [], 0
 
     def write(self, record):
-        row = record[1]  # (destination, row or packed row); b"" or None only makes the file exist
-        if not row:
+        if not record[1]:  # (destination, packed row); b"" only makes the file exist
             return
-        if isinstance(row, bytes):
-            row = unpack(row)
+        row = unpack(record[1])
         self._rows.append(row)
         self._bytes += _row_bytes(row)
         if len(self._rows) >= self.batch_rows or self._bytes >= self.batch_bytes:
@@ -378,7 +376,7 @@ class _AssignShard(beam.DoFn):
 
 
 class _Count(beam.DoFn):
-    """Counts the rows on their way to the sink (b"" or None only makes a file exist) and makes
+    """Counts the rows on their way to the sink (b"" only makes a file exist) and makes
     a local destination's directory (fileio's final rename does not create directories on
     local disk)."""
 
@@ -402,15 +400,15 @@ class _Count(beam.DoFn):
 
 
 class WriteParquetFiles(beam.PTransform):
-    """(destination, row) records -> ``out_dir/<destination>.parquet`` through Beam's
+    """(destination, packed row) records -> ``out_dir/<destination>.parquet`` through Beam's
     ``fileio.WriteToFiles``: Beam groups the records by destination (its shuffle; no
     per-bundle writers, ``max_writers_per_bundle=0``, so a destination is one file however the
     records were spread over bundles), writes each group into a temporary file under
     ``out_dir/_tmp`` with one writer at a time, and its own
     finalisation moves the committed files into place, so a retried bundle can neither
-    duplicate nor orphan rows.  Rows may be packed (``pack``; they then cross the shuffle as
-    bytes and are decoded one at a time by the sink); ``b""`` or None only makes the file
-    exist.  ``run_pipeline`` checks that the rows in the final files are the rows written."""
+    duplicate nor orphan rows.  Rows come packed (``pack``: they cross the shuffle as bytes
+    and the sink decodes one at a time); ``b""`` only makes the file exist.  ``run_pipeline``
+    checks that the rows in the final files are the rows written."""
 
     def __init__(self, out_dir: str, schema=None):
         super().__init__()

@@ -228,11 +228,11 @@ def normalize_url(url: str) -> str:
 
 
 def newest_page(kv):
-    """tfds ``select_newest_page``: of the pages of one normalised URL, the one with the latest
-    WARC-Date.  tfds keeps the first it meets among equal dates (an order Beam does not fix);
-    here the smallest id wins, so the choice is reproducible."""
+    """tfds ``select_newest_page``: of the (packed) pages of one normalised URL, the one with
+    the latest WARC-Date.  tfds keeps the first it meets among equal dates (an order Beam
+    does not fix); here the smallest id wins, so the choice is reproducible."""
     _, pages = kv
-    pages = sorted((unpack(p) if isinstance(p, bytes) else p for p in pages), key=lambda d: d["id"])
+    pages = sorted(map(unpack, pages), key=lambda d: d["id"])
     best = max(pages, key=lambda d: (d.get("metadata") or {}).get("warc_date", ""))  # first of the newest
     Metrics.counter("url_dedup", "documents").inc()
     if len(pages) > 1:

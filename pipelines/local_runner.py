@@ -45,7 +45,6 @@ MESSAGE_BYTES = 2 << 20     # a data-plane message (Beam: 10 MB)
 MMAP_THRESHOLD = 1 << 20    # blocks above this come from (and go back to) mmap
 QUEUE_BYTES = 8 << 20       # per data-plane queue (Beam: 100 MB)
 WORKER_MODULE = "pipelines.sdk_worker"
-_installed = False
 beam_partition = None  # Beam's own GroupingBuffer.partition, once install() replaced it
 
 
@@ -163,8 +162,8 @@ def runner():
 
 def install() -> bool:
     """Patch the local runner in this process (idempotent). Returns whether it is in place."""
-    global _installed
-    if _installed:
+    global beam_partition
+    if beam_partition is not None:
         return True
     fix_malloc()
     try:
@@ -184,9 +183,7 @@ def install() -> bool:
         log.warning("local runner left as is: this Beam's FnApiRunner internals differ")
         return False
     bound_queues()
-    global beam_partition
     beam_partition = ex.GroupingBuffer.partition
     ex.GroupingBuffer.partition = _chunked_partition
     fn_runner.BundleManager._send_input_to_worker = _streamed_send
-    _installed = True
     return True

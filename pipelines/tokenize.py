@@ -121,7 +121,7 @@ class Sample(beam.DoFn):
 
 
 class PackShard(beam.DoFn):
-    """(shard, document copies) -> (``part-NNNNN``, packed rows) for ``WriteParquetFiles``."""
+    """(shard, document copies) -> (``part-NNNNN``, packed row) records for ``WriteParquetFiles``."""
 
     def __init__(self, seq_len):
         self.seq_len = seq_len
@@ -148,7 +148,9 @@ class PackShard(beam.DoFn):
             rows.append(self._row(buf, ids, srcs, starts))
         Metrics.counter("pack", "sequences").inc(len(rows))
         Metrics.counter("pack", "tokens").inc(sum(r["length"] for r in rows))
-        yield f"part-{shard:05d}", rows
+        name = f"part-{shard:05d}"
+        for r in rows:
+            yield name, beam_utils.pack(r)
 
     @staticmethod
     def _row(buf, ids, srcs, starts):
@@ -174,9 +176,7 @@ def build(p, sources: dict, tokenizer_model, out_dir, mixture, seq_len, seed, to
     return (docs | "Sample" >> beam.ParDo(Sample(mixture, seed, total_tokens, shard_tokens),
                                           sizes=beam.pvalue.AsDict(sizes))
                  | "ByShard" >> beam.GroupByKey()
-                 | "Pack" >> beam.ParDo(PackShard(seq_len))
-                 | "Rows" >> beam.FlatMap(lambda kv: ((kv[0], beam_utils.pack(r)) for r in kv[1]))
-                   .with_output_types(beam_utils.Packed)
+                 | "Pack" >> beam.ParDo(PackShard(seq_len)).with_output_types(beam_utils.Packed)
                  | "Write" >> beam_utils.WriteParquetFiles(out_dir, TOKEN_SCHEMA))
 
 
