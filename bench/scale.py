@@ -82,8 +82,21 @@ def build_corpus(out_dir: str, scale: int, docs: list[tuple[str, str]], per_file
     return total_bytes
 
 
+def peak_rss(q: psutil.Process) -> int:
+    """The kernel's high-water mark of the process's RSS (Linux ``VmHWM``), so a peak between
+    two samples is not missed; elsewhere the current RSS."""
+    try:
+        with open(f"/proc/{q.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return q.memory_info().rss
+
+
 def run_measured(cmd: list[str]) -> dict:
-    """Run a command; sample the RSS of it and of every descendant (Beam's SDK workers)."""
+    """Run a command; sample the peak RSS of it and of every descendant (Beam's SDK workers)."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     peak: dict[int, tuple[str, int]] = {}
     cpu: dict[int, tuple[str, float]] = {}
@@ -95,7 +108,7 @@ def run_measured(cmd: list[str]) -> dict:
             try:
                 for q in [p] + p.children(recursive=True):
                     try:
-                        rss = q.memory_info().rss
+                        rss = peak_rss(q)
                         kind = "runner" if q.pid == proc.pid else (
                             "worker" if "sdk_worker" in " ".join(q.cmdline()) else "other")
                         if rss > peak.get(q.pid, ("", 0))[1]:
@@ -106,7 +119,7 @@ def run_measured(cmd: list[str]) -> dict:
                         pass
             except psutil.Error:
                 pass
-            time.sleep(0.2)
+            time.sleep(0.1)
 
     t = threading.Thread(target=sample, daemon=True)
     t0 = time.time()

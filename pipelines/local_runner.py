@@ -19,7 +19,14 @@ Three causes, each found by profiling the worker, each fixed here for the local 
    allocations stayed at ~110 MB (tracemalloc) while the RSS climbed.  The runner and every
    worker fix the threshold at ``MMAP_THRESHOLD`` (``mallopt``), so big buffers go back to
    the system when freed.
-3. *Queue bounds.*  The data plane buffers up to 100 MB per queue, three queues per worker;
+3. *Materialised flattens.*  Beam's ``sink_flattens`` always materialises a Flatten of two
+   or more inputs ("TODO: actually attempt to sink"): its inputs are written to a buffer,
+   read back by a stage of their own and only then written to the GroupByKey after it --
+   every document of a join (``beam_utils.JoinPacked``) crossed the runner and a worker
+   one more time, in a stage that no worker could share (3.4 s of 85 s in C4 at 16x, the
+   same with one worker or two).  Here a Flatten whose only consumer is a GroupByKey has
+   its inputs written straight into the GroupByKey's buffer, as Dataflow does.
+4. *Queue bounds.*  The data plane buffers up to 100 MB per queue, three queues per worker;
    how full they get depends on how far the runner lags, i.e. on the data size.  Workers
    start through ``pipelines.sdk_worker`` (Beam's ``sdk_worker_main`` after setting
    ``QUEUE_BYTES``), and the runner uses the same bound.
@@ -46,6 +53,7 @@ MMAP_THRESHOLD = 1 << 20    # blocks above this come from (and go back to) mmap
 QUEUE_BYTES = 8 << 20       # per data-plane queue (Beam: 100 MB)
 WORKER_MODULE = "pipelines.sdk_worker"
 beam_partition = None  # Beam's own GroupingBuffer.partition, once install() replaced it
+beam_sink_flattens = None  # Beam's own translations.sink_flattens, likewise
 
 
 def fix_malloc() -> bool:
@@ -136,6 +144,58 @@ def _streamed_send(self, process_bundle_id: str, read_transform_id: str, byte_st
     threading.Thread(target=send, name=f"send-{process_bundle_id}", daemon=True).start()
 
 
+def _sink_flattens_into_groups(stages, pipeline_context):
+    """Beam's ``sink_flattens``, then: a materialised Flatten whose output only a GroupByKey
+    reads is dropped, its inputs' writes going to the GroupByKey's buffer instead (a
+    GroupingBuffer takes its coders from the GroupByKey's own input, which
+    ``fix_flatten_coders`` made every input of the Flatten use)."""
+    from apache_beam.portability import common_urns
+    from apache_beam.runners.portability.fn_api_runner.translations import split_buffer_id
+    from apache_beam.runners.worker.bundle_processor import DATA_INPUT_URN, DATA_OUTPUT_URN
+
+    stages = list(beam_sink_flattens(stages, pipeline_context))
+    flattens = {t.unique_name for t in pipeline_context.components.transforms.values()
+                if t.spec.urn == common_urns.primitives.FLATTEN.urn}  # a flatten's buffer is named so
+    writers: dict[bytes, list] = {}
+    readers: dict[str, list] = {}
+    for s in stages:
+        for t in s.transforms:
+            if t.spec.urn == DATA_OUTPUT_URN:
+                writers.setdefault(t.spec.payload, []).append(s)
+            for pc in t.inputs.values():
+                readers.setdefault(pc, []).append(s)
+    replaced: dict = {}   # dropped stage -> the stages that now do its part
+    for read in stages:
+        if len(read.transforms) != 1 or read.transforms[0].spec.urn != DATA_INPUT_URN:
+            continue
+        buffer_id = read.transforms[0].spec.payload
+        kind, name = split_buffer_id(buffer_id)
+        if kind != "materialize" or name not in flattens:
+            continue
+        writes = writers.get(buffer_id, [])
+        out = next(iter(read.transforms[0].outputs.values()))
+        consumers = readers.get(out, [])
+        if not writes or any(len(w.transforms) != 1 for w in writes) or len(consumers) != 1:
+            continue
+        group = consumers[0]
+        if (len(group.transforms) != 1 or group.transforms[0].spec.urn != DATA_OUTPUT_URN
+                or split_buffer_id(group.transforms[0].spec.payload)[0] != "group"):
+            continue
+        for w in writes:
+            w.transforms[0].spec.payload = group.transforms[0].spec.payload
+        pipeline_context.add_data_channel_coder(out)  # the GroupingBuffer's input coder
+        replaced[read] = replaced[group] = writes
+    if not replaced:
+        return stages
+    kept = [s for s in stages if s not in replaced]
+    for s in kept:
+        if s.must_follow & replaced.keys():
+            s.must_follow = frozenset(
+                [m for m in s.must_follow if m not in replaced]
+                + [w for m in s.must_follow if m in replaced for w in replaced[m]])
+    return kept
+
+
 def runner():
     """A FnApiRunner whose SDK worker processes start through ``pipelines.sdk_worker``."""
     install()
@@ -162,18 +222,21 @@ def runner():
 
 def install() -> bool:
     """Patch the local runner in this process (idempotent). Returns whether it is in place."""
-    global beam_partition
+    global beam_partition, beam_sink_flattens
     if beam_partition is not None:
         return True
     fix_malloc()
     try:
         from apache_beam.runners.portability.fn_api_runner import execution as ex
-        from apache_beam.runners.portability.fn_api_runner import fn_runner
+        from apache_beam.runners.portability.fn_api_runner import fn_runner, translations
         from apache_beam.runners.worker import data_plane
         ok = (hasattr(ex.GroupingBuffer, "partition") and hasattr(ex, "create_OutputStream")
               and "_table" in ex.GroupingBuffer.__init__.__code__.co_names
               and "_grouped_output" in ex.GroupingBuffer.__init__.__code__.co_names
               and hasattr(fn_runner.BundleManager, "_send_input_to_worker")
+              and hasattr(translations, "sink_flattens")
+              and "sink_flattens" in fn_runner.FnApiRunner.create_stages.__code__.co_names
+              and hasattr(translations.TransformContext, "add_data_channel_coder")
               and hasattr(data_plane.SizeBasedBufferingClosableOutputStream, "flush")
               and isinstance(getattr(data_plane, "_DEFAULT_SEND_QUEUE_MAX_BYTES", None), int))
     except Exception as e:  # pragma: no cover - a Beam without the FnApiRunner
@@ -185,5 +248,7 @@ def install() -> bool:
     bound_queues()
     beam_partition = ex.GroupingBuffer.partition
     ex.GroupingBuffer.partition = _chunked_partition
+    beam_sink_flattens = translations.sink_flattens
+    translations.sink_flattens = _sink_flattens_into_groups
     fn_runner.BundleManager._send_input_to_worker = _streamed_send
     return True

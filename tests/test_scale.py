@@ -95,6 +95,44 @@ def test_local_runner_sends_group_outputs_in_chunks_with_the_same_elements(data,
         assert max(sizes) < 4096 + max(len(ln) for _, ln in pairs) * 50
 
 
+def test_local_runner_writes_a_join_flatten_straight_into_its_group(data):
+    """A Flatten read only by a GroupByKey (JoinPacked) is not materialised by the local
+    runner (pipelines.local_runner): no stage of its own, and every key still joins its
+    records with all its items."""
+    import hashlib
+
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from pipelines import local_runner
+    from pipelines.beam_utils import JoinPacked, split_joined
+    from pipelines.ccnet import read_cc_file
+
+    docs = [d for f in sorted((data / "cc").glob("*.warc*")) for d in read_cc_file(str(f), lambda *a: None)]
+    with gzip.open(data / "cc" / "ccnet_output" / "cc_en_head-0174.jsonl.gz", "rt") as f:  # cc_net's own output
+        docs += [{"id": f"ccnet/{i}", "text": json.loads(ln)["text"]} for i, ln in enumerate(f)]
+    items = [(d["id"], hashlib.md5(ln.encode()).digest()[:8]) for d in docs for ln in d["text"].split("\n")]
+    assert len(docs) > 20 and len(items) > 1000
+    expected = {d["id"]: (d["text"], []) for d in docs}
+    for k, v in items:
+        expected[k][1].append(v)
+
+    def joined(kv):
+        records, its = split_joined(kv[1], 8)
+        return kv[0], [r["text"] for r in records], sorted(its)
+
+    runner = local_runner.runner()
+    p = beam.Pipeline(runner=runner, options=PipelineOptions(["--direct_running_mode=in_memory"]))
+    out = ({"records": p | "Docs" >> beam.Create(docs), "items": p | "Items" >> beam.Create(items)}
+           | "Join" >> JoinPacked(lambda d: d["id"]) | beam.Map(joined))
+    assert_that(out, equal_to([(k, [t], sorted(v)) for k, (t, v) in expected.items()]))
+    _, stages = runner.create_stages(p.to_runner_api())
+    names = [s.name for s in stages]
+    assert not [n for n in names if "Join/Tagged/Read" in n] and [n for n in names if "Join/Group/Read" in n]
+    p.run().wait_until_finish()
+
+
 def test_unsupported_runner_is_refused_with_the_reason(tmp_path):
     res = _llama("books", "--runner", "DaskRunner", "--out", str(tmp_path / "o"))
     assert res.returncode == 2 and res.stderr.count("\n") == 1
