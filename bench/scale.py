@@ -20,6 +20,7 @@ import argparse
 import gzip
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -145,6 +146,9 @@ def main(argv=None) -> int:
                     help="--target-shard-mb of the runs: a worker holds one shard's rows (as bytes) while "
                          "writing it, so this, not the corpus, bounds that part of its memory; 2 MB is "
                          "reached at every scale, so the runs compare like with like")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="runs of every (step, scale, workers), interleaved; the table gives the median "
+                         "time and the highest peak RSS (one 2-core VM's speed varies by +-10%% run to run)")
     a = ap.parse_args(argv)
     llama = os.path.join(os.path.dirname(sys.executable), "llama")
     lm_dir = str(paths.lm_dir())
@@ -152,36 +156,61 @@ def main(argv=None) -> int:
 
     train_lm(sorted(str(p) for p in (paths.shared_data() / "wikipedia").glob("enwiki-*")), lm_dir)
     docs = real_documents()
-    results = []
+    runs: dict[tuple, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for scale in map(int, a.scales.split(",")):
             corpus = os.path.join(tmp, f"x{scale}")
             mb = build_corpus(corpus, scale, docs) / 1e6
-            for w in map(int, a.workers.split(",")):
-                for step, extra in (("ccnet", ["--lm-dir", lm_dir]), ("c4", [])):
-                    r = run_measured([llama, "-q", step, corpus, "--out", os.path.join(tmp, f"{step}-{scale}-{w}"),
-                                      f"--direct_num_workers={w}", "--direct_running_mode=multi_processing",
-                                      "--target-shard-mb", str(a.shard_mb), *extra])
-                    row = {"step": step, "scale": scale, "text_mb": round(mb, 1), "workers": w,
-                           "mb_per_s": round(mb / r["seconds"], 2), "seconds": round(r["seconds"], 1),
-                           "runner_rss_mb": round(r["runner_mb"]), "worker_rss_mb": round(r["worker_mb"]),
-                           "runner_cpu_s": round(r["runner_cpu_s"], 1), "worker_cpu_s": round(r["worker_cpu_s"], 1)}
-                    with open(os.path.join(tmp, f"{step}-{scale}-{w}", "stats.json")) as f:
-                        dedup = json.load(f)["counters"].get("dedup", {})
-                    if dedup.get("lines_in"):
-                        row["lines_removed_by_dedup"] = round(dedup["lines_removed"] / dedup["lines_in"], 3)
-                    results.append(row)
-                    print(json.dumps(row), flush=True)
+            for rep in range(a.repeat):
+                for w in map(int, a.workers.split(",")):
+                    for step, extra in (("ccnet", ["--lm-dir", lm_dir]), ("c4", [])):
+                        out = os.path.join(tmp, f"{step}-{scale}-{w}")
+                        r = run_measured([llama, "-q", step, corpus, "--out", out, "--force",
+                                          f"--direct_num_workers={w}", "--direct_running_mode=multi_processing",
+                                          "--target-shard-mb", str(a.shard_mb), *extra])
+                        with open(os.path.join(out, "stats.json")) as f:
+                            dedup = json.load(f)["counters"].get("dedup", {})
+                        r.update(text_mb=mb, dedup=dedup)
+                        runs.setdefault((step, scale, w), []).append(r)
+                        print(json.dumps({"step": step, "scale": scale, "workers": w, "run": rep + 1,
+                                          "seconds": round(r["seconds"], 1), "worker_rss_mb": round(r["worker_mb"]),
+                                          "runner_rss_mb": round(r["runner_mb"])}), flush=True)
+    results = [summarise(k, v) for k, v in runs.items()]
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
-    print("| step | scale | text MB | workers | MB/s | runner peak RSS MB | worker peak RSS MB | "
-          "runner CPU s | workers' CPU s |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in results:
-        print(f"| {r['step']} | {r['scale']}x | {r['text_mb']} | {r['workers']} | {r['mb_per_s']} | "
+    print(f"| step | scale | text MB | workers | MB/s | seconds (median of {a.repeat}) | runner peak RSS MB | "
+          "worker peak RSS MB | runner CPU s | workers' CPU s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in sorted(results, key=lambda r: (r["scale"], r["workers"], r["step"] != "ccnet")):
+        print(f"| {r['step']} | {r['scale']}x | {r['text_mb']} | {r['workers']} | {r['mb_per_s']} | {r['seconds']} | "
               f"{r['runner_rss_mb']} | {r['worker_rss_mb']} | {r['runner_cpu_s']} | {r['worker_cpu_s']} |")
+    scales = sorted({r["scale"] for r in results})
+    ws = sorted({r["workers"] for r in results})
+    by = {(r["step"], r["scale"], r["workers"]): r for r in results}
+    for step in ("ccnet", "c4"):
+        lo, hi = scales[0], scales[-1]
+        if len(scales) > 1:
+            growth = by[step, hi, ws[0]]["worker_rss_mb"] / by[step, lo, ws[0]]["worker_rss_mb"]
+            print(f"{step}: worker peak RSS {hi}x / {lo}x = {growth:.2f} (target <= 1.20)")
+        if len(ws) > 1:
+            speedup = by[step, hi, ws[0]]["seconds"] / by[step, hi, ws[-1]]["seconds"]
+            print(f"{step}: {ws[-1]} workers / {ws[0]} at {hi}x = {speedup:.2f}x (target >= 1.7)")
     return 0
+
+
+def summarise(key: tuple, rs: list[dict]) -> dict:
+    step, scale, w = key
+    med = lambda k: statistics.median(r[k] for r in rs)  # noqa: E731
+    row = {"step": step, "scale": scale, "text_mb": round(rs[0]["text_mb"], 1), "workers": w, "runs": len(rs),
+           "seconds": round(med("seconds"), 1), "mb_per_s": round(rs[0]["text_mb"] / med("seconds"), 2),
+           "seconds_all": [round(r["seconds"], 1) for r in rs],
+           "runner_rss_mb": round(max(r["runner_mb"] for r in rs)), "worker_rss_mb": round(max(r["worker_mb"] for r in rs)),
+           "runner_cpu_s": round(med("runner_cpu_s"), 1), "worker_cpu_s": round(med("worker_cpu_s"), 1)}
+    dedup = rs[0]["dedup"]
+    if dedup.get("lines_in"):
+        row["lines_removed_by_dedup"] = round(dedup["lines_removed"] / dedup["lines_in"], 3)
+    return row
 
 
 if __name__ == "__main__":

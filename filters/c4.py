@@ -73,11 +73,24 @@ def clean_page(text: str, counts: dict | None = None) -> str | None:
     return "\n".join(valid).strip()
 
 
+def badwords_pattern(words, lang: str = "en") -> re.Pattern:
+    """tfds ``get_badwords_filter_fn`` (tensorflow/datasets@3e77995 ``c4_utils.py``): the list's
+    stripped lines (``c4.py``: ``l.strip() for l in f``), escaped, as alternatives flanked by a
+    non-word character or the text's start/end (not for ja/th/zh, which tfds matches bare);
+    searched in the lower-cased page.  Alternatives are ordered longest first, which cannot
+    change whether the pattern is found."""
+    entries = sorted({w.strip() for w in words} - {""}, key=len, reverse=True)
+    alternatives = "|".join(re.escape(w) for w in entries)
+    if lang in ("ja", "th", "zh"):
+        return re.compile(alternatives)
+    return re.compile(r"(?:\W|^)(?:%s)(?:\W|$)" % alternatives)
+
+
 @lru_cache(maxsize=None)
 def badwords_regex(lang: str = "en") -> re.Pattern:
+    """The shipped LDNOOBW list of ``lang`` (``filters/data``, the commit tfds pins)."""
     words = resources.files("filters").joinpath("data", f"ldnoobw_{lang}.txt").read_text("utf-8")
-    alternatives = "|".join(re.escape(w) for w in sorted(set(words.split("\n")) - {""}, key=len, reverse=True))
-    return re.compile(r"(?:\W|^)(?:%s)(?:\W|$)" % alternatives)
+    return badwords_pattern(words.splitlines(), lang)
 
 
 def has_badword(text: str, lang: str = "en") -> bool:

@@ -1,4 +1,7 @@
-"""fastText language identification (lid.176), as cc_net applies it to a whole document."""
+"""fastText language identification (lid.176), as cc_net applies it to a whole document
+(facebookresearch/cc_net@bda555b ``cc_net/split_by_lang.py``, ``Classifier``): the lines are
+glued with no separator (``text.replace("\\n", "")``), the top label is taken, and its score is
+rounded to two decimals (``scores.round(2)``) before any threshold is applied."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,8 +18,8 @@ class LanguageIdentifier:
         self.model = fasttext.load_model(str(model_path))
 
     def predict(self, text: str) -> tuple[str, float]:
-        """Top language code and its probability (cc_net: newlines replaced by spaces)."""
-        labels, scores = self.model.predict(text.replace("\n", " "), k=1)
+        """Top language code and its score rounded as cc_net rounds it."""
+        labels, scores = self.model.predict(text.replace("\n", ""), k=1)
         if not labels:
             return "unk", 0.0
-        return labels[0].replace("__label__", ""), float(min(scores[0], 1.0))
+        return labels[0].replace("__label__", ""), float(scores.round(2)[0])

@@ -9,11 +9,17 @@ re-synchronised on the next ``WARC/1.x`` line, the record is kept whole and the
 anomaly is counted.  A record cut off by the end of the file (or a gzip stream
 that ends early or is corrupt) is reported and skipped; every record before it
 is still delivered.
+
+Any WARC version is read (``WARC/1.0``, ``WARC/1.1`` and the ``WARC/0.17``/``0.18`` of older
+crawlers); a ``WARC-Target-URI`` written as ``<uri>`` (wget, WARC/0.x) is unwrapped as warcio
+does; in a WET page's text, ``\r\n`` and ``\r\r\n`` line ends become ``\n`` (read as
+universal newlines, ``\r\r\n`` would be two line breaks and double-space the page).
 """
 from __future__ import annotations
 
 import gzip
 import io
+import re
 import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator
@@ -101,8 +107,13 @@ class _Stream:
         self.pending.extend(reversed(data.splitlines(keepends=True)))
 
 
+_HEADER_LINE = re.compile(rb"WARC/\d+\.\d+\r?\n")
+# in a block that a wrong Content-Length made too long; read() may have cut the line short
+_HEADER_IN_BLOCK = re.compile(rb"(?:\r\n\r\n|\n\n)(WARC/[\d.]*(?:\r?\n|\Z))")
+
+
 def _is_header_start(line: bytes) -> bool:
-    return line.startswith(b"WARC/1.")
+    return _HEADER_LINE.fullmatch(line) is not None
 
 
 def _parse_headers(s: _Stream) -> dict[str, str] | None:
@@ -116,7 +127,10 @@ def _parse_headers(s: _Stream) -> dict[str, str] | None:
         text = line.decode("utf-8", "replace")
         if ":" in text:
             k, v = text.split(":", 1)
-            headers[k.strip().lower()] = v.strip()
+            k, v = k.strip().lower(), v.strip()
+            if k == "warc-target-uri" and v.startswith("<") and v.endswith(">"):
+                v = v[1:-1]  # wget / WARC/0.x: <uri>
+            headers[k] = v
 
 
 def iter_warc_records(path: str, report: ReadReport | None = None) -> Iterator[WarcRecord]:
@@ -180,11 +194,8 @@ def iter_warc_records(path: str, report: ReadReport | None = None) -> Iterator[W
 
 
 def _find_header(block: bytes) -> int | None:
-    for sep in (b"\r\n\r\nWARC/1.", b"\n\nWARC/1."):
-        i = block.find(sep)
-        if i >= 0:
-            return i + len(sep) - len(b"WARC/1.")
-    return None
+    m = _HEADER_IN_BLOCK.search(block)
+    return m.start(1) if m else None
 
 
 # ---------------------------------------------------------------- HTTP / HTML
@@ -263,7 +274,8 @@ def html_to_text(payload: bytes, content_type: str = "") -> str:
 def record_text(rec: WarcRecord) -> tuple[str | None, str]:
     """Text of a document record, or (None, reason) for records that carry no page text."""
     if rec.type == "conversion":
-        return rec.block.decode("utf-8", "replace").strip(), "wet"
+        text = rec.block.decode("utf-8", "replace").replace("\r\r\n", "\n").replace("\r\n", "\n")
+        return text.strip(), "wet"
     if rec.type == "response" and "msgtype=response" in rec.headers.get("content-type", ""):
         status, headers, payload = split_http_response(rec.block)
         if status != 200:

@@ -579,3 +579,69 @@ def test_posts_xml_broken_half_way_fails_the_step_naming_it(tmp_path, data):
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "malformed Posts.xml" in res.stderr and "cut.stackexchange.com/Posts.xml;" in res.stderr
     assert not (tmp_path / "out" / "_SUCCESS").exists()
+
+
+def test_c4_clean_page_and_badwords_match_tfds_test_vectors():
+    """tensorflow/datasets ``c4_utils_test.py`` (clean_page, toofewsentences, squigglybracket,
+    loremipsum, citations, policy, badwords), carried over; badwords through tfds' page-level
+    rule of 3e77995 (``get_badwords_filter_fn``) with tfds' test list ``["ass"]``."""
+    from filters.c4 import badwords_pattern
+
+    en_text = ("This line has enough words and ends in punctuation, Dr. Roberts!\n"
+               "Economic History | All Institutions | Open Access Articles | Digital Commons Network\n"
+               "\"Open Access. Powered by Scholars. Published by Universities.\"\n"
+               "Digital Commons Network™/ Social and Behavioral Sciences...\n"
+               "Too few words.\n"
+               "You need to enable javascript in your browser in order to see this page.\n"
+               "You have JavaScript disabled and that means you can't see this page.\n"
+               "Adam Roberts has a cookie policy: always eat them.\n"
+               "Colin has a privacy policy: don't share people's secrets.\n"
+               "You'd better follow our terms of use!\n")
+    counts: dict = {}
+    assert clean_page(en_text, counts) == ("This line has enough words and ends in punctuation, Dr. Roberts!\n"
+                                           "\"Open Access. Powered by Scholars. Published by Universities.\"")
+    assert counts == {"line_too_short": 1, "line_no_endmark": 2, "line_javascript": 2, "line_policy": 3}
+    counts = {}
+    assert clean_page("This first line has one sentence.\nThis line looks like it has three "
+                      "sentences...but it's actually just 1.", counts) is None
+    assert counts == {"page_too_few_sentences": 1}
+    counts = {}
+    assert clean_page("This page starts out with some text.\nEverything looks good at first, since these are "
+                      "sentences.\nBut then, all of a sudden, there's a bunch of code like the next block.\n"
+                      "fn foo(a) { bar = a + 10; }.", counts) is None
+    assert counts == {"page_curly_bracket": 1}
+    counts = {}
+    assert clean_page("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.\n"
+                      "Ut enim ad minim veniam, quis nostrud exercitation ullamco laboris nisi.", counts) is None
+    assert counts == {"page_lorem_ipsum": 1}
+    assert clean_page("This page has some text.\nSome lines don't end with punctuation\n"
+                      "And some of these lines end with citations.[3]\n"
+                      "Or have requested citations[citation needed]. Or the option to edit.[edit]\n") == (
+        "This page has some text.\nAnd some of these lines end with citations.\n"
+        "Or have requested citations. Or the option to edit.")
+    assert clean_page("This page has with some text. So, that's good!\nBut at the end it has some polciy lines.\n"
+                      "This line mentions the Terms of Use.\nThis line should be okay.\n"
+                      "The privacy policy is mentioned in this line.\nLet's talk about the Cookie Policy now.\n") == (
+        "This page has with some text. So, that's good!\nBut at the end it has some polciy lines.\n"
+        "This line should be okay.")
+    ass = badwords_pattern(["ass"])
+    padding = ("This page starts out with some text.\nEverything looks good at first, since these are sentences.\n"
+               "But then, all of a sudden, there's a badword... or not?\n")
+    for sentence, bad in [("I asked my friend for assistance polishing my cutlass.", False),
+                          ("He took the saddle and put it on his ass in preparation for travel.", True),
+                          ("Ass is one of several species of small, horse-like animals.", True),
+                          ("Donkey is one synonym for the word \"ass\".", True)]:
+        assert (ass.search((padding + sentence).lower()) is not None) == bad, sentence
+
+
+SHA1_LDNOOBW_EN_25E679F = "2ef775dc2bb4b26bc2df3449a2845fe854931874"  # git show 25e679f:en | sha1sum
+
+
+def test_c4_badwords_list_is_the_one_tfds_pins():
+    """LDNOOBW ``en`` at 25e679f (tfds ``_EN_BADWORDS_URL``): 377 entries, byte for byte."""
+    import hashlib
+    from importlib import resources
+
+    raw = resources.files("filters").joinpath("data", "ldnoobw_en.txt").read_bytes()
+    assert len(raw.decode("utf-8").splitlines()) == 377
+    assert hashlib.sha1(raw).hexdigest() == SHA1_LDNOOBW_EN_25E679F

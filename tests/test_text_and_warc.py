@@ -110,3 +110,34 @@ def test_non_warc_input_is_a_clear_error(data, tmp_path):
         check_warc_file(str(bad))
     with pytest.raises(InputError, match="no such file"):
         check_warc_file(str(tmp_path / "missing.wet"))
+
+
+def test_old_warc_versions_bracketed_uris_and_cr_cr_lf_read_like_the_original(data, tmp_path):
+    """A real WET file rewritten as an old crawler would write it -- ``WARC/0.17`` headers,
+    ``<...>`` around WARC-Target-URI (wget, as warcio strips), ``\\r\\r\\n`` line ends in the
+    text -- yields the same pages, URLs and text as the original."""
+    import re
+
+    body = gzip.decompress((data / "cc" / "whirlwind_CC-MAIN-2024-22" / "whirlwind.warc.wet.gz").read_bytes())
+    original = [(d[1], d[2]) for d in read_documents(_write(tmp_path / "orig.wet", body))]
+    assert original and all(url for url, _ in original)
+
+    def old_record(m: re.Match) -> bytes:
+        head, block = m.group(1), m.group(2)
+        head = head.replace(b"WARC/1.0\r\n", b"WARC/0.17\r\n", 1)
+        head = re.sub(rb"(WARC-Target-URI: )(\S+)", rb"\1<\2>", head)
+        block = block.replace(b"\n", b"\r\r\n")
+        head = re.sub(rb"Content-Length: \d+", b"Content-Length: %d" % len(block), head)
+        return head + block
+
+    old = re.sub(rb"(WARC/1\.0\r\n.*?\r\n\r\n)(.*?)(?=\r\n\r\nWARC/1\.0\r\n|\r\n\r\n\Z)",
+                 old_record, body, flags=re.S)
+    assert old.count(b"WARC/0.17\r\n") == body.count(b"WARC/1.0\r\n") and b"\r\r\n" in old
+    report = ReadReport()
+    rewritten = [(d[1], d[2]) for d in read_documents(_write(tmp_path / "old.wet", old), report)]
+    assert rewritten == original and report.length_mismatch == 0 and report.garbage_lines == 0
+
+
+def _write(path, data: bytes) -> str:
+    path.write_bytes(data)
+    return str(path)
