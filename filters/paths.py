@@ -20,5 +20,11 @@ def lid_model() -> Path:
                                shared_data() / "models" / "fasttext-lid.176" / "lid.176.ftz"))
 
 
+def llama_tokenizer() -> Path:
+    """The LLaMA vocabulary as a HuggingFace tokenizer.json (GitHub's alpha-per-token rule)."""
+    return Path(os.environ.get("LLAMA_TOKENIZER_JSON",
+                               shared_data() / "models" / "llama-tokenizer-hf" / "llama-test-tokenizer.json"))
+
+
 def lm_dir() -> Path:
     return Path(os.environ.get("LLAMA_LM_DIR", out_dir() / "lm"))

@@ -289,6 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--lid-model", default=str(paths.lid_model()))
             p.add_argument("--lang-threshold", type=_fraction, default=0.5)
             fixed = {"lid_model": None, "lang_threshold": None}
+        elif name == "github":
+            p.add_argument("--tokenizer", default=str(paths.llama_tokenizer()),
+                           help="tokenizer for RedPajama's alpha-per-token rule: a HuggingFace tokenizer.json "
+                                "(default: the LLaMA vocabulary) or a SentencePiece .model; local or gs://")
+            fixed = {"tokenizer": None}
         elif name == "books":
             p.add_argument("--threshold", type=_fraction, default=0.9, help="near-duplicate Jaccard threshold")
             fixed = {"threshold": None}

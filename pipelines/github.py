@@ -16,9 +16,10 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from core import fs
+from filters import paths
 from filters.errors import InputError
-from filters.github import (PERMISSIVE, detect_license, extension_ok, is_license_file, quality_reason,
-                            strip_license_header)
+from filters.github import (PERMISSIVE, TokenCounter, clean_copyright_comments, detect_license,
+                            discard_reason, is_license_file, skip_reason)
 
 from . import beam_utils
 from .schema import make_doc
@@ -115,50 +116,68 @@ class Licensed(beam.DoFn):
                            metadata={"repo": repo, "path": rel, "license": lic})
 
 
-class FileFilter(beam.DoFn):
-    def process(self, doc):
-        path = doc["metadata"]["path"]
-        if not extension_ok(path):
-            Metrics.counter("filter", "dropped_extension").inc()
-            return
-        reason = quality_reason(doc["text"])
-        if reason:
-            Metrics.counter("filter", f"dropped_{reason}").inc()
-            return
-        text = strip_license_header(doc["text"])
-        if text != doc["text"]:
-            Metrics.counter("filter", "license_headers_stripped").inc()
-        if not text.strip():
-            Metrics.counter("filter", "dropped_empty").inc()
-            return
-        Metrics.counter("filter", "documents").inc()
-        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        yield digest, dict(doc, text=text, metadata=dict(doc["metadata"], sha256=digest))
+def keyed_by_content(doc):
+    """RedPajama's ``preprocess_source``: certificates and the top-level LICENSE skipped, the
+    rest keyed by the MD5 of the raw content for the exact dedup."""
+    reason = skip_reason(doc["metadata"]["path"])
+    if reason:
+        Metrics.counter("filter", f"dropped_{reason}").inc()
+        return
+    digest = hashlib.md5(doc["text"].encode("utf-8")).hexdigest()
+    yield digest, beam_utils.pack(dict(doc, metadata=dict(doc["metadata"], content_hash=digest)))
 
 
 def _first(kv):
+    """One copy of a content: the smallest id (RedPajama: the first it meets)."""
     _, docs = kv
-    docs = sorted(docs, key=lambda d: d["id"])
+    docs = sorted(map(beam_utils.unpack, docs), key=lambda d: d["id"])
     if len(docs) > 1:
         Metrics.counter("dedup", "dropped_exact_duplicates").inc(len(docs) - 1)
     Metrics.counter("dedup", "documents").inc()
     return docs[0]
 
 
-def build(p, inputs, out_dir, target_bytes=256 << 20):
+class FileFilter(beam.DoFn):
+    """RedPajama's ``clean_copyright_comments`` then ``discard_record`` (``filters.github``)."""
+
+    def __init__(self, tokenizer: str):
+        self.tokenizer = tokenizer
+
+    def setup(self):
+        self.count_tokens = TokenCounter(self.tokenizer)
+
+    def process(self, doc):
+        text = clean_copyright_comments(doc["text"])
+        if text != doc["text"]:
+            Metrics.counter("filter", "comment_headers_stripped").inc()
+        reason = discard_reason(text, doc["metadata"]["path"], self.count_tokens)
+        if reason:
+            Metrics.counter("filter", f"dropped_{reason}").inc()
+            return
+        Metrics.counter("filter", "documents").inc()
+        yield dict(doc, text=text)
+
+
+def build(p, inputs, out_dir, target_bytes=256 << 20, tokenizer=None):
+    tokenizer = str(tokenizer or paths.llama_tokenizer())
     return (p | "Specs" >> beam.Create(list(inputs)) | "Repos" >> beam.FlatMap(repos_of)
               | "Spread" >> beam.Reshuffle()
               | "Read" >> beam.ParDo(beam_utils.ReadFiles("read", read_files, documents=False))
               | "ByRepo" >> beam.GroupByKey()
               | "Licensed" >> beam.ParDo(Licensed())
-              | "Filter" >> beam.ParDo(FileFilter())
+              | "ContentHash" >> beam.FlatMap(keyed_by_content).with_output_types(beam_utils.Packed)
               | "ByHash" >> beam.GroupByKey()
               | "Dedup" >> beam.Map(_first)
+              | "Filter" >> beam.ParDo(FileFilter(tokenizer))
               | "Shards" >> beam_utils.WriteShards(out_dir, lambda d: "github", target_bytes))
 
 
 def run(inputs, out_dir, target_bytes=256 << 20, runner="DirectRunner", beam_args=None, force=False,
-        dry_run=False):
+        dry_run=False, tokenizer=None):
     check_inputs(inputs)
-    return beam_utils.run_step(lambda p: build(p, inputs, out_dir, target_bytes), out_dir, runner,
-                               beam_args, force, dry=dry_run, extra={"inputs": list(inputs)})
+    tokenizer = str(tokenizer or paths.llama_tokenizer())
+    if not fs.isfile(tokenizer):
+        raise InputError(f"{tokenizer}: tokenizer for the alpha-per-token rule not found (--tokenizer)")
+    return beam_utils.run_step(lambda p: build(p, inputs, out_dir, target_bytes, tokenizer), out_dir, runner,
+                               beam_args, force, dry=dry_run,
+                               extra={"inputs": list(inputs), "config": {"tokenizer": tokenizer}})

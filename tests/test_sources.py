@@ -19,7 +19,7 @@ import pytest
 from filters import paths
 from filters.books import estimated_jaccard, minhash, shingles, strip_gutenberg
 from filters.c4 import clean_page, has_badword
-from filters.github import detect_license, strip_license_header
+from filters.github import clean_copyright_comments, detect_license
 from filters.latex import CleanReport, clean_paper, load_paper, strip_comments
 
 
@@ -65,24 +65,28 @@ def test_github_file_filters_header_strip_and_dedup(github_rows, data):
     original = (data / "github" / "DaveGamble__cJSON" / "cJSON.c").read_text()
     assert "Permission is hereby granted" in original[:1200]
     assert "Permission is hereby granted" not in cjson["text"]
-    assert cjson["text"] == original[original.index("*/") + 2:].lstrip("\r\n")
+    assert cjson["text"] == original[original.index("*/") + 2:]  # the copyright block, and only it
     # the fork's files are exact copies: one copy of each survives
     linenoise = [r for r in rows if r["id"].endswith("/linenoise.c")]
     assert len(linenoise) == 1 and linenoise[0]["id"] == "antirez__linenoise/linenoise.c"
     assert stats["counters"]["dedup"]["dropped_exact_duplicates"] == 5  # 6 files less LICENSE
 
 
-def test_github_line_length_and_alnum_rules(data):
-    from filters.github import quality_reason
+def test_github_line_length_alnum_and_alpha_per_token_rules(data):
+    from filters.github import TokenCounter, discard_reason
 
-    src = (data / "github" / "DaveGamble__cJSON" / "cJSON.c").read_text()
-    assert quality_reason(src) is None
-    assert quality_reason(src + "\n" + "x" * 1001) == "max_line_length"
+    count = TokenCounter(str(paths.llama_tokenizer()))
+    src = (data / "github" / "DaveGamble__cJSON" / "cJSON_Utils.c").read_text()
+    assert discard_reason(src, "cJSON_Utils.c", count) is None
+    assert discard_reason(src, "cJSON_Utils.txt", count) == "extension"
+    assert discard_reason(src + "\n" + "x" * 1001, "a.c", count) == "max_line_length"
     one_line = " ".join(src.split("\n")[:200])  # the same code joined into very long lines
-    assert quality_reason("\n".join([one_line[:900]] * 50)) == "avg_line_length"
-    assert quality_reason("{}();,\n" * 100 + src[:50]) == "alnum_fraction"
+    assert discard_reason("\n".join([one_line[:900]] * 50), "a.c", count) == "avg_line_length"
+    assert discard_reason("{}();,\n" * 100 + src[:50], "a.c", count) == "alnum_fraction"
+    digits = "\n".join(" ".join(str(i * 7919 + j) for j in range(12)) + " x" for i in range(50))
+    assert discard_reason(digits, "a.c", count) == "alpha_per_token"  # LLaMA splits every digit
     py = (data / "github" / "google__python-fire" / "fire" / "core.py").read_text()
-    assert py.startswith("# Copyright") and not strip_license_header(py).startswith("#")
+    assert py.startswith("# Copyright") and not clean_copyright_comments(py).startswith("#")
 
 
 # ------------------------------------------------------------------ Wikipedia
