@@ -1,4 +1,8 @@
-"""GitHub (4.5% of LLaMA's mix): permissive-licence repositories, RedPajama's file filters.
+"""GitHub (4.5% of LLaMA's mix): permissive-licence repositories, then RedPajama-1T's
+``data_prep/github`` steps in RedPajama's order (``filters.github`` has the detail):
+skips, exact dedup on the raw file's MD5 (a shuffle), copyright-comment cleaning, and the
+file filters, the last of them alphabetic characters per token with ``--tokenizer`` (the
+LLaMA vocabulary by default; remote paths are staged once per machine).
 
 Input: a directory of repositories (each sub-directory one repository; a directory
 that itself has a LICENSE file is one repository) or JSON lines
