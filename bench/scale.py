@@ -163,7 +163,7 @@ def main(argv=None) -> int:
             mb = build_corpus(corpus, scale, docs) / 1e6
             for rep in range(a.repeat):
                 for w in map(int, a.workers.split(",")):
-                    for step, extra in (("ccnet", ["--lm-dir", lm_dir]), ("c4", [])):
+                    for step, extra in (("ccnet", ["--lm-dir", lm_dir]), ("c4", ["--lang-id", "fasttext"])):
                         out = os.path.join(tmp, f"{step}-{scale}-{w}")
                         r = run_measured([llama, "-q", step, corpus, "--out", out, "--force",
                                           f"--direct_num_workers={w}", "--direct_running_mode=multi_processing",

@@ -93,5 +93,26 @@ def badwords_regex(lang: str = "en") -> re.Pattern:
     return badwords_pattern(words.splitlines(), lang)
 
 
+def langdetect_english(text: str, min_probability: float = 0.99) -> str | None:
+    """tfds ``c4_utils.detect_english`` (3e77995), the language filter of the public C4:
+    langdetect with ``DetectorFactory.seed = 0``, the best prediction must be ``en`` with
+    probability >= 0.99.  None to keep, else the reason tfds counts."""
+    import langdetect
+
+    langdetect.DetectorFactory.seed = 0
+    try:
+        predictions = langdetect.detect_langs(text)
+    except langdetect.lang_detect_exception.LangDetectException:
+        return "langdetect_exception"
+    if not predictions:
+        return "no_predictions"
+    best = predictions[0]
+    if best.prob < min_probability:
+        return "low_confidence"
+    if best.lang != "en":
+        return best.lang
+    return None
+
+
 def has_badword(text: str, lang: str = "en") -> bool:
     return badwords_regex(lang).search(text.lower()) is not None

@@ -8,9 +8,11 @@ order:
     md5 of its URL, in-page repeats removed, then >= 3 sentences again) -> English -> LDNOOBW
     bad-words page filter
 
-Both dedups are Beam shuffles (``pipelines.dedup``).  Language: tfds uses langdetect at
-0.99; LLaMA's description and this pipeline use fastText (lid.176) with a configurable
-threshold (default 0.5, as CCNet).  Sentences are counted with ``filters.c4.count_sentences``
+Both dedups are Beam shuffles (``pipelines.dedup``).  Language (``lang_id``): ``"tfds"``
+(the default) is tfds' ``detect_english`` -- langdetect, seed 0, best prediction ``en`` at
+probability >= 0.99 -- the filter of the public C4 that LLaMA trained on ("the publicly
+available C4 dataset"); ``"fasttext"`` is lid.176 as in CCNet, with ``lang_threshold``
+(default 0.5).  Sentences are counted with ``filters.c4.count_sentences``
 (tfds: NLTK punkt, which needs a model download; see ``filters.c4``).
 """
 from __future__ import annotations
@@ -18,7 +20,9 @@ from __future__ import annotations
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from filters.c4 import MIN_NUM_SENTENCES, clean_page, has_badword
+from filters.c4 import MIN_NUM_SENTENCES, clean_page, has_badword, langdetect_english
+
+from filters.errors import InputError
 
 from . import beam_utils
 from .ccnet import LanguageID, check_inputs, read_cc_inputs
@@ -45,27 +49,47 @@ class CleanPage(beam.DoFn):
         yield dict(doc, text=text)
 
 
+class DetectEnglish(beam.DoFn):
+    """tfds ``detect_english`` (``filters.c4.langdetect_english``)."""
+
+    def process(self, doc):
+        reason = langdetect_english(doc["text"])
+        if reason:
+            Metrics.counter("langid", f"dropped_{reason}").inc()
+            return
+        Metrics.counter("langid", "documents").inc()
+        yield dict(doc, language="en")
+
+
+LANG_IDS = ("tfds", "fasttext")
+
+
 def _no_badwords(doc):
     bad = has_badword(doc["text"])
     Metrics.counter("badwords", "dropped" if bad else "documents").inc()
     return not bad
 
 
-def build(p, inputs, out_dir, lid_model, lang_threshold=0.5, target_bytes=256 << 20, input_prefix=None):
+def build(p, inputs, out_dir, lid_model, lang_threshold=0.5, target_bytes=256 << 20, input_prefix=None,
+          lang_id="tfds"):
     docs = read_cc_inputs(p, inputs, "c4", input_prefix)
+    lang = (DetectEnglish() if lang_id == "tfds" else LanguageID(lid_model, ("en",), lang_threshold))
     return (docs
             | "Length" >> beam.Filter(_valid_length)
             | "UrlDedup" >> DedupUrls()
             | "Clean" >> beam.ParDo(CleanPage())
             | "Dedup" >> C4Dedup("dedup", MIN_NUM_SENTENCES)
-            | "LangID" >> beam.ParDo(LanguageID(lid_model, ("en",), lang_threshold))
+            | "LangID" >> beam.ParDo(lang)
             | "BadWords" >> beam.Filter(_no_badwords)
             | "Shards" >> beam_utils.WriteShards(out_dir, lambda d: "c4", target_bytes))
 
 
 def run(inputs, out_dir, lid_model, lang_threshold=0.5, target_bytes=256 << 20, runner="DirectRunner",
-        beam_args=None, force=False, input_prefix=None, dry_run=False):
+        beam_args=None, force=False, input_prefix=None, dry_run=False, lang_id="tfds"):
     check_inputs(inputs, input_prefix)
+    if lang_id not in LANG_IDS:
+        raise InputError(f"--lang-id {lang_id!r}: expected one of {', '.join(LANG_IDS)}")
     return beam_utils.run_step(
-        lambda p: build(p, inputs, out_dir, lid_model, lang_threshold, target_bytes, input_prefix),
-        out_dir, runner, beam_args, force, dry=dry_run, extra={"inputs": list(inputs)})
+        lambda p: build(p, inputs, out_dir, lid_model, lang_threshold, target_bytes, input_prefix, lang_id),
+        out_dir, runner, beam_args, force, dry=dry_run,
+        extra={"inputs": list(inputs), "config": {"lang_id": lang_id}})

@@ -85,7 +85,8 @@ def own_flags(parser: argparse.ArgumentParser) -> set[str]:
     found = set()
     for action in parser._actions:  # noqa: SLF001 - argparse keeps no public list
         found |= set(action.option_strings)
-        for sub in (getattr(action, "choices", None) or {}).values():
+        choices = getattr(action, "choices", None)
+        for sub in (choices.values() if isinstance(choices, dict) else ()):
             if isinstance(sub, argparse.ArgumentParser):
                 found |= own_flags(sub)
     return found
@@ -287,8 +288,11 @@ def build_parser() -> argparse.ArgumentParser:
         fixed = {}
         if name == "c4":
             p.add_argument("--lid-model", default=str(paths.lid_model()))
-            p.add_argument("--lang-threshold", type=_fraction, default=0.5)
-            fixed = {"lid_model": None, "lang_threshold": None}
+            p.add_argument("--lang-threshold", type=_fraction, default=0.5, help="for --lang-id fasttext")
+            p.add_argument("--lang-id", choices=("tfds", "fasttext"), default="tfds",
+                           help="tfds: langdetect, en at >= 0.99, as the public C4 LLaMA used (default); "
+                                "fasttext: lid.176 at --lang-threshold, as CCNet")
+            fixed = {"lid_model": None, "lang_threshold": None, "lang_id": None}
         elif name == "github":
             p.add_argument("--tokenizer", default=str(paths.llama_tokenizer()),
                            help="tokenizer for RedPajama's alpha-per-token rule: a HuggingFace tokenizer.json "

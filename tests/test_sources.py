@@ -486,6 +486,24 @@ def test_c4_pipeline(tmp_path, data):
     assert d["lines_removed"] > 0 and len(rows) == c["badwords"]["documents"]
     assert rows and all(r["language"] == "en" and r["source"] == "c4" for r in rows)
     assert any(r["url"] == "http://sample_english.com" for r in rows)
+    assert c["langid"]["documents"] == c["badwords"]["documents"] + c["badwords"]["dropped"]
+    # the CCNet-style language filter instead of tfds': same pages in, fastText decides
+    fast = c4.run([str(data / "cc")], str(tmp_path / "fast"), str(paths.lid_model()), lang_id="fasttext")
+    assert fast["counters"]["langid"]["documents"] >= 1 and fast["config"]["lang_id"] == "fasttext"
+
+
+def test_c4_language_filter_is_tfds_detect_english(data):
+    """tfds ``detect_english`` on cc_net's English/Chinese/Russian sample pages: langdetect,
+    seed 0, ``en`` at >= 0.99; text with no letters raises inside langdetect."""
+    from filters.c4 import langdetect_english
+    from filters.warc import read_documents
+
+    pages = {url: text for _, url, text, _, _ in read_documents(str(data / "cc" / "cc_net_test_sample.warc.wet"))}
+    assert langdetect_english(pages["http://sample_english.com"]) is None
+    assert langdetect_english(pages["http://sample_chinese.zh"]) == "low_confidence"  # zh-tw and zh-cn split it
+    assert langdetect_english(pages["http://sample_russian.ru"]) == "ru"
+    assert langdetect_english("12345 67890 !!!") == "langdetect_exception"
+    assert [langdetect_english(t) for t in pages.values()] == [langdetect_english(t) for t in pages.values()]
 
 
 def _c4_pages(*pages):
