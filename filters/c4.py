@@ -93,6 +93,9 @@ def badwords_regex(lang: str = "en") -> re.Pattern:
     return badwords_pattern(words.splitlines(), lang)
 
 
+LANG_IDS = ("tfds", "fasttext")  # C4's language filters: tfds' langdetect (default), lid.176
+
+
 def langdetect_english(text: str, min_probability: float = 0.99) -> str | None:
     """tfds ``c4_utils.detect_english`` (3e77995), the language filter of the public C4:
     langdetect with ``DetectorFactory.seed = 0``, the best prediction must be ``en`` with

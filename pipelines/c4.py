@@ -20,8 +20,7 @@ from __future__ import annotations
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from filters.c4 import MIN_NUM_SENTENCES, clean_page, has_badword, langdetect_english
-
+from filters.c4 import LANG_IDS, MIN_NUM_SENTENCES, clean_page, has_badword, langdetect_english
 from filters.errors import InputError
 
 from . import beam_utils
@@ -59,9 +58,6 @@ class DetectEnglish(beam.DoFn):
             return
         Metrics.counter("langid", "documents").inc()
         yield dict(doc, language="en")
-
-
-LANG_IDS = ("tfds", "fasttext")
 
 
 def _no_badwords(doc):

@@ -7,6 +7,7 @@ import logging
 import sys
 
 from filters import paths
+from filters.c4 import LANG_IDS
 from filters.errors import InputError
 
 
@@ -289,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "c4":
             p.add_argument("--lid-model", default=str(paths.lid_model()))
             p.add_argument("--lang-threshold", type=_fraction, default=0.5, help="for --lang-id fasttext")
-            p.add_argument("--lang-id", choices=("tfds", "fasttext"), default="tfds",
+            p.add_argument("--lang-id", choices=LANG_IDS, default=LANG_IDS[0],
                            help="tfds: langdetect, en at >= 0.99, as the public C4 LLaMA used (default); "
                                 "fasttext: lid.176 at --lang-threshold, as CCNet")
             fixed = {"lid_model": None, "lang_threshold": None, "lang_id": None}

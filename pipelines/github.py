@@ -162,8 +162,7 @@ class FileFilter(beam.DoFn):
         yield dict(doc, text=text)
 
 
-def build(p, inputs, out_dir, target_bytes=256 << 20, tokenizer=None):
-    tokenizer = str(tokenizer or paths.llama_tokenizer())
+def build(p, inputs, out_dir, target_bytes, tokenizer: str):
     return (p | "Specs" >> beam.Create(list(inputs)) | "Repos" >> beam.FlatMap(repos_of)
               | "Spread" >> beam.Reshuffle()
               | "Read" >> beam.ParDo(beam_utils.ReadFiles("read", read_files, documents=False))
