@@ -91,15 +91,31 @@ def shard_files(out_dir: str, suffix: str = ".parquet") -> list[str]:
     return fs.list_files(str(out_dir), (suffix,))
 
 
-def open_shard(path: str, column: str, kind: str):
+def open_shard(path: str, column: str | None = None, kind: str = "Parquet"):
     """``pq.ParquetFile`` of a shard (local or remote) that must have ``column``; else a
-    one-line InputError."""
+    one-line InputError.
+
+    Read it with ``use_threads=False`` (``read_shard``, ``iter_batches(use_threads=False)``):
+    the file is a Python object, and an Arrow pool thread that drops the last reference to
+    one of its buffers while the interpreter exits aborts the process ("terminate called
+    without an active exception"; seen in about one ``llama inspect`` in 15). Pre-buffering
+    is off for the same reason: it reads through Arrow's I/O pool."""
     import pyarrow.parquet as pq
 
     try:
-        pf = pq.ParquetFile(fs.open_read(path))
+        pf = pq.ParquetFile(fs.open_read(path), pre_buffer=False)
     except Exception as e:  # pyarrow raises several types for a non-Parquet file
         raise InputError(f"{path}: not a readable Parquet file ({e.__class__.__name__}: {e})") from None
-    if column not in pf.schema_arrow.names:
+    if column is not None and column not in pf.schema_arrow.names:
         raise InputError(f"{path}: not a {kind} shard (no '{column}' column)")
     return pf
+
+
+def read_shard(path: str, columns: list[str] | None = None):
+    """The table of one shard (local or remote), read without Arrow's thread pools (see
+    ``open_shard``); an unreadable file is a one-line InputError."""
+    pf = open_shard(path)
+    try:
+        return pf.read(columns=columns, use_threads=False)
+    except Exception as e:
+        raise InputError(f"{path}: not a readable Parquet file ({e.__class__.__name__}: {e})") from None

@@ -5,8 +5,6 @@ import json
 import textwrap
 from collections import Counter
 
-import pyarrow.parquet as pq
-
 from core import fs, output
 from filters.errors import InputError
 
@@ -28,17 +26,9 @@ def _files(target: str) -> list[str]:
     return files
 
 
-def _read(f: str):
-    try:
-        with fs.open_read(f) as fh:
-            return pq.read_table(fh, use_threads=False)  # threads on a Python file: abort at exit (pyarrow)
-    except Exception as e:  # pyarrow raises several types for a non-Parquet file
-        raise InputError(f"{f}: not a readable Parquet file ({e.__class__.__name__}: {e})") from None
-
-
 def inspect(target: str, rows: int = 3, width: int = 300, as_json: bool = False) -> str:
     files = _files(target)
-    tables = [(f, _read(f)) for f in files]
+    tables = [(f, output.read_shard(f)) for f in files]
     names = set(tables[0][1].schema.names)
     if "tokens" in names:
         from tokenizer.inspect import describe_token_tables

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 
-import pyarrow.parquet as pq
 import pytest
 
 from filters import paths
@@ -21,22 +20,20 @@ def _llama(*args, env=None):
 
 def _docs(out) -> list[tuple]:
     """(id, text, bucket) of every document shard under a local or remote output, sorted."""
-    from core import fs, output
+    from core import output
 
     rows = []
     for f in output.shard_files(str(out)):
-        with fs.open_read(f) as fh:
-            rows += pq.read_table(fh, columns=["id", "text", "bucket"], use_threads=False).to_pylist()
+        rows += output.read_shard(f, ["id", "text", "bucket"]).to_pylist()
     return sorted((r["id"], r["text"], r["bucket"]) for r in rows)
 
 
 def _tokens(out) -> list[list[int]]:
-    from core import fs, output
+    from core import output
 
     rows = []
     for f in output.shard_files(str(out)):
-        with fs.open_read(f) as fh:
-            rows += pq.read_table(fh, columns=["tokens"], use_threads=False).column("tokens").to_pylist()
+        rows += output.read_shard(f, ["tokens"]).column("tokens").to_pylist()
     return sorted(rows)
 
 

@@ -55,7 +55,7 @@ def document_shards(inputs: list[str]) -> list[str]:
 def shard_texts(path: str):
     """The ``text`` column of one document shard, streamed in batches."""
     pf = open_shard(path, "text", "document")
-    for batch in pf.iter_batches(columns=["text"], batch_size=256):
+    for batch in pf.iter_batches(columns=["text"], batch_size=256, use_threads=False):
         yield from batch.column(0).to_pylist()
 
 
