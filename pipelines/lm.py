@@ -57,7 +57,7 @@ def articles_of(item, lang: str):
             return
         if page.ns != 0 or page.redirect:
             continue
-        text = clean_wikitext(page.text, info.drop_prefixes)
+        text = clean_wikitext(page.text, info)
         if text:
             Metrics.counter("lm", "articles").inc()
             yield text

@@ -1,6 +1,10 @@
-"""Wikipedia (4.5% of LLaMA's mix): the 20 languages' dumps, namespace 0, no redirects,
-markup stripped (``filters.wikipedia``); a page found in several dumps is kept once.  The language is the dump's ``dbname``; dumps
-of other languages are rejected with a count of their pages (``read/rejected_<lang>``)."""
+"""Wikipedia (4.5% of LLaMA's mix): the 20 languages' dumps, articles selected and cleaned as
+the HuggingFace ``wikipedia`` builder does, with two documented fixes (``filters.wikipedia``);
+a page found in several dumps is kept once.  The language is the dump's ``dbname``; dumps of
+other languages are rejected with a count of their pages (``read/rejected_<lang>``).
+
+Where the builder runs one language per job from a list of files made by the launcher, here
+the dumps are expanded inside the pipeline and multistream dumps are read in parallel units."""
 from __future__ import annotations
 
 
@@ -53,7 +57,7 @@ def make_reader(languages):
             if page.ns != 0 or page.redirect:
                 counter("skipped_redirect" if page.redirect else "skipped_namespace")
                 continue
-            page.text = clean_wikitext(page.text, info.drop_prefixes)
+            page.text = clean_wikitext(page.text, info)
             if not page.text:
                 counter("skipped_empty")
                 continue
