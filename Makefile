@@ -12,13 +12,17 @@ HOSTFILE  ?=
 NUM_NODES ?= 1
 NUM_GPUS  ?= 8
 
-.PHONY: setup test lm ccnet sources tokenizer tokens train-tiny train-7b demo bench bench-train bench-scale clean
+.PHONY: setup test test-fast lm ccnet sources tokenizer tokens train-tiny train-7b demo bench bench-train bench-scale clean
 
 setup:
 	bash scripts/setup.sh
 
 test:
 	$(PY) -m pytest -q
+
+# The fast tier (~30 s): no whole pipelines, no training (tests marked slow, see tests/conftest.py).
+test-fast:
+	$(PY) -m pytest -q -m "not slow"
 
 lm:
 	$(LLAMA) lm --out $(OUT)/lm

@@ -9,6 +9,17 @@ from filters import paths  # noqa: E402
 
 DATA = paths.shared_data()
 
+# `make test-fast` (-m "not slow") leaves out what runs whole pipelines or trains: these
+# modules, every test that uses a fixture which runs a pipeline, and tests marked slow.
+_SLOW_MODULES = {"test_scale.py", "test_dag.py", "test_train.py"}
+_SLOW_FIXTURES = {"corpus", "ccnet_out", "wiki_rows", "tokenizer_model", "lm_dir", "github_rows", "se_rows"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if (item.path.name in _SLOW_MODULES or _SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def data() -> Path:

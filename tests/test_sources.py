@@ -147,6 +147,7 @@ def _multistream(src: Path, out_dir: Path, pages_per_stream: int = 20) -> Path:
     return dump
 
 
+@pytest.mark.slow
 def test_multistream_dump_is_read_in_parallel_units(tmp_path, data):
     from filters.wikipedia import dump_units, iter_pages
 
@@ -224,6 +225,7 @@ def test_near_duplicate_clusters_are_connected_components():
     assert drop_by_components(edges, lengths) == {"a": ("b", 0.93), "c": ("b", 0.91), "e": ("d", 0.99)}
 
 
+@pytest.mark.slow
 def test_books_pipeline_drops_the_duplicate_keeps_dracula(tmp_path, data):
     from pipelines import books
 
@@ -281,6 +283,7 @@ def test_arxiv_tarball_with_latin1_file(tmp_path, data):
     assert "Café au lait." in text and report.decode_fallbacks == ["1202.3665.tar.gz/ms.tex"]
 
 
+@pytest.mark.slow
 def test_arxiv_bulk_archive_is_streamed_member_by_member(tmp_path, data):
     """arXiv's bulk arXiv_src_*.tar (a tar of per-paper .gz files), made from the two real papers."""
     import gzip as gz
@@ -375,6 +378,7 @@ def _peak_rss_mb(code: str) -> float:
     return float(res.stdout.split()[-1])
 
 
+@pytest.mark.slow
 def test_posts_xml_20x_the_sample_reads_in_the_same_memory(tmp_path, data):
     raw = (data / "stackexchange" / "beer.stackexchange.com" / "Posts.xml").read_bytes()
     head, rows = raw.split(b"<posts>\r\n", 1) if b"<posts>\r\n" in raw else raw.split(b"<posts>\n", 1)
@@ -388,6 +392,7 @@ def test_posts_xml_20x_the_sample_reads_in_the_same_memory(tmp_path, data):
     assert big.stat().st_size > 20 * 2_400_000 and twenty < one * 1.1 + 5, (one, twenty)
 
 
+@pytest.mark.slow
 def test_stackexchange_site_archive_7z_reads_like_its_posts_xml(tmp_path, data, se_rows):
     """The data dump ships each site as a .7z archive: read as distributed."""
     import py7zr
@@ -408,6 +413,7 @@ def test_stackexchange_site_archive_7z_reads_like_its_posts_xml(tmp_path, data, 
     assert res.returncode == 2 and "not a 7z archive" in res.stderr
 
 
+@pytest.mark.slow
 def test_other_readers_read_20x_the_sample_in_the_same_memory(tmp_path, data):
     """Wikipedia dumps, arXiv bulk archives and GitHub JSON lines are streamed: a file 20 times
     the sample reads with the same peak RSS (each in a fresh interpreter, setrlimit-capped)."""
@@ -444,6 +450,7 @@ def test_other_readers_read_20x_the_sample_in_the_same_memory(tmp_path, data):
     assert (tmp_path / "wiki20.xml.gz").stat().st_size > 15 * (tmp_path / "wiki1.xml.gz").stat().st_size
 
 
+@pytest.mark.slow
 def test_stackexchange_meta_site_excluded(tmp_path, data):
     from filters.errors import InputError
     from pipelines import stackexchange
@@ -472,6 +479,7 @@ def test_c4_clean_page_rules_on_real_pages(data):
     assert not has_badword("The analysis of Scunthorpe assessments")  # word-boundary match
 
 
+@pytest.mark.slow
 def test_c4_pipeline(tmp_path, data):
     from pipelines import c4
 
@@ -574,6 +582,7 @@ def test_quality_classifier_trains_and_filters(tmp_path, corpus):
     assert res["counters"]["quality"]["documents"] == len(kept)
 
 
+@pytest.mark.slow
 def test_unreadable_input_file_leaves_the_step_incomplete(tmp_path, data):
     books = tmp_path / "books"
     books.mkdir()
@@ -591,6 +600,7 @@ def test_unreadable_input_file_leaves_the_step_incomplete(tmp_path, data):
     assert res.returncode == 0 and (tmp_path / "out" / "_SUCCESS").exists()
 
 
+@pytest.mark.slow
 def test_posts_xml_broken_half_way_fails_the_step_naming_it(tmp_path, data):
     site = tmp_path / "cut.stackexchange.com"
     site.mkdir()

@@ -37,6 +37,7 @@ def _articles(dump):
             yield page, info
 
 
+@pytest.mark.slow
 def test_wikipedia_cleaning_equals_hf_builder(expected, data):
     total = fixed = 0
     for dump in sample_dumps(data):
