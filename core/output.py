@@ -114,8 +114,12 @@ def open_shard(path: str, column: str | None = None, kind: str = "Parquet"):
 def read_shard(path: str, columns: list[str] | None = None):
     """The table of one shard (local or remote), read without Arrow's thread pools (see
     ``open_shard``); an unreadable file is a one-line InputError."""
-    pf = open_shard(path)
+    import pyarrow.parquet as pq
+
     try:
-        return pf.read(columns=columns, use_threads=False)
-    except Exception as e:
+        with fs.open_read(path) as fh:  # closed here, not left to the garbage collector
+            return pq.ParquetFile(fh, pre_buffer=False).read(columns=columns, use_threads=False)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except Exception as e:  # pyarrow raises several types for a non-Parquet file
         raise InputError(f"{path}: not a readable Parquet file ({e.__class__.__name__}: {e})") from None
