@@ -16,8 +16,8 @@ does), remove ``<ref>`` and ``<table>`` tags, ``strip_code``, strip, drop magic 
 (``__NOTOC__``); sections joined by a blank line.  The namespace aliases are the builder's
 for the 20 LLaMA languages; for any other language the dump's own File/Category names
 (from ``<siteinfo>``) are added.  With both fixes below off, the output is the builder's,
-byte for byte, on every article of the shared sample (364 pages, 5 dumps:
-``tests/reference/test_hf_wikipedia_parity.py``).
+byte for byte, on every article of the shared sample (364 articles of the 4 dumps the
+builder reads; the UTF-16 copy gives its UTF-8 twin's text: ``tests/reference/test_hf_wikipedia_parity.py``).
 
 Two deliberate fixes of builder bugs (on by default; each a keyword of ``clean_wikitext``):
 
