@@ -105,7 +105,7 @@ def open_shard(path: str, column: str | None = None, kind: str = "Parquet"):
     try:
         pf = pq.ParquetFile(fs.open_read(path), pre_buffer=False)
     except Exception as e:  # pyarrow raises several types for a non-Parquet file
-        raise InputError(f"{path}: not a readable Parquet file ({e.__class__.__name__}: {e})") from None
+        raise _unreadable(path, e) from None
     if column is not None and column not in pf.schema_arrow.names:
         raise InputError(f"{path}: not a {kind} shard (no '{column}' column)")
     return pf
@@ -121,5 +121,9 @@ def read_shard(path: str, columns: list[str] | None = None):
             return pq.ParquetFile(fh, pre_buffer=False).read(columns=columns, use_threads=False)
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
-    except Exception as e:  # pyarrow raises several types for a non-Parquet file
-        raise InputError(f"{path}: not a readable Parquet file ({e.__class__.__name__}: {e})") from None
+    except Exception as e:
+        raise _unreadable(path, e) from None
+
+
+def _unreadable(path: str, e: Exception) -> InputError:
+    return InputError(f"{path}: not a readable Parquet file ({e.__class__.__name__}: {e})")

@@ -392,7 +392,6 @@ def test_posts_xml_20x_the_sample_reads_in_the_same_memory(tmp_path, data):
     assert big.stat().st_size > 20 * 2_400_000 and twenty < one * 1.1 + 5, (one, twenty)
 
 
-@pytest.mark.slow
 def test_stackexchange_site_archive_7z_reads_like_its_posts_xml(tmp_path, data, se_rows):
     """The data dump ships each site as a .7z archive: read as distributed."""
     import py7zr

@@ -1,6 +1,5 @@
 """cc_net parity on the shared CC sample: language ID and perplexity as cc_net's own code
 computes them (values recorded by ``generate_ccnet.py``; see README.md here)."""
-import hashlib
 import json
 
 import pytest
@@ -9,7 +8,7 @@ from filters import paths
 from filters.langid import LanguageIdentifier
 from filters.perplexity import LMPaths, PerplexityScorer
 from filters.text import normalize
-from tests.reference.generate_ccnet import EXPECTED, md5, sample_documents
+from tests.reference.generate_ccnet import EXPECTED, md5, sample_documents, sha1
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +34,6 @@ def test_language_id_equals_cc_net(expected, docs):
 
 def test_perplexity_equals_cc_net(expected, docs, lm_dir):
     scorer = PerplexityScorer(LMPaths.in_dir(lm_dir))
-    sha1 = lambda s: hashlib.sha1(s.encode("utf-8")).hexdigest()  # noqa: E731
     for d in expected["documents"]:
         text = docs[d["id"]]
         assert sha1(normalize(text)) == d["normalized_sha1"], d["id"]

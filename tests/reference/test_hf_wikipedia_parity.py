@@ -4,13 +4,12 @@ for page; with the fixes on (the default) the pages they touch lose leaked refer
 citations, captions of skipped media links, category prefixes and unparsed markup: text is only
 deleted (values recorded by ``generate_hf_wikipedia.py``;
 see README.md here)."""
-import hashlib
 import json
 
 import pytest
 
 from filters.wikipedia import DumpInfo, clean_wikitext, iter_pages
-from tests.reference.generate_hf_wikipedia import EXPECTED, sample_dumps
+from tests.reference.generate_hf_wikipedia import EXPECTED, sample_dumps, sha1
 
 MARKUP = ("<ref", "{|", "{{", "[[")
 
@@ -19,10 +18,6 @@ def _deleted_from(short, long):
     """Whether ``short`` is ``long`` with some characters deleted (nothing added or changed)."""
     it = iter(long)
     return all(ch in it for ch in short)
-
-
-def _sha1(text):
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +47,7 @@ def test_wikipedia_cleaning_equals_hf_builder(expected, data):
                 got[page.page_id] = (page, info, text)
         assert set(got) == set(want), dump.name
         for pid, (page, info, text) in got.items():
-            assert (page.title, _sha1(text)) == (want[pid]["title"], want[pid]["sha1"]), (dump.name, page.title)
+            assert (page.title, sha1(text)) == (want[pid]["title"], want[pid]["sha1"]), (dump.name, page.title)
             ours = clean_wikitext(page.text, info)
             total += 1
             if ours != text:  # a fix applied: text was only taken away, and no markup is left
@@ -70,6 +65,6 @@ def test_utf16_dump_the_builder_cannot_read_gives_the_utf8_copys_pages(expected,
     utf16 = next(d for d in sample_dumps(data) if "UTF-16" in d.name)
     assert "UnicodeDecodeError" in expected[utf16.name]["error"]
     want = expected[utf16.name.replace(".UTF-16LE", "")]["pages"]
-    got = [(p.page_id, _sha1(clean_wikitext(p.text, i, fix_skips=False, fallback=False)))
+    got = [(p.page_id, sha1(clean_wikitext(p.text, i, fix_skips=False, fallback=False)))
            for p, i in _articles(utf16)]
     assert got == [(w["id"], w["sha1"]) for w in want]
