@@ -17,6 +17,7 @@ crawl has, so two workers can share the reading).
 from __future__ import annotations
 
 import argparse
+import functools
 import gzip
 import json
 import os
@@ -81,6 +82,20 @@ def build_corpus(out_dir: str, scale: int, docs: list[tuple[str, str]], per_file
                     flush()
     flush()
     return total_bytes
+
+
+def corpus_mb(corpus: str, scale: int, docs) -> float:
+    """Build the corpus of ``scale`` in ``corpus`` unless a finished one is there (its size
+    in MB of text is recorded beside it, in ``<corpus>.mb``); return that size.  ``docs``:
+    a function returning ``real_documents()``."""
+    done = corpus + ".mb"
+    if os.path.exists(done):
+        with open(done) as f:
+            return float(f.read())
+    mb = build_corpus(corpus, scale, docs()) / 1e6
+    with open(done, "w") as f:
+        f.write(str(mb))
+    return mb
 
 
 def peak_rss(q: psutil.Process) -> int:
@@ -149,21 +164,27 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=3,
                     help="runs of every (step, scale, workers), interleaved; the table gives the median "
                          "time and the highest peak RSS (one 2-core VM's speed varies by +-10%% run to run)")
+    ap.add_argument("--steps", default="ccnet,c4")
+    ap.add_argument("--corpus-dir", default=None,
+                    help="build the volume corpora here and reuse them on the next run (default: a "
+                         "temporary directory, removed at the end)")
     a = ap.parse_args(argv)
     llama = os.path.join(os.path.dirname(sys.executable), "llama")
     lm_dir = str(paths.lm_dir())
     from pipelines.lm import train_lm
 
     train_lm(sorted(str(p) for p in (paths.shared_data() / "wikipedia").glob("enwiki-*")), lm_dir)
-    docs = real_documents()
+    docs = functools.lru_cache(maxsize=1)(real_documents)
     runs: dict[tuple, list[dict]] = {}
+    steps = [(s, e) for s, e in (("ccnet", ["--lm-dir", lm_dir]), ("c4", ["--lang-id", "fasttext"]))
+             if s in a.steps.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         for scale in map(int, a.scales.split(",")):
-            corpus = os.path.join(tmp, f"x{scale}")
-            mb = build_corpus(corpus, scale, docs) / 1e6
+            corpus = os.path.join(a.corpus_dir or tmp, f"x{scale}")
+            mb = corpus_mb(corpus, scale, docs)
             for rep in range(a.repeat):
                 for w in map(int, a.workers.split(",")):
-                    for step, extra in (("ccnet", ["--lm-dir", lm_dir]), ("c4", ["--lang-id", "fasttext"])):
+                    for step, extra in steps:
                         out = os.path.join(tmp, f"{step}-{scale}-{w}")
                         r = run_measured([llama, "-q", step, corpus, "--out", out, "--force",
                                           f"--direct_num_workers={w}", "--direct_running_mode=multi_processing",
@@ -188,7 +209,7 @@ def main(argv=None) -> int:
     scales = sorted({r["scale"] for r in results})
     ws = sorted({r["workers"] for r in results})
     by = {(r["step"], r["scale"], r["workers"]): r for r in results}
-    for step in ("ccnet", "c4"):
+    for step, _ in steps:
         lo, hi = scales[0], scales[-1]
         if len(scales) > 1:
             growth = by[step, hi, ws[0]]["worker_rss_mb"] / by[step, lo, ws[0]]["worker_rss_mb"]

@@ -11,7 +11,9 @@ worker process per core (separate processes, as Dataflow's workers are), or
 """
 from __future__ import annotations
 
+import functools
 import hashlib
+import io
 import logging
 import math
 import os
@@ -21,6 +23,7 @@ from collections import defaultdict
 from typing import Callable, Tuple
 
 import apache_beam as beam
+import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io import fileio
 from apache_beam.io.filesystem import CompressionTypes
@@ -241,6 +244,21 @@ class ReadFiles(beam.DoFn):
 
 # ------------------------------------------------------------------------------ shards
 
+UNIQUE_COLUMNS = frozenset({"id", "url", "text"})
+
+
+@functools.lru_cache(maxsize=16)
+def dictionary_columns(schema: pa.Schema) -> list[str]:
+    """The Parquet leaf columns to dictionary-encode: all but the (nearly) unique strings
+    (``UNIQUE_COLUMNS``).  For those a dictionary never pays (Arrow falls back to plain
+    pages; a real C4 shard comes out the same size) and building it is memory: writing a
+    real 2 MB shard took ~19 MB with it, ~10 MB without."""
+    buf = io.BytesIO()
+    pq.write_table(schema.empty_table(), buf)
+    paths = [c.path for c in pq.ParquetFile(io.BytesIO(buf.getvalue())).schema]
+    return [c for c in paths if c.split(".", 1)[0] not in UNIQUE_COLUMNS]
+
+
 class ParquetSink(fileio.FileSink):
     """``fileio.FileSink`` writing rows as zstd Parquet, one row group per ``batch_rows`` rows
     or ``batch_bytes`` of text.  Memory per open file is one batch; fileio keeps up to 20 files
@@ -256,7 +274,8 @@ class ParquetSink(fileio.FileSink):
 
     def open(self, fh):
         self._fh = fh
-        self._writer = pq.ParquetWriter(fh, self.schema, compression="zstd")
+        self._writer = pq.ParquetWriter(fh, self.schema, compression="zstd",
+                                        use_dictionary=dictionary_columns(self.schema))
         self._rows, self._bytes = [], 0
 
     def write(self, record):
@@ -281,18 +300,34 @@ class ParquetSink(fileio.FileSink):
 # ------------------------------------------------------------------------------ shuffles
 
 Packed = Tuple[str, bytes]
-"""A record crossing a shuffle: (key, pickled record).  Typed so, Beam encodes it with its
+"""A record crossing a shuffle: (key, ``pack(record)``: pickled, compressed when large).  Typed so, Beam encodes it with its
 byte-string coders: the shuffle (Dataflow's, or the local runner's in its main process)
 moves bytes instead of decoding and re-encoding every dict, and a worker holds a group as
 compact bytes and decodes one record at a time."""
 
 
+PACK_CODEC = "zstd"
+COMPRESS_ABOVE = 1024
+_PLAIN, _COMPRESSED = b"\0", b"\1"
+
+
 def pack(record) -> bytes:
-    return pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
+    """A record as bytes for a shuffle: pickled, and zstd-compressed from ``COMPRESS_ABOVE``
+    bytes on (web text shrinks ~3x: measured with C4 at 16x, the local runner's CPU fell
+    from 14.3 to 8.3 s and its memory from 666 to 391 MB, the whole run from 95 to 82 s
+    on one worker; on Dataflow, whose Shuffle is billed by the byte, it is the bill that
+    shrinks)."""
+    data = pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
+    if len(data) < COMPRESS_ABOVE:
+        return _PLAIN + data
+    return _COMPRESSED + len(data).to_bytes(8, "little") + pa.compress(data, codec=PACK_CODEC, asbytes=True)
 
 
 def unpack(data: bytes):
-    return pickle.loads(data)
+    if data[:1] == _PLAIN:
+        return pickle.loads(memoryview(data)[1:])
+    size = int.from_bytes(data[1:9], "little")
+    return pickle.loads(pa.decompress(memoryview(data)[9:], decompressed_size=size, codec=PACK_CODEC, asbytes=True))
 
 
 class ConcatBytes(beam.CombineFn):

@@ -4,7 +4,7 @@ worker's memory independent of the data size (as a Dataflow worker's is).
 Beam 2.77's FnApiRunner (what ``DirectRunner`` with ``--direct_running_mode=multi_processing``
 runs) makes every SDK worker's peak memory grow with the stage input, which
 ``make bench-scale`` measured (CCNet, one worker: 497 -> 726 -> 1,650 MB at 1x/4x/16x).
-Four causes, each found by profiling the worker, each fixed here for the local runner only
+Five causes, each found by profiling the worker, each fixed here for the local runner only
 (Dataflow never runs this code):
 
 1. *Whole-stage messages.*  ``GroupingBuffer.partition`` encodes a worker's whole share of a
@@ -27,9 +27,14 @@ Four causes, each found by profiling the worker, each fixed here for the local r
    same with one worker or two).  Here a Flatten whose only consumer is a GroupByKey has
    its inputs written straight into the GroupByKey's buffer, as Dataflow does.
 4. *Queue bounds.*  The data plane buffers up to 100 MB per queue, three queues per worker;
-   how full they get depends on how far the runner lags, i.e. on the data size.  Workers
-   start through ``pipelines.sdk_worker`` (Beam's ``sdk_worker_main`` after setting
-   ``QUEUE_BYTES``), and the runner uses the same bound.
+   how full they get depends on how far the runner lags, i.e. on the data size (a small
+   input never fills them, a big one always does: with 8 MB queues and 2 MB messages a C4
+   worker still held ~30 MB more at 16x than at 1x).  Workers start through
+   ``pipelines.sdk_worker`` (Beam's ``sdk_worker_main`` after setting ``QUEUE_BYTES`` and
+   ``MESSAGE_BYTES``), and the runner uses the same bounds.
+5. *Arrow's allocator.*  The pyarrow wheels allocate through mimalloc, which keeps what it
+   once used; the runner and every worker put Arrow on the system allocator
+   (``system_arrow_pool``), whose big blocks go back through cause 2's threshold.
 
 Element order within a bundle is unchanged, and so is which worker gets which element.
 The runner process itself still holds every PCollection between stages: in this local
@@ -47,23 +52,34 @@ import threading
 
 log = logging.getLogger(__name__)
 
-CHUNK_BYTES = 2 << 20       # a GroupByKey output message to a worker
-MESSAGE_BYTES = 2 << 20     # a data-plane message (Beam: 10 MB)
+CHUNK_BYTES = 1 << 20       # a GroupByKey output message to a worker
+MESSAGE_BYTES = 1 << 20     # a data-plane message (Beam: 10 MB)
 MMAP_THRESHOLD = 1 << 20    # blocks above this come from (and go back to) mmap
-QUEUE_BYTES = 8 << 20       # per data-plane queue (Beam: 100 MB)
+QUEUE_BYTES = 2 << 20       # per data-plane queue (Beam: 100 MB)
 WORKER_MODULE = "pipelines.sdk_worker"
 beam_partition = None  # Beam's own GroupingBuffer.partition, once install() replaced it
 beam_sink_flattens = None  # Beam's own translations.sink_flattens, likewise
 
 
 def fix_malloc() -> bool:
-    """Fix glibc's mmap threshold (no dynamic raise), so freed big buffers leave the heap."""
+    """Fix glibc's mmap threshold (no dynamic raise), so freed big buffers leave the heap,
+    and give Arrow the same allocator (``system_arrow_pool``)."""
+    system_arrow_pool()
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         M_MMAP_THRESHOLD = -3
         return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
     except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to fix
         return False
+
+
+def system_arrow_pool() -> None:
+    """Arrow on the system allocator.  Its default pool (mimalloc in the pyarrow wheels)
+    keeps what it once used: writing one real 2 MB shard three times left a process 32 MB
+    larger with mimalloc, 5 MB with the system allocator (the mmap threshold fixed)."""
+    import pyarrow as pa
+
+    pa.set_memory_pool(pa.system_memory_pool())
 
 
 def bound_queues() -> None:

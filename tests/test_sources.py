@@ -566,6 +566,27 @@ def test_c4_url_dedup_keeps_the_newest_page():
         assert_that(out, equal_to(["new", "other"]))
 
 
+def test_shuffled_records_round_trip_and_real_pages_cross_compressed(data):
+    """Records cross every shuffle as ``pack`` bytes: each real CC page comes back equal,
+    and the pages' bytes are at most half their pickles (zstd above ``COMPRESS_ABOVE``)."""
+    import pickle
+
+    from pipelines.beam_utils import COMPRESS_ABOVE, pack, unpack
+    from pipelines.ccnet import read_cc_file
+
+    from core import fs
+
+    pages = [d for f in fs.list_files(str(data / "cc")) if not f.endswith(".wat.gz")
+             for d in read_cc_file(f, lambda *a: None)]
+    assert len(pages) > 20
+    packed = [pack(d) for d in pages]
+    assert [unpack(b) for b in packed] == pages
+    big = [(b, len(pickle.dumps(d, protocol=pickle.HIGHEST_PROTOCOL))) for b, d in zip(packed, pages)]
+    assert sum(len(b) for b, _ in big) < 0.5 * sum(n for _, n in big)
+    small = {"id": "x", "text": "short"}
+    assert len(pickle.dumps(small)) < COMPRESS_ABOVE and unpack(pack(small)) == small
+
+
 # ------------------------------------------------------------------ quality classifier
 
 def test_quality_classifier_trains_and_filters(tmp_path, corpus):
