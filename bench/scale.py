@@ -159,8 +159,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(paths.out_dir() / "bench-scale"))
     ap.add_argument("--shard-mb", type=float, default=2,
                     help="--target-shard-mb of the runs: a worker holds one shard's rows (as bytes) while "
-                         "writing it, so this, not the corpus, bounds that part of its memory; 2 MB is "
-                         "reached at every scale, so the runs compare like with like")
+                         "writing it, so this, not the corpus, bounds that part of its memory (full shards "
+                         "from 4x on; C4's 1x output is one smaller shard)")
     ap.add_argument("--repeat", type=int, default=3,
                     help="runs of every (step, scale, workers), interleaved; the table gives the median "
                          "time and the highest peak RSS (one 2-core VM's speed varies by +-10%% run to run)")
