@@ -91,7 +91,7 @@ def shard_files(out_dir: str, suffix: str = ".parquet") -> list[str]:
     return fs.list_files(str(out_dir), (suffix,))
 
 
-def open_shard(path: str, column: str | None = None, kind: str = "Parquet"):
+def open_shard(path: str, column: str, kind: str):
     """``pq.ParquetFile`` of a shard (local or remote) that must have ``column``; else a
     one-line InputError.
 
@@ -106,7 +106,7 @@ def open_shard(path: str, column: str | None = None, kind: str = "Parquet"):
         pf = pq.ParquetFile(fs.open_read(path), pre_buffer=False)
     except Exception as e:  # pyarrow raises several types for a non-Parquet file
         raise _unreadable(path, e) from None
-    if column is not None and column not in pf.schema_arrow.names:
+    if column not in pf.schema_arrow.names:
         raise InputError(f"{path}: not a {kind} shard (no '{column}' column)")
     return pf
 

@@ -247,7 +247,7 @@ def iter_pages(path: str, info: DumpInfo | None = None, unit: tuple | None = Non
 _MAGIC_WORD = re.compile("__[A-Z]*__")  # behaviour switches such as __NOTOC__
 
 
-def clean_wikitext(raw: str, info: "DumpInfo", *, fix_skips: bool = True, fallback: bool = True) -> str:
+def clean_wikitext(raw: str, info: DumpInfo, *, fix_skips: bool = True, fallback: bool = True) -> str:
     """A page's wikitext as the HF builder's ``_parse_and_clean_wikicode`` cleans it (see
     the module docstring): per section (lead and headings included), remove file/image/
     media links, turn category links into their bare names, remove ``<ref>`` and ``<table>``
