@@ -37,7 +37,10 @@ sources: ccnet
 	$(LLAMA) -q books --out $(OUT)/books
 	$(LLAMA) -q arxiv --out $(OUT)/arxiv
 	$(LLAMA) -q stackexchange --out $(OUT)/stackexchange
-	$(LLAMA) -q train-quality-classifier --wiki $(OUT)/wikipedia --out $(OUT)/quality
+	$(LLAMA) -q extract-wiki-refs --out $(OUT)/wikirefs
+	# RedPajama trains 5 epochs at lr 0.1 on ~600k pages; the sample's ~100 need more
+	$(LLAMA) -q train-quality-classifier --pages $(OUT)/ccnet --refs $(OUT)/wikirefs --wiki $(OUT)/wikipedia \
+		--epoch 50 --lr 0.5 --out $(OUT)/quality
 	$(LLAMA) -q quality --input $(OUT)/ccnet --model $(OUT)/quality/model.bin --out $(OUT)/cc
 
 # The bundled sample supports ~10k-30k pieces; LLaMA's 32000 needs more text: VOCAB=32000 on real data.

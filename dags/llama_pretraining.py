@@ -1,8 +1,7 @@
 """The whole LLaMA-1 pretraining system as one Airflow 3 DAG.
 
-    lm -> ccnet --------------------------\\
-    wikipedia -> quality_classifier -> quality_filter -\\
-    c4, github, wikipedia, books, arxiv, stackexchange --> tokenizer -> tokens -> train -> report
+    lm -> ccnet -> quality_classifier (+ wiki_refs, wikipedia) -> quality_filter -\\
+    c4, github, wikipedia, books, arxiv, stackexchange -------------------------> tokenizer -> tokens -> train -> report
 
 The seven source pipelines run in parallel.  Each Beam step runs with the runner in the
 ``runner`` param (DirectRunner by default; DataflowRunner with ``project``, ``region``,
@@ -36,6 +35,10 @@ PARAMS = {
     "train_steps": Param(60, type="integer", minimum=0, description="0 skips training"),
     "nproc": Param(2, type="integer", minimum=1),
     "model": Param(None, type=["null", "string"], description="model config name override"),
+    "quality_epoch": Param(50, type="integer", minimum=1,
+                           description="quality classifier's fastText epochs (RedPajama: 5 on ~600k pages)"),
+    "quality_lr": Param(0.5, type="number", exclusiveMinimum=0,
+                        description="quality classifier's fastText learning rate (RedPajama: 0.1)"),
 }
 
 

@@ -24,6 +24,9 @@ DEFAULT_PARAMS = {
     "sources": list(SOURCES), "vocab_size": 8000, "seq_len": 512, "seed": 0,
     "train_config": str(paths.REPO / "configs" / "train_tiny.json"), "train_steps": 60, "nproc": 2,
     "model": None,
+    # fastText's epochs and learning rate for the quality classifier: RedPajama's are the defaults
+    # (5, 0.1) on ~600k lines; the bundled sample's ~100 lines learn nothing in 5 epochs
+    "quality_epoch": 50, "quality_lr": 0.5,
 }
 
 
@@ -101,16 +104,27 @@ def source(name):
     return step
 
 
+def wiki_refs(p):
+    _selected(p, "common_crawl")
+    from pipelines import wikirefs
+
+    return _summary(wikirefs.run([_data(p, "wikipedia")], _out(p, "wikirefs"), runner=p["runner"],
+                                 beam_args=beam_args(p)), _out(p, "wikirefs"))
+
+
 def quality_classifier(p):
     _selected(p, "common_crawl")
     from pipelines import quality
 
     if "wikipedia" not in p["sources"]:
-        raise Skip("the quality classifier needs the Wikipedia source")
+        raise Skip("the quality classifier needs the Wikipedia source (the bundled sample has no cited pages; "
+                   "its articles are the fallback positives)")
     already = output.is_complete(_out(p, "quality"))
-    stats = quality.train(_out(p, "wikipedia"), [_data(p, "cc")], _out(p, "quality"), runner=p["runner"],
-                          beam_args=beam_args(p))
-    result = {"heldout_accuracy": stats["heldout_accuracy"], "out": _out(p, "quality")}
+    stats = quality.train(_out(p, "ccnet"), _out(p, "quality"), refs_dir=_out(p, "wikirefs"),
+                          wiki_dir=_out(p, "wikipedia"), epoch=p["quality_epoch"], lr=p["quality_lr"],
+                          runner=p["runner"], beam_args=beam_args(p))
+    result = {"positives": f"{stats['positives']} {stats['positives_from']}", "negatives": stats["negatives"],
+              "heldout_accuracy": stats.get("heldout_accuracy"), "out": _out(p, "quality")}
     return dict(result, skipped="complete") if already else result
 
 
@@ -241,7 +255,8 @@ GRAPH = [
     ("books", source("books"), []),
     ("arxiv", source("arxiv"), []),
     ("stackexchange", source("stackexchange"), []),
-    ("quality_classifier", quality_classifier, ["wikipedia"]),
+    ("wiki_refs", wiki_refs, []),
+    ("quality_classifier", quality_classifier, ["ccnet", "wiki_refs", "wikipedia"]),
     ("quality_filter", quality_filter, ["ccnet", "quality_classifier"]),
     ("tokenizer", tokenizer, ["quality_filter", "c4", "github", "wikipedia", "books", "arxiv", "stackexchange"]),
     ("tokens", tokens, ["tokenizer"]),

@@ -7,9 +7,12 @@ of the cookie/privacy/terms phrases.  The whole page is dropped on "lorem ipsum"
 a "{" in a kept-so-far line, on fewer than 3 sentences, or on a match of a word of
 the LDNOOBW English list (word-boundary match on the lower-cased page, as tfds).
 
-Difference, documented: tfds counts sentences with NLTK's punkt model, which needs a
-model download; ``count_sentences`` uses a punctuation-based splitter instead (an
-end mark followed by white space and an upper-case letter, digit or quote).
+Sentences are counted as tfds counts them -- NLTK's punkt English model
+(``nltk.data.load("tokenizers/punkt/english.pickle")``; NLTK >= 3.9 ships the same
+parameters as ``punkt_tab``, which ``make setup`` downloads) -- when the model is installed
+(``splitter="punkt"``).  Without it (an offline machine) ``splitter="rule"`` counts an end mark
+followed by white space and an upper-case letter, digit or quote: a documented
+approximation, chosen with a warning and recorded in the step's stats.json.
 """
 from __future__ import annotations
 
@@ -28,11 +31,43 @@ MAX_WORD_LENGTH = 1000
 _SENTENCE_END_RE = re.compile(r"[.?!][\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 
 
-def count_sentences(line: str) -> int:
-    return len(_SENTENCE_END_RE.findall(line)) + 1 if line.strip() else 0
+SPLITTERS = ("punkt", "rule")
+PUNKT_MISSING = ("NLTK's punkt model is not installed (tfds counts C4's sentences with it): "
+                 "run `.venv/bin/python -m nltk.downloader punkt_tab`, or pass --sentences rule")
 
 
-def clean_page(text: str, counts: dict | None = None) -> str | None:
+@lru_cache(maxsize=1)
+def _punkt():
+    from nltk.tokenize.punkt import PunktTokenizer
+
+    return PunktTokenizer("english")
+
+
+def punkt_available() -> bool:
+    try:
+        _punkt()
+    except (ImportError, LookupError):
+        return False
+    return True
+
+
+def default_splitter() -> str:
+    return "punkt" if punkt_available() else "rule"
+
+
+def count_sentences(text: str, splitter: str = "rule") -> int:
+    """tfds' ``len(_get_sentences(text))`` with ``splitter="punkt"``; else the rule."""
+    if splitter == "punkt":
+        try:
+            return len(_punkt().tokenize(text))
+        except (ImportError, LookupError):
+            from .errors import InputError
+
+            raise InputError(PUNKT_MISSING) from None
+    return len(_SENTENCE_END_RE.findall(text)) + 1 if text.strip() else 0
+
+
+def clean_page(text: str, counts: dict | None = None, splitter: str = "rule") -> str | None:
     """The cleaned page text, or None if the page is dropped.  ``counts`` collects reasons."""
     counts = counts if counts is not None else {}
 
@@ -65,7 +100,7 @@ def clean_page(text: str, counts: dict | None = None) -> str | None:
         if any(p in lower for p in POLICY_SUBSTRINGS):
             inc("line_policy")
             continue
-        sentences += count_sentences(line)
+        sentences += count_sentences(line, splitter)
         valid.append(line)
     if sentences < MIN_NUM_SENTENCES:
         inc("page_too_few_sentences")

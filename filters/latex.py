@@ -1,4 +1,10 @@
-"""ArXiv LaTeX cleaning, after RedPajama-1T's ``arxiv_cleaner.py`` with its bugs fixed.
+"""ArXiv LaTeX cleaning as the LLaMA paper describes it ("we removed everything before the
+first section, as well as the bibliography.  We also removed the comments from the .tex
+files, and inline-expanded definitions and macros written by users"), after RedPajama's
+cleaner (togethercomputer/RedPajama-Data@45b37c2:data_prep/arxiv/arxiv_cleaner.py) with
+its bugs fixed.  ``clean_paper_reference`` is RedPajama's cleaner exactly, bugs included
+(``llama arxiv --reference``; byte-identical on the shared papers,
+``tests/reference/test_redpajama_arxiv_parity.py``).
 
 For one paper (a directory, a ``.tar.gz``/``.tar`` or a gzipped single ``.tex``):
 
@@ -13,14 +19,31 @@ For one paper (a directory, a ``.tar.gz``/``.tar`` or a gzipped single ``.tex``)
 5. everything before the first sectioning command is removed (as RedPajama);
 6. the bibliography is removed (``thebibliography``/``references`` environments,
    ``\\bibliography{}``, ``\\bibliographystyle{}``) and everything after ``\\end{document}``;
-7. macros are expanded inline, repeatedly, so macros using macros resolve.
+7. macros are expanded inline, repeatedly, so macros using macros resolve;
+8. runs of blank lines (left where definitions and comments were) become one blank line.
 
-Differences from RedPajama, on purpose: RedPajama's inline-comment regex ``[^\\\\]%.+$``
-also deletes the character before the ``%``; it cuts *everything* after ``\\appendix``
-(appendices are real content, kept here); it expands only argument-less macros and only
-from the single file being cleaned.  Macros that cannot be expanded safely are left as
-they are: names or bodies with ``@`` (LaTeX internals), redefinitions of sectioning and
-environment commands, and ``\\def`` with delimited parameters.
+Where RedPajama's cleaner computes something else, and why (each asserted on the shared
+papers by the parity test):
+
+* It cleans each file on its own, in archive order, and a file without a section header
+  becomes "": the content of ``\\input`` files is lost (celerite's tables) and the
+  order is the tarball's, not the document's.  Here the files are inlined where they are input.
+* Its "first section" is the first match of ``\\section{`` anywhere, including inside a
+  definition such as ``\\renewcommand\\section{...}`` (celerite's text then starts with
+  preamble macro definitions); ``\\paragraph`` alone never counts (its pattern lacks a
+  ``|`` between ``paragraph`` and ``subparagraph``).  Here definitions are taken out first.
+* It cuts *everything* after ``\\appendix``; the paper removes the bibliography only, and
+  appendices are real content: kept here.  (It also cuts everything after the bibliography,
+  so an appendix after it, as emcee's, is lost too.)
+* Its inline-comment regex ``[^\\\\]%.+$`` also deletes the character before the ``%``.
+* It expands argument-less macros only (the paper says "macros written by users"), with
+  ``re.sub`` and the body as the replacement: a body with a non-ASCII character raises
+  "bad escape" and the whole paper is dropped; a paper with a non-UTF-8 file is dropped too.
+* Definitions after the first section stay in its text; here every definition is removed.
+
+Macros that cannot be expanded safely are left as they are: names or bodies with ``@``
+(LaTeX internals), redefinitions of sectioning and environment commands, and ``\\def`` with
+delimited parameters.
 """
 from __future__ import annotations
 
@@ -366,3 +389,66 @@ def clean_paper(files: dict[str, str], report: CleanReport | None = None) -> str
     text = remove_bibliography(text)
     text = expand_macros(text, macros, report)
     return re.sub(r"\n\s*\n(\s*\n)+", "\n\n", text).strip()
+
+
+# ------------------------------------------------------------------ RedPajama, exactly
+
+class ReferenceFailure(Exception):
+    """Where RedPajama's ``create_record`` catches an exception and drops the paper."""
+
+
+_RP_HEADER = "".join(
+    [r"^(.*?)("]
+    + [r"\\\b%s\b\*?(?:\[(.*?)\])?\{(.*?)\}|" % s for s in ("chapter", "part", "section", "subsection")]
+    + [r"\\\bsubsubsection\b\*?(?:\[(.*?)\])?\{(.*?)\}|",
+       # RedPajama's pattern has no "|" here, so \paragraph only counts when \subparagraph follows it
+       r"\\\bparagraph\b\*?(?:\[(.*?)\])?\{(.*?)\}",
+       r"\\\bsubparagraph\b\*?(?:\[(.*?)\])?\{(.*?)\}",
+       r")"])
+_RP_HEADER_RE = re.compile(_RP_HEADER, re.DOTALL)
+_RP_LINE_COMMENT_RE = re.compile(r"(?m)^%.*\n?", re.MULTILINE)
+_RP_INLINE_COMMENT_RE = re.compile(r"[^\\]%.+$", re.MULTILINE)
+_RP_TAIL_RE = re.compile(r"(\\appendix|\\begin\{references\}|\\begin\{REFERENCES\}|"
+                         r"\\begin\{thebibliography\}|\\bibliography\{.*\}).*$", re.DOTALL)
+_RP_NEWCOMMAND_RE = re.compile(r"\\\bnewcommand\b\*?\{(\\[a-zA-Z0-9]+?)\}\{(.*?)\}$", re.MULTILINE)
+_RP_DEF_RE = re.compile(r"\\def\s*(\\[a-zA-Z0-9]+?)\s*\{(.*?)\}$", re.MULTILINE)
+
+
+def _rp_escaped(s: str) -> str:
+    return s.encode("unicode-escape").decode("utf-8")
+
+
+def clean_paper_reference(files: list[str]) -> str:
+    """RedPajama's ``clean_tex_files`` (togethercomputer/RedPajama-Data@45b37c2:
+    data_prep/arxiv/arxiv_cleaner.py), bugs included, for the parity suite and for users who
+    want RedPajama's ArXiv exactly (``llama arxiv --reference``): each file, in archive order,
+    cut to start at its first section-like header ("" if it has none: an ``\\input`` file
+    without one is lost), line comments removed, then ``[^\\\\]%.+$`` (which also takes the
+    character before the ``%``), then everything from the first ``\\appendix`` or bibliography
+    to the end; argument-less ``\\newcommand``/``\\def`` macros of every file expanded with
+    ``re.sub``; the files joined with newlines.  Raises ``ReferenceFailure`` where RedPajama's
+    code raises (a macro body with a non-ASCII character is a "bad escape" in ``re.sub``),
+    i.e. where it drops the paper."""
+    if not files:
+        return ""
+    macros: dict[str, str] = {}
+    for text in files:
+        for reg in (_RP_NEWCOMMAND_RE, _RP_DEF_RE):
+            for m in reg.finditer(text):
+                macros[_rp_escaped(m.group(1))] = _rp_escaped(m.group(2))
+    out = []
+    for text in files:
+        if not _RP_HEADER_RE.search(text):
+            out.append("")
+            continue
+        text = _RP_HEADER_RE.sub(r"\2", text)
+        text = _RP_LINE_COMMENT_RE.sub("", text)
+        text = _RP_INLINE_COMMENT_RE.sub("", text)
+        text = _RP_TAIL_RE.sub("", text)
+        for name, value in macros.items():
+            try:
+                text = re.sub("(" + name + ")([^a-zA-Z0-9])", value + r"\2", text)
+            except re.error as e:
+                raise ReferenceFailure(f"macro {name}: {e}") from None
+        out.append(text)
+    return "\n".join(out)

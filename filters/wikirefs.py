@@ -43,3 +43,31 @@ def ref_urls(text: str, reference: bool = False) -> Iterator[str]:
         m = span.search(line)
         if m is not None:
             yield from _URL.findall(m.group(0) if reference else html.unescape(m.group(0)))
+
+
+_DEFAULT_PORTS = {"http": "80", "https": "443", "ftp": "21"}
+
+
+def url_key(url: str) -> str | None:
+    """The key a cited URL and a crawled page's URL are joined on (RedPajama fetched the cited
+    URLs itself, so it needed none): the same page whatever the scheme (``http``/``https``),
+    the host's case, a leading ``www.``, a default port, a fragment or a trailing ``/``.
+    The path and query are kept as written (servers differ on case and encoding).  ``None``
+    for what is not an absolute URL with a host."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+        host, port = (parts.hostname or ""), parts.port
+    except ValueError:  # e.g. an unclosed IPv6 bracket or a port that is not a number
+        return None
+    if not host or not parts.scheme:
+        return None
+    scheme = parts.scheme.lower()
+    host = host.removeprefix("www.")
+    if port is not None and str(port) != _DEFAULT_PORTS.get(scheme):
+        host = f"{host}:{port}"
+    path = parts.path.rstrip("/") or ""
+    query = f"?{parts.query}" if parts.query else ""
+    family = "web" if scheme in ("http", "https") else scheme
+    return f"{family}://{host}{path}{query}"

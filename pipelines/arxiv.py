@@ -10,7 +10,8 @@ import apache_beam as beam
 
 from core import fs
 from filters.errors import InputError
-from filters.latex import CleanReport, clean_paper, load_paper, load_paper_bytes
+from filters.latex import (CleanReport, ReferenceFailure, clean_paper, clean_paper_reference, load_paper,
+                           load_paper_bytes)
 
 from . import beam_utils
 from .schema import make_doc
@@ -75,11 +76,16 @@ def paper_items(path: str):
         logging.getLogger(__name__).error("%s: corrupt bulk archive (%s)", path, e)
 
 
-def read_paper(item, counter):
+def read_paper(item, counter, reference: bool = False):
     path, data = item
     report = CleanReport()
     files = load_paper(path, report) if data is None else load_paper_bytes(path, data, report)
-    text = clean_paper(files, report)
+    if reference:
+        text = _reference_text(files, report, counter)
+        if text is None:
+            return
+    else:
+        text = clean_paper(files, report)
     counter("tex_files", report.files)
     counter("macros_expanded", report.expansions)
     counter("decode_fallbacks", len(report.decode_fallbacks))
@@ -96,16 +102,35 @@ def read_paper(item, counter):
                              "missing_includes": ",".join(report.missing_includes)})
 
 
-def build(p, inputs, out_dir, target_bytes=256 << 20):
+def _reference_text(files, report, counter):
+    """RedPajama's cleaner (``filters.latex.clean_paper_reference``) and its drops: a paper
+    with a file that is not UTF-8, one its code fails on, one whose text is empty."""
+    if report.decode_fallbacks:
+        counter("dropped_not_utf8")
+        return None
+    try:
+        text = clean_paper_reference(list(files.values()))
+    except ReferenceFailure:
+        counter("dropped_reference_error")
+        return None
+    if not text:
+        counter("dropped_empty")
+        return None
+    return text
+
+
+def build(p, inputs, out_dir, target_bytes=256 << 20, reference=False):
+    read = (lambda item, counter: read_paper(item, counter, reference=True)) if reference else read_paper
     return (p | "Specs" >> beam.Create(list(inputs)) | "Papers" >> beam.FlatMap(papers_of)
               | "Members" >> beam.FlatMap(paper_items)
               | "Spread" >> beam.Reshuffle()
-              | "Clean" >> beam.ParDo(beam_utils.ReadFiles("read", read_paper))
+              | "Clean" >> beam.ParDo(beam_utils.ReadFiles("read", read))
               | "Shards" >> beam_utils.WriteShards(out_dir, lambda d: "arxiv", target_bytes))
 
 
 def run(inputs, out_dir, target_bytes=256 << 20, runner="DirectRunner", beam_args=None, force=False,
-        dry_run=False):
+        dry_run=False, reference=False):
     check_inputs(inputs)
-    return beam_utils.run_step(lambda p: build(p, inputs, out_dir, target_bytes), out_dir, runner,
-                               beam_args, force, dry=dry_run, extra={"inputs": list(inputs)})
+    extra = {"inputs": list(inputs), **({"reference": True} if reference else {})}
+    return beam_utils.run_step(lambda p: build(p, inputs, out_dir, target_bytes, reference), out_dir, runner,
+                               beam_args, force, dry=dry_run, extra=extra)

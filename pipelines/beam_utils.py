@@ -392,7 +392,9 @@ def _row_bytes(row: dict) -> int:
     if isinstance(text, str):
         return len(text) + 64
     tokens = row.get("tokens")
-    return 4 * len(tokens) + 64 if tokens is not None else 64
+    if tokens is not None:
+        return 4 * len(tokens) + 64
+    return len(row.get("url") or "") + 64
 
 
 def _stable_hash(s: str) -> int:

@@ -1,5 +1,13 @@
 """Books (4.5% of LLaMA's mix): Gutenberg boilerplate removed, near-duplicate books removed
-(MinHash LSH over character shingles, ``filters.books``: the longest copy of a group is kept)."""
+(MinHash LSH over character shingles, ``filters.books``: the longest copy of a group is kept).
+
+The paper removes "books with more than 90% content overlap": here, an estimated Jaccard
+similarity of >= 0.9 between the books' 20-character shingle sets.  RedPajama
+(togethercomputer/RedPajama-Data@45b37c2:data_prep/book/dedup.py) approximates the same with
+a 64-bit SimHash of 6-character features and a Hamming distance <= 5, and keeps the first
+book of a group in its input order; on a distributed runner input order means nothing, so
+the longest copy is kept here.  On the shared books both find the same group and keep the
+same number of books (``tests/reference/test_redpajama_books_parity.py``)."""
 from __future__ import annotations
 
 import logging

@@ -12,15 +12,20 @@ Both dedups are Beam shuffles (``pipelines.dedup``).  Language (``lang_id``): ``
 (the default) is tfds' ``detect_english`` -- langdetect, seed 0, best prediction ``en`` at
 probability >= 0.99 -- the filter of the public C4 that LLaMA trained on ("the publicly
 available C4 dataset"); ``"fasttext"`` is lid.176 as in CCNet, with ``lang_threshold``
-(default 0.5).  Sentences are counted with ``filters.c4.count_sentences``
-(tfds: NLTK punkt, which needs a model download; see ``filters.c4``).
+(default 0.5).  Sentences are counted with NLTK's punkt English model as tfds counts them
+when it is installed (``make setup`` downloads it); without it (offline) by a punctuation
+rule, with a warning, and the splitter used is recorded in stats.json (``config.sentences``;
+``--sentences punkt`` refuses to run without the model).
 """
 from __future__ import annotations
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from filters.c4 import LANG_IDS, MIN_NUM_SENTENCES, clean_page, has_badword, langdetect_english
+import logging
+
+from filters.c4 import (LANG_IDS, MIN_NUM_SENTENCES, PUNKT_MISSING, SPLITTERS, clean_page, default_splitter,
+                        has_badword, langdetect_english, punkt_available)
 from filters.errors import InputError
 
 from . import beam_utils
@@ -37,9 +42,12 @@ def _valid_length(doc):
 
 
 class CleanPage(beam.DoFn):
+    def __init__(self, splitter: str = "rule"):
+        self.splitter = splitter
+
     def process(self, doc):
         counts: dict = {}
-        text = clean_page(doc["text"], counts)
+        text = clean_page(doc["text"], counts, self.splitter)
         for k, v in counts.items():
             Metrics.counter("clean", k).inc(v)
         if text is None:
@@ -67,25 +75,35 @@ def _no_badwords(doc):
 
 
 def build(p, inputs, out_dir, lid_model, lang_threshold=0.5, target_bytes=256 << 20, input_prefix=None,
-          lang_id="tfds"):
+          lang_id="tfds", sentences="rule"):
     docs = read_cc_inputs(p, inputs, "c4", input_prefix)
     lang = (DetectEnglish() if lang_id == "tfds" else LanguageID(lid_model, ("en",), lang_threshold))
     return (docs
             | "Length" >> beam.Filter(_valid_length)
             | "UrlDedup" >> DedupUrls()
-            | "Clean" >> beam.ParDo(CleanPage())
-            | "Dedup" >> C4Dedup("dedup", MIN_NUM_SENTENCES)
+            | "Clean" >> beam.ParDo(CleanPage(sentences))
+            | "Dedup" >> C4Dedup("dedup", MIN_NUM_SENTENCES, sentences)
             | "LangID" >> beam.ParDo(lang)
             | "BadWords" >> beam.Filter(_no_badwords)
             | "Shards" >> beam_utils.WriteShards(out_dir, lambda d: "c4", target_bytes))
 
 
 def run(inputs, out_dir, lid_model, lang_threshold=0.5, target_bytes=256 << 20, runner="DirectRunner",
-        beam_args=None, force=False, input_prefix=None, dry_run=False, lang_id="tfds"):
+        beam_args=None, force=False, input_prefix=None, dry_run=False, lang_id="tfds", sentences=None):
+    """``sentences``: "punkt" (tfds), "rule", or None for punkt when installed, else the rule."""
     check_inputs(inputs, input_prefix)
     if lang_id not in LANG_IDS:
         raise InputError(f"--lang-id {lang_id!r}: expected one of {', '.join(LANG_IDS)}")
+    if sentences is None:
+        sentences = default_splitter()
+        if sentences == "rule":
+            logging.getLogger(__name__).warning("C4: %s; counting sentences by rule instead", PUNKT_MISSING.split(":")[0])
+    elif sentences not in SPLITTERS:
+        raise InputError(f"--sentences {sentences!r}: expected one of {', '.join(SPLITTERS)}")
+    elif sentences == "punkt" and not punkt_available():
+        raise InputError(PUNKT_MISSING)
     return beam_utils.run_step(
-        lambda p: build(p, inputs, out_dir, lid_model, lang_threshold, target_bytes, input_prefix, lang_id),
+        lambda p: build(p, inputs, out_dir, lid_model, lang_threshold, target_bytes, input_prefix, lang_id,
+                        sentences),
         out_dir, runner, beam_args, force, dry=dry_run,
-        extra={"inputs": list(inputs), "config": {"lang_id": lang_id}})
+        extra={"inputs": list(inputs), "config": {"lang_id": lang_id, "sentences": sentences}})

@@ -160,14 +160,29 @@ def _source_cmd(module, default_dir, **fixed):
     return cmd
 
 
-def cmd_train_quality(a, _):
+def cmd_train_quality(a, beam_args):
     from pipelines import quality
 
-    stats = quality.train(a.wiki, a.cc or [str(paths.shared_data() / "cc")], a.out, language=a.lang,
-                          force=a.force, max_docs=a.max_docs)
+    stats = quality.train(a.pages, a.out, refs_dir=a.refs, ref_pages_dir=a.ref_pages, wiki_dir=a.wiki,
+                          language=a.lang, min_positives=a.min_positives, holdout=a.holdout, force=a.force,
+                          max_docs=a.max_docs, epoch=a.epoch, lr=a.lr, runner=a.runner, beam_args=beam_args)
     print(json.dumps(stats, indent=1))
-    print(f"model: {a.out}/model.bin")
+    print(f"model: {a.out}/model.bin ({stats['positives']} {stats['positives_from'].replace('_', ' ')} vs "
+          f"{stats['negatives']} CC pages)")
     return 0
+
+
+def cmd_extract_wiki_refs(a, beam_args):
+    from pipelines import wikirefs
+
+    stats = wikirefs.run(a.inputs or [str(paths.shared_data() / "wikipedia")], a.out,
+                         languages=a.languages or None, target_bytes=int(a.target_shard_mb * 2**20),
+                         runner=a.runner, beam_args=beam_args, force=a.force, input_prefix=a.input_prefix,
+                         dry_run=_dry(a), reference=a.reference)
+    code = _report(stats, a.out)
+    if stats and not stats.get("dry_run"):
+        print(f"fetch them with: cat {a.out}/urls-*.txt | wget --timeout=5 -i - --warc-file=wiki_refs -O /dev/null")
+    return code
 
 
 def cmd_quality(a, beam_args):
@@ -293,12 +308,20 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--lang-id", choices=LANG_IDS, default=LANG_IDS[0],
                            help="tfds: langdetect, en at >= 0.99, as the public C4 LLaMA used (default); "
                                 "fasttext: lid.176 at --lang-threshold, as CCNet")
-            fixed = {"lid_model": None, "lang_threshold": None, "lang_id": None}
+            p.add_argument("--sentences", choices=("punkt", "rule"), default=None,
+                           help="sentence counter: NLTK punkt as tfds (default when installed) or a "
+                                "punctuation rule (the default without it, with a warning)")
+            fixed = {"lid_model": None, "lang_threshold": None, "lang_id": None, "sentences": None}
         elif name == "github":
             p.add_argument("--tokenizer", default=str(paths.llama_tokenizer()),
                            help="tokenizer for RedPajama's alpha-per-token rule: a HuggingFace tokenizer.json "
                                 "(default: the LLaMA vocabulary) or a SentencePiece .model; local or gs://")
             fixed = {"tokenizer": None}
+        elif name == "arxiv":
+            p.add_argument("--reference", action="store_true", default=None,
+                           help="RedPajama's arxiv_cleaner.py exactly, bugs included (drops appendices, "
+                                "argument macros unexpanded, \\input files lost, ...; see filters/latex.py)")
+            fixed = {"reference": None}
         elif name == "books":
             p.add_argument("--threshold", type=_fraction, default=0.9, help="near-duplicate Jaccard threshold")
             fixed = {"threshold": None}
@@ -308,19 +331,45 @@ def build_parser() -> argparse.ArgumentParser:
         elif name == "stackexchange":
             p.add_argument("--sites", nargs="+", default=None,
                            help="sites to keep; 'paper' = LLaMA's 28 largest (default: all non-meta)")
-            fixed = {"sites": None}
+            p.add_argument("--reference", action="store_true", default=None,
+                           help="RedPajama's post_processing.py exactly: scores sorted as strings, <br> "
+                                "glues words, an empty '*' line before ordered lists")
+            fixed = {"sites": None, "reference": None}
         _add_runner(p, inputs=name not in ("github", "arxiv"))
         p.set_defaults(fn=_source_cmd(module, default_dir, **fixed))
 
+    p = sub.add_parser("extract-wiki-refs",
+                       help="the URLs cited in Wikipedia <ref> elements (the quality classifier's positives)")
+    p.add_argument("inputs", nargs="*", help="Wikipedia dumps (default: the bundled sample)")
+    p.add_argument("--languages", nargs="*", default=["en"],
+                   help="dump languages to read (default: en, as RedPajama; none given: every dump)")
+    p.add_argument("--reference", action="store_true",
+                   help="RedPajama's extract_urls.py exactly, its XML-entity bug included")
+    p.add_argument("--out", default=str(out / "wikirefs"))
+    _add_runner(p)
+    p.set_defaults(fn=cmd_extract_wiki_refs)
+
     p = sub.add_parser("train-quality-classifier",
-                       help="fastText Wikipedia-vs-CC classifier for the CCNet output")
-    p.add_argument("--wiki", default=str(out / "wikipedia"), help="Wikipedia pipeline output")
-    p.add_argument("--cc", nargs="*", help="raw CC inputs for negatives (default: bundled cc/)")
+                       help="fastText cited-by-Wikipedia vs random-CC classifier for the CCNet output")
+    p.add_argument("--pages", default=str(out / "ccnet"),
+                   help="CCNet output: the negatives, and the crawled pages joined with --refs")
+    p.add_argument("--refs", default=None, help="llama extract-wiki-refs output: positives = the cited pages "
+                                                "among --pages")
+    p.add_argument("--ref-pages", default=None,
+                   help="CCNet output of the cited URLs fetched into a WARC: all its pages are positives")
+    p.add_argument("--wiki", default=None,
+                   help="Wikipedia output: articles are the positives when fewer than --min-positives "
+                        "cited pages are found (with a warning)")
+    p.add_argument("--min-positives", type=int, default=1000)
     p.add_argument("--lang", default="en")
+    p.add_argument("--holdout", type=_fraction, default=0.1, help="share held out to measure accuracy")
+    p.add_argument("--epoch", type=int, default=5, help="fastText epochs (RedPajama: the default, 5)")
+    p.add_argument("--lr", type=float, default=0.1, help="fastText learning rate (RedPajama: the default, 0.1)")
     p.add_argument("--max-docs", type=int, default=200_000,
                    help="sample size per class, drawn inside a Beam pipeline (bounded memory)")
     p.add_argument("--out", default=str(out / "quality"))
     p.add_argument("--force", action="store_true")
+    p.add_argument("--runner", default="DirectRunner", help="Beam runner of the sampling pipeline")
     p.set_defaults(fn=cmd_train_quality)
 
     p = sub.add_parser("quality", help="score CCNet output with the quality classifier, keep >= threshold")
@@ -412,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 BEAM_COMMANDS = {"ccnet", "c4", "github", "wikipedia", "books", "arxiv", "stackexchange", "quality", "tokenize",
-                 "train-tokenizer",
+                 "extract-wiki-refs", "train-quality-classifier", "train-tokenizer",
                  "train", "train-7b"}  # the last two pass extra --flags to the trainer
 
 if __name__ == "__main__":

@@ -171,8 +171,8 @@ def remove_c4_lines(text: str, keep: set[str]) -> list[str]:
 
 
 class _RemoveC4(beam.DoFn):
-    def __init__(self, step: str, min_sentences: int):
-        self.step, self.min_sentences = step, min_sentences
+    def __init__(self, step: str, min_sentences: int, splitter: str = "rule"):
+        self.step, self.min_sentences, self.splitter = step, min_sentences, splitter
 
     def process(self, kv):
         from filters.c4 import count_sentences
@@ -190,7 +190,7 @@ class _RemoveC4(beam.DoFn):
             if not text:
                 c("dropped_empty")
                 continue
-            if self.min_sentences and count_sentences(text) < self.min_sentences:
+            if self.min_sentences and count_sentences(text, self.splitter) < self.min_sentences:
                 c("dropped_too_few_sentences")
                 continue
             c("documents")
@@ -205,9 +205,9 @@ class C4Dedup(beam.PTransform):
     fewer than ``min_sentences`` sentences after dedup, is dropped.  Pages are joined by URL
     (unique after ``DedupUrls``)."""
 
-    def __init__(self, step: str = "dedup", min_sentences: int = 3):
+    def __init__(self, step: str = "dedup", min_sentences: int = 3, splitter: str = "rule"):
         super().__init__()
-        self.step, self.min_sentences = step, min_sentences
+        self.step, self.min_sentences, self.splitter = step, min_sentences, splitter
 
     def expand(self, pages):
         keep = (pages
@@ -217,7 +217,7 @@ class C4Dedup(beam.PTransform):
                 | "UrlLine" >> beam.Map(lambda kv: (kv[1], kv[0].encode("ascii"))).with_output_types(Packed))
         return ({"records": pages, "items": keep}
                 | "Join" >> JoinPacked(lambda d: d["url"])
-                | "Remove" >> beam.ParDo(_RemoveC4(self.step, self.min_sentences)))
+                | "Remove" >> beam.ParDo(_RemoveC4(self.step, self.min_sentences, self.splitter)))
 
 
 def normalize_url(url: str) -> str:

@@ -1,95 +1,229 @@
-"""The CC quality classifier: keep "Wikipedia-reference-like" CCNet pages.
+"""The CC quality classifier: keep the CCNet pages that look like pages Wikipedia cites.
 
 LLaMA trains "a linear model to classify pages used as references in Wikipedia v.s.
-randomly sampled pages".  Pages cited by Wikipedia are not in the bundled data, so the
-positives here are Wikipedia article texts (from the Wikipedia pipeline's shards, one
-language) and the negatives random Common Crawl pages (every page the CC reader gets
-from the raw inputs, before any filtering) -- the same set-up as RedPajama's
-``cc_classifier``.  The model is a fastText supervised linear classifier on lower-cased
-unigrams+bigrams; a held-out split measures its accuracy.
+randomly sampled pages, and discarded pages not classified as references".  This is built
+as RedPajama built it (togethercomputer/RedPajama-Data@45b37c2: ``data_prep/cc/README.md``,
+``classifier/create_corpus.py``, ``classifier/classify.py``, ``filter/cc_classifier.sh``):
 
-``llama quality`` scores each CCNet document with P(wikipedia), stores it as the
-``wiki_ref_score`` metadata field, and keeps documents at or above the threshold
-(RedPajama: 0.25).
+* **Positives**: pages cited in Wikipedia ``<ref>`` elements (``llama extract-wiki-refs``)
+  that went through the CCNet steps, from the head and middle buckets, with at least 1,000
+  characters.  Two ways in, both CCNet outputs: ``--ref-pages`` the cited URLs fetched into
+  a WARC and run through ``llama ccnet`` (RedPajama's way: ``wget -i urls --warc-file``),
+  every page of it; and/or ``--refs`` the URL list joined with the crawled pages of
+  ``--pages`` by ``filters.wikirefs.url_key`` (a CoGroupByKey: no URL set in memory).
+* **Negatives**: random pages of the same CCNet output (head and middle, as
+  ``create_corpus.py`` takes them), as many as there are positives when there are that many;
+  with ``--refs``, never a page that is itself cited.
+* **Text** as RedPajama feeds fastText: ``" ".join(raw_content.splitlines())`` to train,
+  ``" ".join(raw_content.strip().splitlines())`` to classify, no lower-casing; the model is
+  ``fasttext supervised`` with its defaults (lr 0.1, dim 100, 5 epochs, unigrams).
+* **Score**: ``wiki_prob`` = the top label's probability, or 1 minus it when the top label
+  is ``__label__cc`` (``classify.py``); a page is kept at ``wiki_prob >= 0.25``.
+
+Where too few cited pages are found (``--min-positives``, default 1,000; the bundled sample
+has none: none of its 19 crawled URLs is cited by its English dump), the positives fall back to
+Wikipedia articles of at least 1,000 characters (the Wikipedia output, ``--wiki``), with a
+warning, and ``stats.json`` says so (``positives_from``, ``fallback``).
+
+Deliberate differences, each fixing or bounding something in the reference:
+
+* ``create_corpus.py`` means to drop repeated positives by digest but writes
+  ``unique["digest"] = 1``, so it never drops one; here repeated texts are kept once.
+* It takes as many negatives as it *read* positive lines, counting the ones it then skipped as
+  short; here as many as it *kept*.
+* Its training file is all positives, then all negatives; fastText's learning rate decays
+  along the file, so the last class is learnt last.  Here the rows are shuffled (seeded).
+* fastText trains on one thread (its result then depends only on the seed) and a held-out
+  ``--holdout`` share (default 10%; 0 trains on all, as RedPajama) measures its accuracy.
+* At most ``--max-docs`` documents per class, drawn inside a Beam pipeline (a seeded sample:
+  the launcher holds only the sample), each cut to its first 100,000 characters.
 """
 from __future__ import annotations
 
 import logging
 import random
-import re
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from core import fs, output
 from filters.errors import InputError
+from filters.wikirefs import url_key
 
 from . import beam_utils
 
 log = logging.getLogger(__name__)
 POS, NEG = "__label__wiki", "__label__cc"
+MIN_CHARS = 1000           # create_corpus.py: positives shorter than this are skipped
+MAX_CHARS = 100_000        # per training document (bounds the launcher's memory)
+MAX_DOCS = 200_000         # per class
+MIN_POSITIVES = 1000       # fewer cited pages than this: fall back to Wikipedia articles
+BUCKETS = ("head", "middle")
+FASTTEXT = {"lr": 0.1, "dim": 100, "ws": 5, "epoch": 5, "minCount": 1, "wordNgrams": 1, "loss": "softmax"}
 
 
-def _prep(text: str, max_chars: int = 20000) -> str:
-    return re.sub(r"\s+", " ", text[:max_chars].lower()).strip()
+def train_text(text: str) -> str:
+    """create_corpus.py's training line (without its label), cut to ``MAX_CHARS``."""
+    return " ".join(text.splitlines())[:MAX_CHARS]
 
 
-MAX_DOCS = 200_000  # per class; at most 20,000 characters each (``_prep``)
+def predict_text(text: str) -> str:
+    """classify.py's input to the model."""
+    return " ".join(text.strip().splitlines())
 
 
-def train(wiki_dir: str, cc_inputs: list[str], out_dir: str, language: str = "en", holdout: float = 0.2,
-          seed: int = 0, epoch: int = 20, force: bool = False, max_docs: int = MAX_DOCS,
-          runner: str = "DirectRunner", beam_args=None) -> dict:
-    """Train on a bounded sample: at most ``max_docs`` Wikipedia articles and as many CC pages,
-    drawn inside a Beam pipeline (``beam_utils.SeededSample``), so the launcher holds only
-    the sample, never the corpus."""
+def _pages(p, label, out_dir, language):
+    return (p | f"Read{label}" >> beam.io.ReadFromParquet(fs.join(out_dir, "*", "*.parquet"),
+                                                         columns=["url", "text", "language", "bucket"])
+              | f"HeadMiddle{label}" >> beam.Filter(
+                  lambda r: r["bucket"] in BUCKETS and (language is None or r["language"] == language)))
+
+
+class _Label(beam.DoFn):
+    """One join key's (cited?, pages): cited pages of >= MIN_CHARS are positives, pages of
+    keys nobody cites are candidate negatives."""
+
+    def process(self, kv):
+        _, grouped = kv
+        cited = any(True for _ in grouped["refs"])
+        for packed in grouped["pages"]:
+            text = beam_utils.unpack(packed)
+            if not cited:
+                yield beam.pvalue.TaggedOutput("neg", text)
+            elif len(text) >= MIN_CHARS:
+                Metrics.counter("quality", "cited_pages").inc()
+                yield text
+            else:
+                Metrics.counter("quality", "cited_pages_short").inc()
+
+
+def _keyed_page(r):
+    key = url_key(r["url"] or "")
+    return (key if key is not None else f"\0{r['url']}"), beam_utils.pack(r["text"])
+
+
+def training_sources(p, pages_dir, refs_dir=None, ref_pages_dir=None, wiki_dir=None, language="en") -> dict:
+    """The training texts as PCollections: ``ref`` (cited pages, each text once; absent without
+    refs/ref pages), ``neg`` (the candidate negatives) and ``wiki`` (articles, with ``wiki_dir``)."""
+    pages = _pages(p, "Pages", pages_dir, language)
+    found = {}
+    if refs_dir:
+        refs = (p | "Refs" >> beam.io.ReadFromParquet(fs.join(refs_dir, "*", "*.parquet"), columns=["id"])
+                  | "RefKey" >> beam.Map(lambda r: (r["id"], None)))
+        keyed = pages | "PageKey" >> beam.Map(_keyed_page)
+        joined = ({"refs": refs, "pages": keyed} | "Join" >> beam.CoGroupByKey()
+                  | "Label" >> beam.ParDo(_Label()).with_outputs("neg", main="pos"))
+        found["cited"], negatives = joined.pos, joined.neg
+    else:
+        negatives = pages | "PageText" >> beam.Map(lambda r: r["text"])
+    if ref_pages_dir:
+        found["fetched"] = (_pages(p, "Fetched", ref_pages_dir, language)
+                            | "FetchedText" >> beam.Map(lambda r: r["text"])
+                            | "FetchedLong" >> beam.Filter(lambda t: len(t) >= MIN_CHARS))
+    out = {"neg": negatives | "NegText" >> beam.Map(train_text)}
+    if found:
+        out["ref"] = (tuple(found.values()) | "Positives" >> beam.Flatten()
+                      | "RefText" >> beam.Map(train_text) | "OnceEach" >> beam.Distinct())
+    if wiki_dir:
+        out["wiki"] = (p | "Wiki" >> beam.io.ReadFromParquet(fs.join(wiki_dir, "*", "*.parquet"),
+                                                              columns=["text", "language"])
+                         | "WikiLang" >> beam.Filter(lambda r: language is None or r["language"] == language)
+                         | "WikiLong" >> beam.Filter(lambda r: len(r["text"]) >= MIN_CHARS)
+                         | "WikiText" >> beam.Map(lambda r: train_text(r["text"]))
+                         | "WikiOnce" >> beam.Distinct())
+    return out
+
+
+def train(pages_dir: str, out_dir: str, *, refs_dir: str | None = None, ref_pages_dir: str | None = None,
+          wiki_dir: str | None = None, language: str = "en", min_positives: int = MIN_POSITIVES,
+          holdout: float = 0.1, seed: int = 0, force: bool = False, max_docs: int = MAX_DOCS,
+          epoch: int = FASTTEXT["epoch"], lr: float = FASTTEXT["lr"], runner: str = "DirectRunner",
+          beam_args=None) -> dict:
+    """Train the classifier (see the module docstring); returns its stats.json.  ``epoch`` and
+    ``lr`` are fastText's (RedPajama's defaults: 5 and 0.1, made for ~600k training lines; one
+    line is one update, so a sample of a few hundred needs more epochs to learn anything)."""
     out_dir = str(out_dir)
-    output.require_complete(wiki_dir, "the Wikipedia output", "llama wikipedia")
+    beam_utils.check_runner(runner)
+    output.require_complete(pages_dir, "the CCNet output", "llama ccnet")
+    if refs_dir:
+        output.require_complete(refs_dir, "the cited-URL list", "llama extract-wiki-refs")
+    if ref_pages_dir:
+        output.require_complete(ref_pages_dir, "the CCNet output of the fetched cited pages",
+                                "llama ccnet <the fetched WARC>")
+    if wiki_dir:
+        output.require_complete(wiki_dir, "the Wikipedia output", "llama wikipedia")
+    if not (refs_dir or ref_pages_dir or wiki_dir):
+        raise InputError("no positives: give --refs (llama extract-wiki-refs), --ref-pages (a CCNet output "
+                         "of the fetched cited pages) or --wiki (Wikipedia articles, the fallback)")
+    settings = {"pages": str(pages_dir), "refs": refs_dir, "ref_pages": ref_pages_dir, "wiki": wiki_dir,
+                "language": language, "min_positives": min_positives, "max_docs": max_docs,
+                "holdout": holdout, "seed": seed, "fasttext": dict(FASTTEXT, epoch=epoch, lr=lr)}
     if output.is_complete(out_dir) and not force:
+        output.check_same_run(out_dir, settings)
         return output.read_stats(out_dir)
-    from .ccnet import check_inputs, read_cc_inputs
-
-    check_inputs(cc_inputs)
     output.prepare_output(out_dir, force=True)
 
-    def sources(p):
-        wiki = (p | "Wiki" >> beam.io.ReadFromParquet(fs.join(wiki_dir, "*", "*.parquet"),
-                                                       columns=["text", "language"])
-                  | "Lang" >> beam.Filter(lambda r: language is None or r["language"] == language)
-                  | "WikiText" >> beam.Map(lambda r: _prep(r["text"])))
-        cc = read_cc_inputs(p, list(cc_inputs), "common_crawl") | "CCText" >> beam.Map(lambda d: _prep(d["text"]))
-        return {"wiki": wiki, "cc": cc}
-
-    samples = beam_utils.draw_samples(sources, max_docs, out_dir, runner, beam_args, seed)
-    pos, neg = samples["wiki"], samples["cc"]
+    samples = beam_utils.draw_samples(
+        lambda p: training_sources(p, pages_dir, refs_dir, ref_pages_dir, wiki_dir, language), max_docs, out_dir, runner, beam_args, seed)
+    cited = samples.get("ref", [])
+    stats = {"referenced_pages": len(cited)}
+    if len(cited) >= min_positives:
+        pos, stats["positives_from"] = cited, "referenced_pages"
+    elif wiki_dir:
+        pos, stats["positives_from"] = samples["wiki"], "wikipedia_articles"
+        stats["fallback"] = (f"only {len(cited)} cited pages of >= {MIN_CHARS} characters were found "
+                             f"(need {min_positives}): the positives are Wikipedia articles instead")
+        log.warning("quality classifier: %s", stats["fallback"])
+    elif cited:
+        pos, stats["positives_from"] = cited, "referenced_pages"
+        stats["warning"] = (f"only {len(cited)} cited pages of >= {MIN_CHARS} characters were found "
+                            f"(fewer than {min_positives}) and there is no --wiki to fall back on")
+        log.warning("quality classifier: %s", stats["warning"])
+    else:
+        raise InputError(f"no cited page of >= {MIN_CHARS} characters in {pages_dir}"
+                         f"{' or ' + ref_pages_dir if ref_pages_dir else ''}; give --wiki to fall back to "
+                         f"Wikipedia articles")
+    neg = samples["neg"][:len(pos)]  # create_corpus.py: as many random pages as positives
     if len(pos) < 5 or len(neg) < 5:
-        raise InputError(f"too little data to train the quality classifier: {len(pos)} Wikipedia "
-                         f"articles ({language}), {len(neg)} CC pages (need at least 5 of each)")
+        raise InputError(f"too little data to train the quality classifier: {len(pos)} positives "
+                         f"({stats['positives_from']}, {language}), {len(neg)} CC pages of the head and middle "
+                         f"buckets (need at least 5 of each)")
     rows = [(POS, t) for t in pos] + [(NEG, t) for t in neg]
-    rng = random.Random(seed)
-    rng.shuffle(rows)
-    n_test = max(2, int(len(rows) * holdout))
+    random.Random(seed).shuffle(rows)
+    n_test = int(len(rows) * holdout)
+    if holdout and n_test < 2:
+        n_test = 2
     test, trainset = rows[:n_test], rows[n_test:]
     with fs.scratch_dir("llama-quality-") as work:
         train_file = fs.join(work, "train.txt")
-        fs.write_text(train_file, "".join(f"{label} {text}\n" for label, text in trainset))
+        with open(train_file, "w", encoding="utf-8") as fh:
+            fh.writelines(f"{label} {text}\n" for label, text in trainset)
         import fasttext
 
-        model = fasttext.train_supervised(train_file, epoch=epoch, lr=0.5, wordNgrams=2, dim=64,
-                                          minCount=1, seed=seed, thread=1, verbose=0)
+        try:
+            model = fasttext.train_supervised(train_file, seed=seed, thread=1, verbose=0, **settings["fasttext"])
+        except RuntimeError as e:
+            if "NaN" not in str(e):
+                raise
+            raise InputError(f"fastText diverged (NaN) training the quality classifier at lr {lr} "
+                             f"({len(trainset)} lines): use a lower --lr") from None
         model.save_model(fs.join(work, "model.bin"))
-        correct = sum(model.predict(t)[0][0] == label for label, t in test)
-        stats = {"positives": len(pos), "negatives": len(neg), "train": len(trainset), "test": len(test),
-                 "heldout_accuracy": round(correct / len(test), 4), "language": language,
-                 "max_docs": max_docs}
+        stats.update({"positives": len(pos), "negatives": len(neg), "train": len(trainset), "test": len(test),
+                      **settings})
+        if test:
+            correct = sum(model.predict(t)[0][0] == label for label, t in test)
+            stats["heldout_accuracy"] = round(correct / len(test), 4)
         fs.upload_dir(work, out_dir, ["model.bin"])
         output.mark_complete(out_dir, stats)
     return output.read_stats(out_dir)
 
 
 def wiki_probability(model, text: str) -> float:
-    labels, probs = model.predict(_prep(text), k=2)
-    return float(dict(zip(labels, probs)).get(POS, 0.0))
+    """classify.py's ``wiki_prob``."""
+    labels, probs = model.predict(predict_text(text))
+    if not labels:
+        return 0.0
+    return float(probs[0]) if labels[0] == POS else 1.0 - float(probs[0])
 
 
 class Score(beam.DoFn):

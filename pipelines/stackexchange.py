@@ -54,6 +54,9 @@ def read_posts(unit, counter):
 
 
 class _Format(beam.DoFn):
+    def __init__(self, reference: bool = False):
+        self.reference = reference
+
     def process(self, kv):
         (site, qid), posts = kv
         posts = list(posts)
@@ -63,7 +66,7 @@ class _Format(beam.DoFn):
             Metrics.counter("format", "orphan_answers").inc(len(answers))
             return
         q = questions[0]
-        text, ordered = format_question(q, answers)
+        text, ordered = format_question(q, answers, reference=self.reference)
         Metrics.counter("format", "documents").inc()
         Metrics.counter("format", "unanswered" if not answers else "answered").inc()
         yield make_doc(f"{site}/{qid}", "stackexchange", text, url=f"https://{site}/questions/{qid}",
@@ -74,19 +77,19 @@ class _Format(beam.DoFn):
                                  "tags": q.get("Tags", "")})
 
 
-def build(p, inputs, out_dir, target_bytes=256 << 20, sites=None, input_prefix=None):
+def build(p, inputs, out_dir, target_bytes=256 << 20, sites=None, input_prefix=None, reference=False):
     return (p | "Files" >> beam_utils.ExpandInputs(inputs, prefix=input_prefix, where=is_posts_input)
               | "Sites" >> beam.Filter(_selected, sites)
               | "Ranges" >> beam.FlatMap(_units)
               | "SpreadRanges" >> beam.Reshuffle()
               | "Posts" >> beam.ParDo(beam_utils.ReadFiles("read", read_posts, documents=False))
               | "ByQuestion" >> beam.GroupByKey()
-              | "Format" >> beam.ParDo(_Format())
+              | "Format" >> beam.ParDo(_Format(reference))
               | "Shards" >> beam_utils.WriteShards(out_dir, lambda d: "stackexchange", target_bytes))
 
 
 def run(inputs, out_dir, sites=None, target_bytes=256 << 20, runner="DirectRunner", beam_args=None,
-        force=False, input_prefix=None, dry_run=False):
+        force=False, input_prefix=None, dry_run=False, reference=False):
     if sites and "paper" in sites:
         sites = set(PAPER_SITES) | (set(sites) - {"paper"})
     elif sites:
@@ -98,6 +101,7 @@ def run(inputs, out_dir, sites=None, target_bytes=256 << 20, runner="DirectRunne
         if not stats["counters"].get("read", {}).get("files"):
             raise InputError(f"no Posts.xml of a selected, non-meta site in {', '.join(inputs)}")
 
-    return beam_utils.run_step(lambda p: build(p, inputs, out_dir, target_bytes, sites, input_prefix), out_dir,
-                               runner, beam_args, force, dry=dry_run, before_complete=some_site,
-                               extra={"inputs": list(inputs), "sites": sites or "all"})
+    extra = {"inputs": list(inputs), "sites": sites or "all", **({"reference": True} if reference else {})}
+    return beam_utils.run_step(lambda p: build(p, inputs, out_dir, target_bytes, sites, input_prefix, reference),
+                               out_dir, runner, beam_args, force, dry=dry_run, before_complete=some_site,
+                               extra=extra)

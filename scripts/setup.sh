@@ -48,6 +48,11 @@ if [ ! -x "$VENV/bin/lmplz" ] || [ ! -x "$VENV/bin/build_binary" ]; then
   cp "$src/build/bin/lmplz" "$src/build/bin/build_binary" "$VENV/bin/"
   rm -rf "$tmp"
 fi
+if ! "$VENV/bin/python" -c "import nltk; nltk.data.find('tokenizers/punkt_tab/english/')" 2>/dev/null; then
+  step "NLTK punkt_tab (C4 counts sentences with it, as tfds)"
+  "$VENV/bin/python" -m nltk.downloader -q punkt_tab >/dev/null 2>&1 \
+    || echo "setup: warning: NLTK punkt_tab could not be downloaded (offline?); C4 will count sentences by rule" >&2
+fi
 "$VENV/bin/python" -c "import torch, apache_beam, fasttext, kenlm, sentencepiece, deepspeed, pyarrow" 2>/dev/null \
   || { echo "setup: the environment does not import; remove $VENV and run again" >&2; exit 1; }
 echo "setup: ready ($VENV)"

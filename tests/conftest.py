@@ -40,7 +40,7 @@ def lm_dir(data) -> Path:
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory, data, lm_dir) -> Path:
     """Every source pipeline run once on the bundled data, laid out like `out/`."""
-    from pipelines import arxiv, books, c4, ccnet, github, quality, stackexchange, wikipedia
+    from pipelines import arxiv, books, c4, ccnet, github, quality, stackexchange, wikipedia, wikirefs
 
     root = tmp_path_factory.mktemp("corpus")
     cc = [str(data / "cc")]
@@ -51,7 +51,9 @@ def corpus(tmp_path_factory, data, lm_dir) -> Path:
     books.run([str(data / "books")], str(root / "books"))
     arxiv.run([str(data / "arxiv")], str(root / "arxiv"))
     stackexchange.run([str(data / "stackexchange")], str(root / "stackexchange"))
-    quality.train(str(root / "wikipedia"), cc, str(root / "quality"))
+    wikirefs.run([str(data / "wikipedia")], str(root / "wikirefs"))
+    quality.train(str(root / "ccnet"), str(root / "quality"), refs_dir=str(root / "wikirefs"),
+                  wiki_dir=str(root / "wikipedia"), epoch=50, lr=0.5)
     quality.run(str(root / "ccnet"), str(root / "cc"), str(root / "quality" / "model.bin"))
     return root
 
