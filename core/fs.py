@@ -25,6 +25,13 @@ from apache_beam.io.filesystems import FileSystems
 
 from .errors import InputError
 
+if getattr(FileSystems, "_pipeline_options", None) is None:
+    # Object stores need options (s3's client is built from them); a pipeline sets its own later,
+    # but commands that run none (inspect, train-tokenizer, the launcher's checks) need these.
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    FileSystems.set_options(PipelineOptions([]))
+
 _GLOB = set("*?[")
 SKIP_DIRS = ("_tmp", ".git", "_rejected")
 
@@ -82,7 +89,12 @@ def isfile(path: str) -> bool:
 
 
 def size(path: str) -> int:
-    return _match(str(path), limit=1)[0].size_in_bytes
+    if not is_remote(path):
+        return os.path.getsize(path)  # FileNotFoundError for a missing file or a dangling link
+    found = _match(str(path), limit=1)
+    if not found:
+        raise FileNotFoundError(f"no such file: {path}")
+    return found[0].size_in_bytes
 
 
 def _match(pattern: str, limit: int | None = None):

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import zlib
 import re
 import tarfile
 from dataclasses import dataclass, field
@@ -101,37 +102,88 @@ def load_paper(path: str | Path, report: CleanReport | None = None) -> dict[str,
     report = report if report is not None else CleanReport()
     path = str(path)
     if fs.isdir(path):
-        raw = {fs.relpath(f, path): fs.read_bytes(f) for f in fs.list_files(path, (".tex",))}
+        tex = fs.list_files(path, (".tex",))
+        if sum(fs.size(f) for f in tex) > MAX_TEX_BYTES:
+            raise PaperTooLarge("tex_too_large", f"{path}: over {MAX_TEX_BYTES >> 20} MB of .tex")
+        raw = {fs.relpath(f, path): fs.read_bytes(f) for f in tex}
         if not raw:
             raise InputError(f"{path}: no .tex files in this paper")
         report.files = len(raw)
         return {k: _decode(v, f"{fs.basename(path)}/{k}", report) for k, v in raw.items()}
     if not fs.isfile(path):
         raise InputError(f"{path}: no such file or directory")
+    if fs.size(path) > MAX_SCAN_BYTES:
+        raise PaperTooLarge("archive_too_large", f"{path}: over {MAX_SCAN_BYTES >> 20} MB")
     return load_paper_bytes(path, fs.read_bytes(path), report)
 
 
-def load_paper_bytes(name: str, data: bytes, report: CleanReport | None = None) -> dict[str, str]:
+class PaperTooLarge(Exception):
+    """A paper past a size limit (a decompression bomb, a macro fan-out): skipped and counted."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+
+
+MAX_TEX_BYTES = 64 << 20        # decompressed .tex bytes per paper
+MAX_SCAN_BYTES = 2 << 30        # decompressed bytes read from one paper's archive (figures included)
+MAX_MACRO_GROWTH = 20           # expanded text <= 20x the text before expansion (or 4 MB)
+MAX_EXPANSIONS = 1_000_000      # macro expansions per paper
+
+
+class _Capped(io.RawIOBase):
+    """A stream that raises ``PaperTooLarge`` past ``cap`` bytes (decompressed, when it wraps
+    a ``GzipFile``): an archive is never inflated past the cap, in memory or otherwise."""
+
+    def __init__(self, raw, cap: int, name: str):
+        self.raw, self.cap, self.name, self.n = raw, cap, name, 0
+
+    def readable(self):
+        return True
+
+    def readinto(self, b):
+        data = self.raw.read(len(b))
+        self.n += len(data)
+        if self.n > self.cap:
+            raise PaperTooLarge("archive_too_large", f"{self.name}: inflates past {self.cap >> 20} MB")
+        b[:len(data)] = data
+        return len(data)
+
+
+def load_paper_bytes(name: str, data: bytes, report: CleanReport | None = None,
+                     max_tex_bytes: int = MAX_TEX_BYTES, max_scan_bytes: int = MAX_SCAN_BYTES) -> dict[str, str]:
     """The same from a paper's bytes (an arXiv source file: gzipped tar, gzipped .tex, tar or
-    .tex), e.g. a member of a bulk ``arXiv_src_*.tar``; ``name`` is used in messages."""
+    .tex), e.g. a member of a bulk ``arXiv_src_*.tar``; ``name`` is used in messages.  Read as
+    a stream: at most ``max_scan_bytes`` decompressed bytes are read and at most
+    ``max_tex_bytes`` of .tex kept (``PaperTooLarge`` past either)."""
     report = report if report is not None else CleanReport()
     base = PurePosixPath(name.rstrip("/").rsplit("/", 1)[-1])
     raw: dict[str, bytes] = {}
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as e:
-            raise InputError(f"{name}: corrupt gzip ({e})") from None
-    if _is_tar(data):
-        try:
-            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-                for m in tar.getmembers():
+
+    def stream():
+        f = io.BytesIO(data)
+        return _Capped(gzip.GzipFile(fileobj=f) if data[:2] == b"\x1f\x8b" else f, max_scan_bytes, name)
+
+    try:
+        head = io.BufferedReader(stream()).read(512)
+        if _is_tar(head):
+            kept = 0
+            with tarfile.open(fileobj=io.BufferedReader(stream()), mode="r|") as tar:
+                for m in tar:
                     if m.isfile() and m.name.endswith(".tex"):
+                        kept += m.size
+                        if kept > max_tex_bytes:
+                            raise PaperTooLarge("tex_too_large", f"{name}: over {max_tex_bytes >> 20} MB of .tex")
                         raw[m.name.lstrip("./")] = tar.extractfile(m).read()
-        except tarfile.TarError as e:
-            raise InputError(f"{name}: corrupt tar archive ({e})") from None
-    else:
-        raw[base.name.removesuffix(".gz") if base.name.endswith(".tex.gz") else "main.tex"] = data
+        else:
+            body = io.BufferedReader(stream()).read(max_tex_bytes + 1)
+            if len(body) > max_tex_bytes:
+                raise PaperTooLarge("tex_too_large", f"{name}: over {max_tex_bytes >> 20} MB of .tex")
+            raw[base.name.removesuffix(".gz") if base.name.endswith(".tex.gz") else "main.tex"] = body
+    except (OSError, EOFError, zlib.error) as e:
+        raise InputError(f"{name}: corrupt gzip ({e})") from None
+    except tarfile.TarError as e:
+        raise InputError(f"{name}: corrupt tar archive ({e})") from None
     if not raw:
         raise InputError(f"{name}: no .tex files in this paper")
     report.files = len(raw)
@@ -139,7 +191,7 @@ def load_paper_bytes(name: str, data: bytes, report: CleanReport | None = None) 
 
 
 def _is_tar(data: bytes) -> bool:
-    return len(data) > 262 and data[257:262] == b"ustar"
+    return len(data) >= 262 and data[257:262] == b"ustar"
 
 
 def main_file(files: dict[str, str]) -> str:
@@ -316,12 +368,18 @@ def _parse_def(text: str, m) -> tuple[Macro | None, int] | None:
     return (Macro(bare, nargs, default, body_text) if safe else None), end
 
 
-def expand_macros(text: str, macros: dict[str, Macro], report: CleanReport, max_passes: int = 10) -> str:
+def expand_macros(text: str, macros: dict[str, Macro], report: CleanReport, max_passes: int = 10,
+                  max_growth: int = MAX_MACRO_GROWTH, max_expansions: int = MAX_EXPANSIONS) -> str:
+    """Expand user macros inline, pass after pass (macros using macros), at most
+    ``max_passes``; a paper whose text would grow past ``max_growth`` times its size (or
+    4 MB) or take more than ``max_expansions`` expansions raises ``PaperTooLarge`` (macros
+    that fan out: 12 nested macros each using the next 10 times)."""
     if not macros:
         return text
+    limit = max(max_growth * len(text), 4 << 20)
     pattern = re.compile(r"\\(%s)(?![A-Za-z@])" % "|".join(sorted(map(re.escape, macros), key=len, reverse=True)))
     for _ in range(max_passes):
-        out, pos, changed = [], 0, False
+        out, pos, changed, size = [], 0, False, 0
         for m in pattern.finditer(text):
             if m.start() < pos:
                 continue
@@ -350,8 +408,12 @@ def expand_macros(text: str, macros: dict[str, Macro], report: CleanReport, max_
             # keep a following letter from gluing onto a control word: \foo bar -> body bar
             out.append(text[pos:m.start()])
             out.append(body)
+            size += m.start() - pos + len(body)
             pos, changed = i, True
             report.expansions += 1
+            if size > limit or report.expansions > max_expansions:
+                raise PaperTooLarge("macro_expansion_limit",
+                                    f"macros expand past {'%d expansions' % max_expansions if size <= limit else '%d MB' % (limit >> 20)}")
         out.append(text[pos:])
         text = "".join(out)
         if not changed:

@@ -56,7 +56,7 @@ def is_posts_input(name: str) -> bool:
     return name.lower() == "posts.xml" or name.endswith(ARCHIVE)
 
 
-def iter_archive_posts(path: str) -> Iterator[dict]:
+def iter_archive_posts(path: str, skipped=None) -> Iterator[dict]:
     """The posts of a site's ``.7z`` dump archive, as the data dump distributes them: the
     archive is copied to local scratch space, its ``Posts.xml`` extracted to disk and streamed
     (memory: one row; disk: the archive plus its Posts.xml)."""
@@ -75,7 +75,7 @@ def iter_archive_posts(path: str) -> Iterator[dict]:
                 z.extract(path=tmp, targets=[member])
         except (py7zr.exceptions.Bad7zFile, py7zr.exceptions.ArchiveError, OSError) as e:
             raise InputError(f"{path}: not a readable 7z archive ({type(e).__name__}: {e})") from None
-        yield from iter_posts(fs.join(tmp, member))
+        yield from iter_posts(fs.join(tmp, member), skipped=skipped)
 
 
 def is_meta(site: str) -> bool:
@@ -96,9 +96,29 @@ def post_units(path: str, unit_bytes: int = UNIT_BYTES) -> Iterator[tuple[str, i
         yield path, start, (start + unit_bytes if start + unit_bytes < size else None)  # None: to the end
 
 
-def iter_posts(path: str | Path, start: int = 0, end: int | None = None) -> Iterator[dict]:
+MAX_ROW_BYTES = 16 << 20  # one post: StackExchange caps a body at 30,000 characters
+
+
+def _bounded_line(f, cap: int) -> tuple[bytes | None, int]:
+    """The next line, or None if it is longer than ``cap`` (read past in 1 MB pieces, never
+    held); and the bytes consumed."""
+    line = f.readline(cap + 1)
+    if len(line) <= cap or line.endswith(b"\n"):
+        return line, len(line)
+    n = len(line)
+    while True:
+        piece = f.readline(1 << 20)
+        n += len(piece)
+        if not piece or piece.endswith(b"\n"):
+            return None, n
+
+
+def iter_posts(path: str | Path, start: int = 0, end: int | None = None, max_row_bytes: int = MAX_ROW_BYTES,
+               skipped=None) -> Iterator[dict]:
     """Question (PostTypeId 1) and answer (2) rows whose line starts in ``[start, end)``
-    (default: the whole file); other post types are skipped.  Memory is one line."""
+    (default: the whole file); other post types are skipped.  Memory is one line: a row over
+    ``max_row_bytes`` is skipped unread (``skipped()`` is called; expat would take minutes
+    on one huge attribute)."""
     from core import fs
 
     path = str(path)
@@ -109,10 +129,15 @@ def iter_posts(path: str | Path, start: int = 0, end: int | None = None) -> Iter
     with f:
         if start:
             f.seek(start - 1)
-            f.readline()  # to the first line that starts at or after `start`
+            _bounded_line(f, max_row_bytes)  # to the first line that starts at or after `start`
         pos, last = f.tell(), b""
         while end is None or pos < end:
-            line = f.readline()
+            line, n = _bounded_line(f, max_row_bytes)
+            if line is None:
+                pos += n
+                if skipped is not None:
+                    skipped()
+                continue
             if not line:
                 if last != b"</posts>":
                     raise InputError(f"{path}: malformed Posts.xml (truncated: it does not end with </posts>)")

@@ -6,11 +6,13 @@ files, as the requester-pays bucket serves them), which are streamed member by m
 paper becoming its own work unit (reshuffled), so one archive never sits in memory."""
 from __future__ import annotations
 
+import logging
+
 import apache_beam as beam
 
 from core import fs
 from filters.errors import InputError
-from filters.latex import (CleanReport, ReferenceFailure, clean_paper, clean_paper_reference, load_paper,
+from filters.latex import (MAX_SCAN_BYTES, CleanReport, PaperTooLarge, ReferenceFailure, clean_paper, clean_paper_reference, load_paper,
                            load_paper_bytes)
 
 from . import beam_utils
@@ -67,6 +69,9 @@ def paper_items(path: str):
                     Metrics.counter("read", "bulk_members_without_source").inc()
                     continue
                 Metrics.counter("read", "bulk_members").inc()
+                if m.size > MAX_SCAN_BYTES:
+                    Metrics.counter("read", "dropped_archive_too_large").inc()
+                    continue
                 yield f"{path}/{m.name}", tar.extractfile(m).read()
     except (tarfile.TarError, OSError, EOFError) as e:
         Metrics.counter("read", "file_errors").inc()
@@ -79,13 +84,18 @@ def paper_items(path: str):
 def read_paper(item, counter, reference: bool = False):
     path, data = item
     report = CleanReport()
-    files = load_paper(path, report) if data is None else load_paper_bytes(path, data, report)
-    if reference:
-        text = _reference_text(files, report, counter)
-        if text is None:
-            return
-    else:
-        text = clean_paper(files, report)
+    try:
+        files = load_paper(path, report) if data is None else load_paper_bytes(path, data, report)
+        if reference:
+            text = _reference_text(files, report, counter)
+            if text is None:
+                return
+        else:
+            text = clean_paper(files, report)
+    except PaperTooLarge as e:  # a bomb: skipped, counted and named in the log
+        counter(f"dropped_{e.reason}")
+        logging.getLogger(__name__).warning("skipped %s: %s", path, e)
+        return
     counter("tex_files", report.files)
     counter("macros_expanded", report.expansions)
     counter("decode_fallbacks", len(report.decode_fallbacks))

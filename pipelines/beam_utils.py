@@ -32,7 +32,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.options.value_provider import StaticValueProvider
 
-from core import fs, output
+from core import fs, lock, output
 from core.errors import InputError
 
 from .schema import DOC_SCHEMA, rows_to_table
@@ -237,10 +237,42 @@ class ReadFiles(beam.DoFn):
                 yield doc
         except InputError as e:
             self.errors.inc()
-            Metrics.counter(self.step, f"unreadable:{label}").inc()  # the name reaches the stats
+            Metrics.counter(self.step, f"unreadable:{e.path or label}").inc()  # the name reaches the stats
             log.error("%s (kept the %d %s read before the error)", e, n,
                       "documents" if self.documents else "items")
         log.info("%s %s: %d %s", self.step, fs.basename(label), n, "documents" if self.documents else "items")
+
+
+def _shard_reader(columns, column: str, kind: str, batch_rows: int):
+    def read(path, counter):
+        pf = output.open_shard(path, column, kind)  # an unreadable file: InputError, named
+        try:
+            for batch in pf.iter_batches(columns=columns, batch_size=batch_rows, use_threads=False):
+                yield from batch.to_pylist()
+        except InputError:
+            raise
+        except Exception as e:  # a file cut or damaged after its footer
+            raise InputError(f"{path}: not a readable Parquet file ({type(e).__name__}: {e})") from None
+    return read
+
+
+class ReadShards(beam.PTransform):
+    """The rows of the Parquet shards of step outputs (``dirs``), one shard per work unit,
+    read in batches.  An unreadable shard is named in the log and counted
+    (``<step>/file_errors``): ``run_pipeline`` then fails with one line naming it and leaves
+    the output incomplete (Beam's own Parquet source would stop the job with a worker
+    traceback)."""
+
+    def __init__(self, dirs: list[str], columns: list[str] | None = None, column: str = "text",
+                 kind: str = "document", step: str = "read", batch_rows: int = 256):
+        super().__init__()
+        self.dirs, self.columns, self.column, self.kind = list(dirs), columns, column, kind
+        self.step, self.batch_rows = step, batch_rows
+
+    def expand(self, p):
+        read = _shard_reader(self.columns, self.column, self.kind, self.batch_rows)
+        return (p | "Shards" >> ExpandInputs(self.dirs, (".parquet",))
+                  | "Rows" >> beam.ParDo(ReadFiles(self.step, read, documents=False)))
 
 
 # ------------------------------------------------------------------------------ shards
@@ -514,14 +546,20 @@ def graph_size(p: beam.Pipeline) -> dict:
 
 
 def run_pipeline(build_fn, out_dir: str, runner: str, beam_args: list[str], extra: dict | None = None,
-                 before_complete=None) -> dict:
-    """Build and run a pipeline; write stats.json and the success marker; return the stats."""
+                 before_complete=None, run_id: str | None = None, held=None) -> dict:
+    """Build and run a pipeline; write stats.json and the success marker; return the stats.
+    ``held``: the output's lock (``core.lock``), checked before the output is marked complete."""
     t0 = time.time()
-    run_id = output.new_run_id()
+    run_id = run_id or output.new_run_id()
     p = new_pipeline(runner, beam_args)
     build_fn(p)
-    result = p.run()
-    result.wait_until_finish()
+    try:
+        result = p.run()
+        result.wait_until_finish()
+    except Exception as e:
+        if disk_full(e):
+            raise disk_full_error(out_dir) from None
+        raise
     stats = {"counters": collect_counters(result), "seconds": round(time.time() - t0, 2),
              "runner": runner, "run_id": run_id, **(extra or {})}
     fs.delete(fs.join(out_dir, output.TMP))
@@ -545,8 +583,43 @@ def run_pipeline(build_fn, out_dir: str, runner: str, beam_args: list[str], extr
         except InputError:
             output.write_stats(out_dir, stats)
             raise
-    output.mark_complete(out_dir, stats, run_id)
+    if held is not None:
+        held.check()
+    try:
+        output.mark_complete(out_dir, stats, run_id)
+    except OSError as e:
+        if disk_full(e):
+            raise disk_full_error(out_dir) from None
+        raise
     return stats
+
+
+def disk_full(e: BaseException) -> bool:
+    """Whether ``e`` (or what it wraps: Beam re-raises a worker's error as a RuntimeError
+    with its text) is "No space left on device"."""
+    import errno
+
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if (isinstance(e, OSError) and e.errno == errno.ENOSPC) or "No space left on device" in str(e):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def disk_full_error(out_dir: str) -> InputError:
+    """One line for a full disk; the step's temporary files are removed first (no _SUCCESS
+    was written, so nothing downstream reads the output, and the next run redoes it)."""
+    if fs.is_remote(out_dir):
+        fs.delete(fs.join(out_dir, output.TMP))
+        return InputError(f"{out_dir}: a disk filled up while this step wrote its output (No space left on "
+                          f"device: a worker's local scratch space); give the workers more disk and run again")
+    fs.delete(fs.join(out_dir, output.TMP))
+    free = shutil.disk_usage(out_dir if os.path.isdir(out_dir) else os.path.dirname(os.path.abspath(out_dir))).free
+    return InputError(f"{out_dir}: the disk filled up while this step wrote its output (No space left on device); "
+                      f"its filesystem has {free / 2**20:,.1f} MB free with the partial output removed and the "
+                      f"output needs more than that: free space (or choose another --out) and run again")
 
 
 def dry_run(build_fn, runner: str, beam_args: list[str], stage: bool = False) -> dict:
@@ -587,10 +660,13 @@ def run_step(build_fn, out_dir: str, runner: str = "DirectRunner", beam_args=Non
         return dry_run(build_fn, runner, list(beam_args or []), stage=dry == "stage")
     if output.is_complete(out_dir) and not force:
         output.check_same_run(out_dir, extra or {})
-    if not output.prepare_output(out_dir, force):
-        log.info("%s is complete (%s present); skipped", out_dir, output.SUCCESS)
-        return None
-    return run_pipeline(build_fn, out_dir, runner, list(beam_args or []), extra, before_complete=before_complete)
+    run_id = output.new_run_id()
+    with lock.holding(out_dir, run_id) as held:  # one writer per output
+        if not output.prepare_output(out_dir, force):
+            log.info("%s is complete (%s present); skipped", out_dir, output.SUCCESS)
+            return None
+        return run_pipeline(build_fn, out_dir, runner, list(beam_args or []), extra,
+                            before_complete=before_complete, run_id=run_id, held=held)
 
 
 # ------------------------------------------------------------------------------ samples

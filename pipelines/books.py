@@ -10,12 +10,14 @@ the longest copy is kept here.  On the shared books both find the same group and
 same number of books (``tests/reference/test_redpajama_books_parity.py``)."""
 from __future__ import annotations
 
+import functools
 import logging
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from core import fs
+from filters.decode import decode_text, has_bom
 from filters.books import band_keys, drop_by_components, estimated_jaccard, lsh_bands, minhash, strip_gutenberg
 from filters.errors import InputError
 
@@ -33,18 +35,26 @@ def check_inputs(inputs, prefix=None):
         beam_utils.first_input(spec, ".txt books", SUFFIXES, prefix=prefix)
 
 
-def read_book(path, counter):
+MAX_BOOK_BYTES = 64 << 20  # the largest real books are a few MB; a 200 MB "book" is not one
+
+
+def read_book(path, counter, max_bytes: int = MAX_BOOK_BYTES):
     try:
+        if fs.size(path) > max_bytes:  # skipped before it is read: MinHash memory grows with it
+            counter("dropped_too_large")
+            log.warning("skipped %s: over %d MB (--max-book-mb)", path, max_bytes >> 20)
+            return
         raw = fs.read_bytes(path)
     except OSError as e:
         raise InputError(f"{path}: cannot be read ({type(e).__name__}: {e})") from None
-    if b"\x00" in raw[:4096]:
+    if b"\x00" in raw[:4096] and not has_bom(raw):  # UTF-16/32 text has NULs, and a BOM
         raise InputError(f"{path}: binary file, not a plain-text book")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-        counter("decode_fallback_latin1")
+    decoded = decode_text(raw)  # filters.decode: one bad byte costs one character, never the file
+    if decoded.encoding not in ("utf-8", "utf-8-sig"):
+        counter(f"decoded_as_{decoded.encoding}")
+    if decoded.replaced:
+        counter("invalid_utf8_sequences_replaced", decoded.replaced)
+    text = decoded.text
     body, had_markers = strip_gutenberg(text)
     counter("gutenberg_boilerplate_removed" if had_markers else "no_gutenberg_markers")
     if not body:
@@ -122,17 +132,21 @@ class NearDedup(beam.PTransform):
                 | "Drop" >> beam.ParDo(_DropDuplicates()))
 
 
-def build(p, inputs, out_dir, threshold=0.9, num_perm=128, k=20, target_bytes=256 << 20, input_prefix=None):
+def build(p, inputs, out_dir, threshold=0.9, num_perm=128, k=20, target_bytes=256 << 20, input_prefix=None,
+          max_book_bytes=MAX_BOOK_BYTES):
+    read = functools.partial(read_book, max_bytes=max_book_bytes)
     books = (p | "Files" >> beam_utils.ExpandInputs(inputs, SUFFIXES, prefix=input_prefix)
-               | "Read" >> beam.ParDo(beam_utils.ReadFiles("read", read_book)))
+               | "Read" >> beam.ParDo(beam_utils.ReadFiles("read", read)))
     return (books | "NearDedup" >> NearDedup(threshold, num_perm, k)
                   | "Shards" >> beam_utils.WriteShards(out_dir, lambda d: "books", target_bytes))
 
 
 def run(inputs, out_dir, threshold=0.9, target_bytes=256 << 20, runner="DirectRunner", beam_args=None,
-        force=False, input_prefix=None, dry_run=False):
+        force=False, input_prefix=None, dry_run=False, max_book_mb: float | None = None):
     check_inputs(inputs, input_prefix)
+    cap = int(max_book_mb * 2**20) if max_book_mb else MAX_BOOK_BYTES
     return beam_utils.run_step(
-        lambda p: build(p, inputs, out_dir, threshold, target_bytes=target_bytes, input_prefix=input_prefix),
+        lambda p: build(p, inputs, out_dir, threshold, target_bytes=target_bytes, input_prefix=input_prefix,
+                        max_book_bytes=cap),
         out_dir, runner, beam_args, force, dry=dry_run,
         extra={"inputs": list(inputs), "near_dup_threshold": threshold})

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 
 from filters import paths
@@ -15,16 +16,29 @@ _NOISE = ("apitools not found", "No semi_persistent_directory found", "Discardin
 
 
 class _DropNoise(logging.Filter):
+    def __init__(self, quiet: bool = False):
+        super().__init__()
+        self.quiet = quiet
+
     def filter(self, record):
         msg = record.getMessage()
-        return not any(s in msg for s in _NOISE)
+        if any(s in msg for s in _NOISE):
+            return False
+        # -q: a failing worker's forwarded traceback; the run's own one-line error says what failed
+        return not (self.quiet and record.name.startswith("apache_beam")
+                    and (record.exc_info or "Traceback" in msg))
 
 
 def _setup_logging(verbose: bool) -> None:
+    if not verbose:  # local SDK workers log to a file (pipelines/sdk_worker.py), not the terminal
+        import os
+        import tempfile
+
+        os.environ.setdefault("LLAMA_WORKER_LOG", os.path.join(tempfile.gettempdir(), f"llama-workers-{os.getpid()}.log"))
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for h in logging.getLogger().handlers:
-        h.addFilter(_DropNoise())
+        h.addFilter(_DropNoise(quiet=not verbose))
     for name in ("pipelines", "filters", "tokenizer", "train", "model", "dags"):
         logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
@@ -324,7 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
             fixed = {"reference": None}
         elif name == "books":
             p.add_argument("--threshold", type=_fraction, default=0.9, help="near-duplicate Jaccard threshold")
-            fixed = {"threshold": None}
+            p.add_argument("--max-book-mb", type=float, default=None,
+                           help="skip (and count) a book file larger than this (default 64)")
+            fixed = {"threshold": None, "max_book_mb": None}
         elif name == "wikipedia":
             p.add_argument("--languages", nargs="+", default=None, help="dbname languages to keep (default: LLaMA's 20)")
             fixed = {"languages": None}
@@ -446,18 +462,64 @@ def main(argv: list[str] | None = None) -> int:
     if bad or (extra and args.cmd not in BEAM_COMMANDS):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     _setup_logging(not getattr(args, "quiet", False))
+    signal.signal(signal.SIGINT, _interrupted)
     try:
         if hasattr(args, "runner"):
             from pipelines.beam_utils import check_runner
 
             check_runner(args.runner)
-        return args.fn(args, extra)
+        code = args.fn(args, extra)
     except InputError as e:
         print(f"llama: error: {e}", file=sys.stderr)
-        return 2
+        code = 2
     except KeyboardInterrupt:
-        print("llama: interrupted", file=sys.stderr)
-        return 130
+        _stop_children()
+        print("llama: interrupted (the output is left incomplete: no _SUCCESS)", file=sys.stderr)
+        code = 130
+    _drop_worker_log()  # kept only when the command ends in a traceback
+    return code
+
+
+def _drop_worker_log() -> None:
+    import os
+
+    path = os.environ.get("LLAMA_WORKER_LOG")
+    if path and os.path.isfile(path):
+        os.unlink(path)
+
+
+def _interrupted(signum, frame):
+    """Ctrl-C: the runner's threads will see their workers end -- quietly; then the usual
+    KeyboardInterrupt in the main thread."""
+    import threading
+
+    threading.excepthook = lambda args: None
+    logging.getLogger("apache_beam").setLevel(logging.CRITICAL)  # its shutdown complaints, too
+    raise KeyboardInterrupt
+
+
+def _stop_children() -> None:
+    """After Ctrl-C: stop this process's children (the local runner's SDK workers ignore
+    Ctrl-C, so that they die here, quietly, not each with its own traceback)."""
+    import os
+    import signal
+    import threading
+
+    threading.excepthook = lambda args: None  # the runner's threads see their workers go
+    me = str(os.getpid())
+    for stat in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not stat.isdigit():
+            continue
+        try:
+            with open(f"/proc/{stat}/stat") as fh:
+                ppid = fh.read().rsplit(")", 1)[1].split()[1]
+        except (OSError, IndexError):
+            continue
+        if ppid == me:
+            try:
+                os.kill(int(stat), signal.SIGTERM)
+            except OSError:
+                pass
 
 
 BEAM_COMMANDS = {"ccnet", "c4", "github", "wikipedia", "books", "arxiv", "stackexchange", "quality", "tokenize",

@@ -71,8 +71,13 @@ def _repo_files(unit):
     if not (len(files) == 1 and files[0] == root):
         repo = fs.basename(root)
         for f in files:
-            if fs.size(f) <= MAX_FILE_BYTES:
-                yield repo, fs.relpath(f, root), fs.read_bytes(f).decode("utf-8", "replace"), None
+            try:
+                if fs.size(f) > MAX_FILE_BYTES:
+                    continue
+                data = fs.read_bytes(f)
+            except OSError as e:  # e.g. a dangling symlink: the step fails naming it
+                raise InputError(f"{f}: cannot be read ({type(e).__name__}: {e})", path=f) from None
+            yield repo, fs.relpath(f, root), data.decode("utf-8", "replace"), None
         return
     with fs.open_decompressed(root) as raw:
         for i, line in enumerate(io.TextIOWrapper(raw, encoding="utf-8")):

@@ -22,7 +22,7 @@ import sys
 import apache_beam as beam
 from tqdm import tqdm
 
-from core import fs, output
+from core import fs, lock, output
 from filters.errors import InputError
 from filters.perplexity import LMPaths
 from filters.text import normalize
@@ -92,7 +92,8 @@ def train_lm(dumps: list[str], out_dir: str, lang: str = "en", vocab_size: int =
     for d in dumps:
         if not fs.isfile(d):
             raise InputError(f"{d}: no such Wikipedia dump")
-    with fs.scratch_dir("llama-lm-") as work:
+    run_id = output.new_run_id()
+    with fs.scratch_dir("llama-lm-") as work, lock.holding(out_dir, run_id):  # one writer per output
         output.prepare_output(out_dir, force=True)
         articles = sample_articles(dumps, lang, max_articles, out_dir, runner, beam_args)
         _train(articles, dumps, work, lang, vocab_size, order, holdout)
@@ -100,7 +101,7 @@ def train_lm(dumps: list[str], out_dir: str, lang: str = "en", vocab_size: int =
         fs.upload_dir(work, out_dir, names)
         output.mark_complete(out_dir, {"dumps": list(dumps), "lang": lang, "vocab_size": vocab_size,
                                        "order": order, "holdout": holdout, "articles": len(articles),
-                                       "max_articles": max_articles})
+                                       "max_articles": max_articles}, run_id)
     log.info("LM written to %s", out_dir)
     return paths
 

@@ -229,8 +229,10 @@ def runner():
         def _default_environment(self, env):
             if (isinstance(env, environments.SubprocessSDKEnvironment)
                     and env.command_string.endswith("apache_beam.runners.worker.sdk_worker_main")):
+                # exec: the shell Beam starts it with becomes the worker (one process, which
+                # ignores Ctrl-C; a shell in between would die of it)
                 env = environments.SubprocessSDKEnvironment.from_command_string(
-                    command_string=f"{sys.executable} -m {WORKER_MODULE}")
+                    command_string=f"exec {sys.executable} -m {WORKER_MODULE}")
             self._env = env
 
     return LocalRunner()

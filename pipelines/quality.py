@@ -46,7 +46,7 @@ import random
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from core import fs, output
+from core import fs, lock, output
 from filters.errors import InputError
 from filters.wikirefs import url_key
 
@@ -73,8 +73,8 @@ def predict_text(text: str) -> str:
 
 
 def _pages(p, label, out_dir, language):
-    return (p | f"Read{label}" >> beam.io.ReadFromParquet(fs.join(out_dir, "*", "*.parquet"),
-                                                         columns=["url", "text", "language", "bucket"])
+    return (p | f"Read{label}" >> beam_utils.ReadShards([out_dir], ["url", "text", "language", "bucket"],
+                                                        step=f"read_{label.lower()}")
               | f"HeadMiddle{label}" >> beam.Filter(
                   lambda r: r["bucket"] in BUCKETS and (language is None or r["language"] == language)))
 
@@ -108,7 +108,7 @@ def training_sources(p, pages_dir, refs_dir=None, ref_pages_dir=None, wiki_dir=N
     pages = _pages(p, "Pages", pages_dir, language)
     found = {}
     if refs_dir:
-        refs = (p | "Refs" >> beam.io.ReadFromParquet(fs.join(refs_dir, "*", "*.parquet"), columns=["id"])
+        refs = (p | "Refs" >> beam_utils.ReadShards([refs_dir], ["id"], column="id", kind="URL", step="read_refs")
                   | "RefKey" >> beam.Map(lambda r: (r["id"], None)))
         keyed = pages | "PageKey" >> beam.Map(_keyed_page)
         joined = ({"refs": refs, "pages": keyed} | "Join" >> beam.CoGroupByKey()
@@ -125,8 +125,7 @@ def training_sources(p, pages_dir, refs_dir=None, ref_pages_dir=None, wiki_dir=N
         out["ref"] = (tuple(found.values()) | "Positives" >> beam.Flatten()
                       | "RefText" >> beam.Map(train_text) | "OnceEach" >> beam.Distinct())
     if wiki_dir:
-        out["wiki"] = (p | "Wiki" >> beam.io.ReadFromParquet(fs.join(wiki_dir, "*", "*.parquet"),
-                                                              columns=["text", "language"])
+        out["wiki"] = (p | "Wiki" >> beam_utils.ReadShards([wiki_dir], ["text", "language"], step="read_wiki")
                          | "WikiLang" >> beam.Filter(lambda r: language is None or r["language"] == language)
                          | "WikiLong" >> beam.Filter(lambda r: len(r["text"]) >= MIN_CHARS)
                          | "WikiText" >> beam.Map(lambda r: train_text(r["text"]))
@@ -161,10 +160,17 @@ def train(pages_dir: str, out_dir: str, *, refs_dir: str | None = None, ref_page
     if output.is_complete(out_dir) and not force:
         output.check_same_run(out_dir, settings)
         return output.read_stats(out_dir)
-    output.prepare_output(out_dir, force=True)
+    with lock.holding(out_dir, output.new_run_id()) as held:  # one writer per output
+        output.prepare_output(out_dir, force=True)
+        return _train(pages_dir, out_dir, refs_dir, ref_pages_dir, wiki_dir, language, min_positives, seed,
+                      max_docs, holdout, lr, settings, runner, beam_args, held)
 
+
+def _train(pages_dir, out_dir, refs_dir, ref_pages_dir, wiki_dir, language, min_positives, seed, max_docs,
+           holdout, lr, settings, runner, beam_args, held) -> dict:
     samples = beam_utils.draw_samples(
-        lambda p: training_sources(p, pages_dir, refs_dir, ref_pages_dir, wiki_dir, language), max_docs, out_dir, runner, beam_args, seed)
+        lambda p: training_sources(p, pages_dir, refs_dir, ref_pages_dir, wiki_dir, language), max_docs, out_dir,
+        runner, beam_args, seed)
     cited = samples.get("ref", [])
     stats = {"referenced_pages": len(cited)}
     if len(cited) >= min_positives:
@@ -214,7 +220,8 @@ def train(pages_dir: str, out_dir: str, *, refs_dir: str | None = None, ref_page
             correct = sum(model.predict(t)[0][0] == label for label, t in test)
             stats["heldout_accuracy"] = round(correct / len(test), 4)
         fs.upload_dir(work, out_dir, ["model.bin"])
-        output.mark_complete(out_dir, stats)
+        held.check()
+        output.mark_complete(out_dir, stats, held.run_id)
     return output.read_stats(out_dir)
 
 
@@ -248,8 +255,7 @@ class Score(beam.DoFn):
 
 
 def build(p, in_dir, out_dir, model_path, threshold, target_bytes=256 << 20):
-    pattern = fs.join(in_dir, "*", "*.parquet")
-    return (p | "Read" >> beam.io.ReadFromParquet(pattern)
+    return (p | "Read" >> beam_utils.ReadShards([in_dir], step="read")
               | "Score" >> beam.ParDo(Score(model_path, threshold))
               | "Shards" >> beam_utils.WriteShards(out_dir, lambda d: f"{d['language']}_{d['bucket']}",
                                                    target_bytes))

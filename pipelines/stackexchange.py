@@ -46,7 +46,9 @@ def _units(path):
 def read_posts(unit, counter):
     path, start, end = unit
     site = site_of(path)
-    posts = iter_archive_posts(path) if path.endswith(ARCHIVE) else iter_posts(path, start, end)
+    too_large = lambda: counter("dropped_row_too_large")  # noqa: E731
+    posts = (iter_archive_posts(path, skipped=too_large) if path.endswith(ARCHIVE)
+             else iter_posts(path, start, end, skipped=too_large))
     for post in posts:
         counter("questions" if post["PostTypeId"] == "1" else "answers")
         key = post["Id"] if post["PostTypeId"] == "1" else post.get("ParentId", "")

@@ -160,9 +160,8 @@ class PackShard(beam.DoFn):
 
 
 def _read_source(p, name, directory):
-    # Beam's Parquet source: row groups read in parallel, through FileSystems (gs:// too)
-    return (p | f"Read_{name}" >> beam.io.ReadFromParquet(fs.join(directory, "*", "*.parquet"),
-                                                           columns=["id", "text"])
+    # a shard per work unit, through FileSystems (gs:// too); a damaged shard is a one-line error
+    return (p | f"Read_{name}" >> beam_utils.ReadShards([directory], ["id", "text"], step=f"read_{name}")
               | f"Tag_{name}" >> beam.Map(lambda r, s=name: (s, r)))
 
 

@@ -76,10 +76,20 @@ def load_config(path: str | None, overrides: dict) -> dict:
 
 
 def vocab_size_of(data: str) -> int:
-    manifest = Path(data) / "manifest.json"
-    if manifest.is_file():
+    """The vocabulary the token shards were made with (``llama tokenize``'s manifest.json):
+    never a guess -- a model with another vocabulary would train on the wrong embedding rows."""
+    from filters.errors import InputError
+
+    p = Path(data)
+    manifest = (p if p.is_dir() else p.parent) / "manifest.json"
+    try:
         return int(json.loads(manifest.read_text())["vocab_size"])
-    return 32000
+    except FileNotFoundError:
+        raise InputError(f"{data}: no manifest.json beside the token shards (it records the vocabulary "
+                         f"they were made with); make them with `llama tokenize`") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise InputError(f"{manifest}: unreadable token manifest ({type(e).__name__}: {e}); "
+                         f"remake the shards with `llama tokenize`") from None
 
 
 def ds_config(cfg: dict, gas: int, on_gpu: bool) -> dict:
@@ -140,13 +150,16 @@ def train(cfg: dict) -> dict:
     engine, _, _, scheduler = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=schedule,
                                                    config=ds_config(cfg, gas, on_gpu))
 
+    from train.checkpoint import resume_tag
+
     step = 0
-    if (ckpt_dir / "latest").is_file():
-        _, client = engine.load_checkpoint(str(ckpt_dir))
+    tag = resume_tag(ckpt_dir)  # the newest whole checkpoint (a damaged newest one is skipped, with a warning)
+    if tag is not None:
+        _, client = engine.load_checkpoint(str(ckpt_dir), tag=tag)
         step = int(client["step"])
         loader.load_state_dict(client["data"])
         if rank == 0:
-            print(f"resumed from {ckpt_dir} at step {step}", flush=True)
+            print(f"resumed from {ckpt_dir}/{tag} at step {step}", flush=True)
 
     tokens_per_step = cfg["micro_batch"] * (cfg["seq_len"] - 1) * gas * world
     flops_tok = flops_per_token(args, cfg["seq_len"])
@@ -154,6 +167,7 @@ def train(cfg: dict) -> dict:
     log_path = run_dir / "log.jsonl"
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
+        _truncate_log(log_path, step)  # steps logged after the checkpoint resumed from are redone
         (run_dir / "config.json").write_text(json.dumps(dict(cfg, world_size=world, gas=gas), indent=2))
         print(f"model {cfg['model']}: {sum(p.numel() for p in model.parameters()):,} parameters, "
               f"ZeRO-{cfg['zero_stage']}, {world} rank(s), {tokens_per_step:,} tokens/step, "
@@ -207,6 +221,22 @@ def train(cfg: dict) -> dict:
             engine.save_checkpoint(str(ckpt_dir), tag=f"step{step}",
                                    client_state={"step": step, "data": loader.state_dict()})
     return {"history": history, "rank": rank}
+
+
+def _truncate_log(log_path: Path, step: int) -> None:
+    """Keep the log's records up to ``step``, so a resumed run logs each step once."""
+    if not log_path.is_file():
+        return
+    kept = []
+    for line in log_path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line)
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut by the kill
+    tmp = log_path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(x + "\n" for x in kept))
+    tmp.replace(log_path)
 
 
 def validate(engine, loader, max_batches: int, dev) -> float:

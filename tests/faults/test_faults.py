@@ -1,0 +1,414 @@
+"""Fault injection: each hostile input or fault is built at test time from the shared sample,
+and each test asserts the exact outcome -- the one-line message and exit status, or the
+counted skip, and the state of the output.  The README's "Faults" table lists them."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from core.errors import InputError
+
+
+def llama(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", "-q", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def one_line_error(res, *fragments):
+    assert res.returncode == 2, res.stderr[-3000:]
+    assert "Traceback" not in res.stderr, res.stderr[-3000:]
+    errors = [x for x in res.stderr.splitlines() if x.startswith("llama: error: ")]
+    assert len(errors) == 1, res.stderr[-3000:]
+    for f in fragments:
+        assert f in errors[0], errors[0]
+    return errors[0]
+
+
+# ---------------------------------------------------------------- text encodings (books)
+
+def _counter():
+    counts = {}
+
+    def inc(name, k=1):
+        counts[name] = counts.get(name, 0) + k
+    return counts, inc
+
+
+def _read(path):
+    from pipelines.books import read_book
+
+    counts, inc = _counter()
+    docs = list(read_book(str(path), inc))
+    return docs, counts
+
+
+def test_one_invalid_byte_in_a_utf8_book_costs_one_character(tmp_path, data):
+    raw = (data / "books" / "pg1260_jane_eyre.txt").read_bytes()
+    i = raw.index("Reader, I married him".encode())
+    bad = tmp_path / "jane.txt"
+    bad.write_bytes(raw[:i] + b"\xff" + raw[i:])  # one stray byte in the last chapter
+    (clean,), _ = _read(data / "books" / "pg1260_jane_eyre.txt")
+    (doc,), counts = _read(bad)
+    assert counts["invalid_utf8_sequences_replaced"] == 1
+    assert "Ã" not in doc["text"] and doc["text"].count("ë") == clean["text"].count("ë") > 0
+    assert len(doc["text"]) == len(clean["text"]) + 1 and doc["text"].count("\ufffd") == 1
+
+
+def test_a_utf16_book_with_a_bom_is_read_like_its_utf8_original(tmp_path, data):
+    src = data / "books" / "pg345_dracula.txt"
+    utf16 = tmp_path / "dracula.txt"
+    utf16.write_bytes(src.read_bytes().decode("utf-8-sig").encode("utf-16"))  # BOM + UTF-16LE
+    (clean,), _ = _read(src)
+    (doc,), counts = _read(utf16)
+    assert doc["text"] == clean["text"] and counts["decoded_as_utf-16"] == 1
+
+
+def test_cr_cr_lf_line_ends_do_not_double_the_lines(tmp_path, data):
+    src = data / "books" / "pg345_dracula.txt"
+    raw = src.read_bytes()
+    assert b"\r\n" in raw
+    twice = tmp_path / "dracula.txt"
+    twice.write_bytes(raw.replace(b"\r\n", b"\r\r\n"))  # a CRLF file converted once more
+    (clean,), _ = _read(src)
+    (doc,), _ = _read(twice)
+    assert doc["text"] == clean["text"] and "\r" not in doc["text"]
+
+
+def test_an_8bit_latin1_book_stays_latin1(tmp_path, data):
+    text = (data / "books" / "pg345_dracula.txt").read_bytes().decode("utf-8-sig")
+    latin = tmp_path / "dracula.txt"
+    i = text.index("CHAPTER I")
+    text = text[:i] + "calèche, naïve, café.\n\n" + text[i:]
+    latin.write_bytes(text.encode("latin-1", "replace"))  # an 8-bit file: every é one byte
+    (doc,), counts = _read(latin)
+    assert "calèche, naïve, café." in doc["text"] and counts.get("decoded_as_latin-1") == 1
+
+
+# ---------------------------------------------------------------- one writer per output
+
+@pytest.mark.slow
+def test_a_second_run_on_the_same_output_is_refused_naming_the_first(tmp_path, data):
+    from core.lock import OutputLock
+
+    out = tmp_path / "books"
+    first = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "-q", "books", str(data / "books"),
+                              "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while True:  # until the first run holds the lock
+        try:
+            OutputLock(str(out), "probe").acquire().release()
+        except InputError:
+            break
+        assert first.poll() is None and time.time() < deadline, "the first run never took the lock"
+        time.sleep(0.05)
+    second = llama("books", data / "books", "--out", out)
+    line = one_line_error(second, str(out), "is writing this output", f"pid {first.pid} ")
+    assert "wait for it to finish or choose another --out" in line
+    _, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err[-3000:]
+    marker = json.loads((out / "_SUCCESS").read_text())
+    stats = json.loads((out / "stats.json").read_text())
+    assert marker["run_id"] == stats["run_id"] and sum(stats["shards"].values()) == 3
+    assert llama("books", data / "books", "--out", out, "--force").returncode == 0  # the lock is free again
+
+
+def test_object_store_lock_refuses_a_second_writer_and_a_taken_over_finish(monkeypatch):
+    from core import lock as lk
+    from tests.emulators import environ, s3_server
+
+    with s3_server() as env, environ(env):
+        out = "s3://llama-test/runs/cc"
+        a = lk.OutputLock(out, "run-A").acquire()
+        with pytest.raises(InputError, match=r"another run run-A \(pid \d+ on .*\) is writing this output"):
+            lk.OutputLock(out, "run-B").acquire()
+        a.check()  # still A's: A may finish
+        monkeypatch.setattr(lk, "LEASE_SECONDS", 0)  # A looks dead: B takes over
+        b = lk.OutputLock(out, "run-B").acquire()
+        with pytest.raises(InputError, match="not marked complete: another run run-B"):
+            a.check()
+        a.release()  # A's release leaves B's lock alone
+        b.check()
+        b.release()
+        from core import fs
+
+        assert not fs.exists(lk.lock_path(out))
+
+
+# ---------------------------------------------------------------- training inputs and resume
+
+def test_token_shards_without_their_manifest_are_refused(tmp_path):
+    from train.trainer import vocab_size_of
+
+    (tmp_path / "tokens").mkdir()
+    with pytest.raises(InputError, match="no manifest.json beside the token shards.*llama tokenize"):
+        vocab_size_of(str(tmp_path / "tokens"))
+    (tmp_path / "tokens" / "manifest.json").write_text('{"vocab_size": 400}')
+    assert vocab_size_of(str(tmp_path / "tokens")) == 400
+
+
+def _checkpoint(ckpt: Path, step: int):
+    import torch
+
+    d = ckpt / f"step{step}"
+    d.mkdir(parents=True)
+    for name in ("mp_rank_00_model_states.pt", "zero_pp_rank_0_mp_rank_00_optim_states.pt"):
+        torch.save({"step": step, "w": torch.arange(1000.0)}, d / name)
+    (ckpt / "latest").write_text(f"step{step}")
+
+
+def test_resume_skips_a_truncated_newest_checkpoint_and_names_the_file(tmp_path, caplog):
+    from train.checkpoint import resume_tag
+
+    ckpt = tmp_path / "checkpoints"
+    assert resume_tag(ckpt) is None  # nothing to resume: start over
+    _checkpoint(ckpt, 2)
+    _checkpoint(ckpt, 4)
+    assert resume_tag(ckpt) == "step4"
+    bad = ckpt / "step4" / "zero_pp_rank_0_mp_rank_00_optim_states.pt"
+    bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])  # the disk filled up mid-write
+    with caplog.at_level("WARNING"):
+        assert resume_tag(ckpt) == "step2"
+    assert str(bad) in caplog.text and "resuming from step2" in caplog.text
+    for f in (ckpt / "step2").iterdir():
+        f.write_bytes(f.read_bytes()[:100])
+    with pytest.raises(InputError, match="no whole checkpoint to resume from"):
+        resume_tag(ckpt)
+
+
+def test_a_resumed_run_logs_each_step_once(tmp_path):
+    from train.trainer import _truncate_log
+
+    log = tmp_path / "log.jsonl"
+    # killed after logging step 5, its last checkpoint at step 4, the last line cut
+    log.write_text("".join(json.dumps({"step": s, "loss": 1.0}) + "\n" for s in range(1, 6)) + '{"step": 6, "lo')
+    _truncate_log(log, 4)
+    assert [json.loads(x)["step"] for x in log.read_text().splitlines()] == [1, 2, 3, 4]
+
+
+# ---------------------------------------------------------------- user mistakes: one line, never a traceback
+
+@pytest.mark.slow
+def test_a_dangling_symlink_among_the_books(tmp_path, data):
+    books = tmp_path / "books"
+    books.mkdir()
+    (books / "dracula.txt").symlink_to(data / "books" / "pg345_dracula.txt")
+    (books / "gone.txt").symlink_to(tmp_path / "deleted.txt")
+    res = llama("books", books, "--out", tmp_path / "out")
+    one_line_error(res, "could not be read", "gone.txt")
+    assert not (tmp_path / "out" / "_SUCCESS").exists()
+
+
+@pytest.mark.slow
+def test_a_corrupt_shard_given_to_tokenize(tmp_path, corpus, tokenizer_model):
+    import shutil
+
+    root = tmp_path / "out"
+    shutil.copytree(corpus / "books", root / "books")
+    shard = next((root / "books").rglob("*.parquet"))
+    shard.write_bytes(shard.read_bytes()[:200])  # cut: no footer
+    res = llama("tokenize", "--root", root, "--only", "books", "--tokenizer", tokenizer_model,
+                "--seq-len", 64, "--out", root / "tokens")
+    one_line_error(res, shard.name)
+    assert not (root / "tokens" / "_SUCCESS").exists()
+
+
+# ---------------------------------------------------------------- resource bombs: bounded time and memory
+
+def _bounded(code: str, mem_gb: float = 1.5, timeout: int = 120):
+    """Run ``code`` in a fresh interpreter under an address-space limit and a time limit."""
+    import resource
+
+    def limit():
+        cap = int(mem_gb * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+    t0 = time.time()
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
+                         preexec_fn=limit, cwd=str(Path(__file__).resolve().parents[2]))
+    return res, time.time() - t0
+
+
+def test_latex_macros_that_fan_out_are_skipped_in_bounded_time_and_memory(tmp_path):
+    paper = tmp_path / "bomb"
+    paper.mkdir()
+    defs = "".join(f"\\newcommand{{\\m{chr(97 + i)}}}{{{(' ' + chr(92) + 'm' + chr(98 + i)) * 10}}}\n"
+                   for i in range(11)) + "\\newcommand{\\ml}{lol}\n"  # \ma uses \mb 10 times, ... 10^11 lols
+    (paper / "main.tex").write_text("\\documentclass{article}\n" + defs +
+                                    "\\begin{document}\n\\section{Intro}\nReal text. \\ma\n\\end{document}\n")
+    res, seconds = _bounded(
+        "import sys; from filters.latex import clean_paper, load_paper, PaperTooLarge\n"
+        f"try:\n    clean_paper(load_paper({str(paper)!r}))\nexcept PaperTooLarge as e:\n"
+        "    print(e.reason); sys.exit(0)\nsys.exit(1)")
+    assert res.returncode == 0 and res.stdout.strip() == "macro_expansion_limit", res.stderr[-2000:]
+    assert seconds < 60
+
+
+def _gz_stream_of_zeros(path: Path, members: dict[str, int]):
+    """A .tar.gz whose members are runs of zeros of the given sizes, written as a stream."""
+    import tarfile
+    import zlib
+
+    class Zeros:
+        def __init__(self, n):
+            self.left = n
+
+        def read(self, k=-1):
+            k = self.left if k < 0 else min(k, self.left)
+            self.left -= k
+            return bytes(k)
+
+    with tarfile.open(path, "w:gz", compresslevel=1) as tar:
+        for name, size in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = size
+            tar.addfile(info, Zeros(size))
+    assert zlib  # (the tarfile module compresses)
+
+
+@pytest.mark.slow
+def test_a_tex_member_that_inflates_to_gigabytes_is_skipped_unread(tmp_path):
+    bomb = tmp_path / "1234.5678.tar.gz"
+    _gz_stream_of_zeros(bomb, {"main.tex": 3 << 30})  # a few MB on disk, 3 GiB inflated
+    assert bomb.stat().st_size < 20 << 20
+    res, seconds = _bounded(
+        "import sys; from filters.latex import load_paper, PaperTooLarge\n"
+        f"try:\n    load_paper({str(bomb)!r})\nexcept PaperTooLarge as e:\n    print(e.reason); sys.exit(0)\n"
+        "sys.exit(1)", mem_gb=1.0)
+    assert res.returncode == 0 and res.stdout.strip() == "tex_too_large", res.stderr[-2000:]
+    assert seconds < 30
+
+
+def test_an_archive_that_inflates_past_the_scan_cap_is_skipped(tmp_path):
+    from filters.latex import PaperTooLarge, load_paper_bytes
+
+    bomb = tmp_path / "paper.tar.gz"
+    _gz_stream_of_zeros(bomb, {"main.tex": 1000, "figure.eps": 64 << 20})
+    with pytest.raises(PaperTooLarge) as e:
+        load_paper_bytes("paper.tar.gz", bomb.read_bytes(), max_scan_bytes=8 << 20)
+    assert e.value.reason == "archive_too_large"
+    assert load_paper_bytes("paper.tar.gz", bomb.read_bytes())["main.tex"] == "\0" * 1000  # default cap: read
+
+
+@pytest.mark.slow
+def test_a_200mb_stackexchange_row_is_skipped_unread_and_counted(tmp_path, data):
+    posts = (data / "stackexchange" / "beer.stackexchange.com" / "Posts.xml").read_bytes()
+    lines = posts.split(b"\n")
+    huge = b'  <row Id="999999" PostTypeId="1" Score="1" Title="x" Body="' + b"a" * (200 << 20) + b'" />'
+    big = tmp_path / "beer.stackexchange.com" / "Posts.xml"
+    big.parent.mkdir()
+    big.write_bytes(b"\n".join(lines[:5] + [huge] + lines[5:]))
+    res, seconds = _bounded(
+        "from filters.stackexchange import iter_posts\nn = []\n"
+        f"posts = list(iter_posts({str(big)!r}, skipped=lambda: n.append(1)))\n"
+        "print(len(posts), len(n))", mem_gb=1.5)
+    assert res.returncode == 0, res.stderr[-2000:]
+    n_posts = sum(1 for x in lines if b'PostTypeId="1"' in x or b'PostTypeId="2"' in x)
+    assert res.stdout.split() == [str(n_posts), "1"] and seconds < 60
+
+
+@pytest.mark.slow
+def test_a_book_over_the_size_cap_is_skipped_and_counted(tmp_path, data):
+    books = tmp_path / "books"
+    books.mkdir()
+    (books / "dracula.txt").symlink_to(data / "books" / "pg345_dracula.txt")
+    with open(books / "one_line.txt", "wb") as f:  # a 200 MB line
+        for _ in range(200):
+            f.write(b"word " * 209_715)  # 1 MB, no newline
+    res = llama("books", books, "--out", tmp_path / "out")
+    assert res.returncode == 0, res.stderr[-3000:]
+    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert stats["counters"]["read"]["dropped_too_large"] == 1 and sum(stats["shards"].values()) == 1
+    assert "one_line.txt: over 64 MB" in res.stderr
+
+
+# ---------------------------------------------------------------- faults while running
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 600 KB filesystem (tmpfs; needs root, as the CI machine and this one run tests)."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(mnt)], capture_output=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {res.stderr.decode().strip()}")
+    yield mnt
+    subprocess.run(["umount", str(mnt)], check=True)
+
+
+@pytest.mark.slow
+def test_a_full_disk_while_shards_are_written(small_disk, data):
+    out = small_disk / "books"
+    res = llama("books", data / "books", "--out", out)
+    line = one_line_error(res, str(out), "the disk filled up while this step wrote its output",
+                          "MB free with the partial output removed", "free space (or choose another --out)")
+    assert "Traceback" not in res.stdout + res.stderr, line
+    assert not (out / "_SUCCESS").exists() and not (out / "_tmp").exists()
+    assert not [p for p in out.rglob("*") if p.is_file()]  # no partial shard, no stats.json(.tmp)
+
+
+def _sdk_workers() -> int:
+    return sum(1 for p in Path("/proc").iterdir() if p.name.isdigit() and _cmdline(p).count("pipelines.sdk_worker"))
+
+
+def _cmdline(p: Path) -> str:
+    try:
+        return (p / "cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_step_ends_in_one_line_and_leaves_the_output_unmarked(tmp_path, data):
+    import signal
+
+    before = _sdk_workers()
+    out = tmp_path / "wiki"
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "-q", "wikipedia", str(data / "wikipedia"),
+                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while _sdk_workers() <= before:  # the pipeline is running: its workers are up
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()[1][-2000:]
+        time.sleep(0.05)
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in err, err[-3000:]
+    assert err.strip().splitlines() == ["llama: interrupted (the output is left incomplete: no _SUCCESS)"]
+    assert not (out / "_SUCCESS").exists()
+    time.sleep(1.0)
+    assert _sdk_workers() == before  # no worker left behind
+
+
+@pytest.mark.slow
+def test_a_dangling_symlink_among_a_repositorys_files(tmp_path, data):
+    import shutil
+
+    repos = tmp_path / "github"
+    shutil.copytree(data / "github" / "antirez__linenoise", repos / "antirez__linenoise", symlinks=True)
+    (repos / "antirez__linenoise" / "gone.c").symlink_to(tmp_path / "deleted.c")
+    res = llama("github", repos, "--out", tmp_path / "out")
+    one_line_error(res, "could not be read", "gone.c")
+    assert not (tmp_path / "out" / "_SUCCESS").exists()
+
+
+@pytest.mark.slow
+def test_consumers_refuse_incomplete_outputs(tmp_path, corpus):
+    import shutil
+
+    for name in ("ccnet", "wikipedia"):
+        shutil.copytree(corpus / name, tmp_path / name)
+        (tmp_path / name / "_SUCCESS").unlink()  # as a killed run leaves it
+    one_line_error(llama("train-tokenizer", tmp_path / "ccnet", "--vocab-size", 500, "--out", tmp_path / "tok"),
+                   str(tmp_path / "ccnet"), "_SUCCESS")
+    one_line_error(llama("train-quality-classifier", "--pages", corpus / "ccnet", "--wiki", tmp_path / "wikipedia",
+                         "--out", tmp_path / "q"), str(tmp_path / "wikipedia"), "llama wikipedia")
+    one_line_error(llama("quality", "--input", tmp_path / "ccnet", "--model", corpus / "quality" / "model.bin",
+                         "--out", tmp_path / "cc"), str(tmp_path / "ccnet"), "llama ccnet")
+    assert not any((tmp_path / d / "_SUCCESS").exists() for d in ("tok", "q", "cc"))
