@@ -94,17 +94,18 @@ def _decode(data: bytes, name: str, report: CleanReport) -> str:
         return data.decode("latin-1")
 
 
-def load_paper(path: str | Path, report: CleanReport | None = None) -> dict[str, str]:
+def load_paper(path: str | Path, report: CleanReport | None = None, limits: Limits | None = None) -> dict[str, str]:
     """{relative path: decoded text} of the paper's .tex files: a directory, a ``.tar.gz``/
     ``.tar``/``.gz``/``.tex`` file (local or remote)."""
     from core import fs
 
     report = report if report is not None else CleanReport()
+    limits = limits or Limits()
     path = str(path)
     if fs.isdir(path):
         tex = fs.list_files(path, (".tex",))
-        if sum(fs.size(f) for f in tex) > MAX_TEX_BYTES:
-            raise PaperTooLarge("tex_too_large", f"{path}: over {MAX_TEX_BYTES >> 20} MB of .tex")
+        if sum(fs.size(f) for f in tex) > limits.max_tex_bytes:
+            raise PaperTooLarge("tex_too_large", f"{path}: over {limits.max_tex_bytes >> 20} MB of .tex")
         raw = {fs.relpath(f, path): fs.read_bytes(f) for f in tex}
         if not raw:
             raise InputError(f"{path}: no .tex files in this paper")
@@ -112,9 +113,9 @@ def load_paper(path: str | Path, report: CleanReport | None = None) -> dict[str,
         return {k: _decode(v, f"{fs.basename(path)}/{k}", report) for k, v in raw.items()}
     if not fs.isfile(path):
         raise InputError(f"{path}: no such file or directory")
-    if fs.size(path) > MAX_SCAN_BYTES:
-        raise PaperTooLarge("archive_too_large", f"{path}: over {MAX_SCAN_BYTES >> 20} MB")
-    return load_paper_bytes(path, fs.read_bytes(path), report)
+    if fs.size(path) > limits.max_scan_bytes:
+        raise PaperTooLarge("archive_too_large", f"{path}: over {limits.max_scan_bytes >> 20} MB")
+    return load_paper_bytes(path, fs.read_bytes(path), report, limits.max_tex_bytes, limits.max_scan_bytes)
 
 
 class PaperTooLarge(Exception):
@@ -129,6 +130,15 @@ MAX_TEX_BYTES = 64 << 20        # decompressed .tex bytes per paper
 MAX_SCAN_BYTES = 2 << 30        # decompressed bytes read from one paper's archive (figures included)
 MAX_MACRO_GROWTH = 20           # expanded text <= 20x the text before expansion (or 4 MB)
 MAX_EXPANSIONS = 1_000_000      # macro expansions per paper
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-paper caps (``llama arxiv --max-paper-mb --max-tex-mb --max-macro-growth``)."""
+    max_tex_bytes: int = MAX_TEX_BYTES
+    max_scan_bytes: int = MAX_SCAN_BYTES
+    max_growth: int = MAX_MACRO_GROWTH
+    max_expansions: int = MAX_EXPANSIONS
 
 
 class _Capped(io.RawIOBase):
@@ -439,7 +449,7 @@ def remove_preamble(text: str) -> str | None:
     return text[m.start():] if m else None
 
 
-def clean_paper(files: dict[str, str], report: CleanReport | None = None) -> str | None:
+def clean_paper(files: dict[str, str], report: CleanReport | None = None, limits: Limits | None = None) -> str | None:
     """The cleaned text of a paper, or None if it has no sectioning command."""
     report = report if report is not None else CleanReport()
     files = {k: strip_comments(v) for k, v in files.items()}
@@ -449,7 +459,8 @@ def clean_paper(files: dict[str, str], report: CleanReport | None = None) -> str
     if text is None:
         return None
     text = remove_bibliography(text)
-    text = expand_macros(text, macros, report)
+    limits = limits or Limits()
+    text = expand_macros(text, macros, report, max_growth=limits.max_growth, max_expansions=limits.max_expansions)
     return re.sub(r"\n\s*\n(\s*\n)+", "\n\n", text).strip()
 
 

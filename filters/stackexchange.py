@@ -56,7 +56,7 @@ def is_posts_input(name: str) -> bool:
     return name.lower() == "posts.xml" or name.endswith(ARCHIVE)
 
 
-def iter_archive_posts(path: str, skipped=None) -> Iterator[dict]:
+def iter_archive_posts(path: str, skipped=None, max_row_bytes: int | None = None) -> Iterator[dict]:
     """The posts of a site's ``.7z`` dump archive, as the data dump distributes them: the
     archive is copied to local scratch space, its ``Posts.xml`` extracted to disk and streamed
     (memory: one row; disk: the archive plus its Posts.xml)."""
@@ -75,7 +75,7 @@ def iter_archive_posts(path: str, skipped=None) -> Iterator[dict]:
                 z.extract(path=tmp, targets=[member])
         except (py7zr.exceptions.Bad7zFile, py7zr.exceptions.ArchiveError, OSError) as e:
             raise InputError(f"{path}: not a readable 7z archive ({type(e).__name__}: {e})") from None
-        yield from iter_posts(fs.join(tmp, member), skipped=skipped)
+        yield from iter_posts(fs.join(tmp, member), max_row_bytes=max_row_bytes or MAX_ROW_BYTES, skipped=skipped)
 
 
 def is_meta(site: str) -> bool:

@@ -6,13 +6,14 @@ files, as the requester-pays bucket serves them), which are streamed member by m
 paper becoming its own work unit (reshuffled), so one archive never sits in memory."""
 from __future__ import annotations
 
+import functools
 import logging
 
 import apache_beam as beam
 
 from core import fs
 from filters.errors import InputError
-from filters.latex import (MAX_SCAN_BYTES, CleanReport, PaperTooLarge, ReferenceFailure, clean_paper, clean_paper_reference, load_paper,
+from filters.latex import (MAX_SCAN_BYTES, CleanReport, Limits, PaperTooLarge, ReferenceFailure, clean_paper, clean_paper_reference, load_paper,
                            load_paper_bytes)
 
 from . import beam_utils
@@ -50,7 +51,7 @@ def is_bulk(path: str) -> bool:
     return name.startswith("arXiv_src_") and name.endswith(".tar")
 
 
-def paper_items(path: str):
+def paper_items(path: str, max_scan_bytes: int = MAX_SCAN_BYTES):
     """path -> (name, None) for a paper; a bulk archive -> (member name, bytes) per paper,
     streamed (``tarfile`` in stream mode: one member in memory at a time)."""
     if not is_bulk(path):
@@ -69,7 +70,7 @@ def paper_items(path: str):
                     Metrics.counter("read", "bulk_members_without_source").inc()
                     continue
                 Metrics.counter("read", "bulk_members").inc()
-                if m.size > MAX_SCAN_BYTES:
+                if m.size > max_scan_bytes:
                     Metrics.counter("read", "dropped_archive_too_large").inc()
                     continue
                 yield f"{path}/{m.name}", tar.extractfile(m).read()
@@ -81,17 +82,18 @@ def paper_items(path: str):
         logging.getLogger(__name__).error("%s: corrupt bulk archive (%s)", path, e)
 
 
-def read_paper(item, counter, reference: bool = False):
+def read_paper(item, counter, reference: bool = False, limits: Limits | None = None):
     path, data = item
-    report = CleanReport()
+    report, limits = CleanReport(), limits or Limits()
     try:
-        files = load_paper(path, report) if data is None else load_paper_bytes(path, data, report)
+        files = (load_paper(path, report, limits) if data is None
+                 else load_paper_bytes(path, data, report, limits.max_tex_bytes, limits.max_scan_bytes))
         if reference:
             text = _reference_text(files, report, counter)
             if text is None:
                 return
         else:
-            text = clean_paper(files, report)
+            text = clean_paper(files, report, limits)
     except PaperTooLarge as e:  # a bomb: skipped, counted and named in the log
         counter(f"dropped_{e.reason}")
         logging.getLogger(__name__).warning("skipped %s: %s", path, e)
@@ -129,18 +131,25 @@ def _reference_text(files, report, counter):
     return text
 
 
-def build(p, inputs, out_dir, target_bytes=256 << 20, reference=False):
-    read = (lambda item, counter: read_paper(item, counter, reference=True)) if reference else read_paper
+def build(p, inputs, out_dir, target_bytes=256 << 20, reference=False, limits: Limits | None = None):
+    limits = limits or Limits()
+    read = functools.partial(read_paper, reference=reference, limits=limits)
     return (p | "Specs" >> beam.Create(list(inputs)) | "Papers" >> beam.FlatMap(papers_of)
-              | "Members" >> beam.FlatMap(paper_items)
+              | "Members" >> beam.FlatMap(paper_items, limits.max_scan_bytes)
               | "Spread" >> beam.Reshuffle()
               | "Clean" >> beam.ParDo(beam_utils.ReadFiles("read", read))
               | "Shards" >> beam_utils.WriteShards(out_dir, lambda d: "arxiv", target_bytes))
 
 
 def run(inputs, out_dir, target_bytes=256 << 20, runner="DirectRunner", beam_args=None, force=False,
-        dry_run=False, reference=False):
+        dry_run=False, reference=False, max_paper_mb=None, max_tex_mb=None, max_macro_growth=None):
     check_inputs(inputs)
+    d = Limits()
+    limits = Limits(max_tex_bytes=int(max_tex_mb * 2**20) if max_tex_mb else d.max_tex_bytes,
+                    max_scan_bytes=int(max_paper_mb * 2**20) if max_paper_mb else d.max_scan_bytes,
+                    max_growth=max_macro_growth or d.max_growth)
     extra = {"inputs": list(inputs), **({"reference": True} if reference else {})}
-    return beam_utils.run_step(lambda p: build(p, inputs, out_dir, target_bytes, reference), out_dir, runner,
-                               beam_args, force, dry=dry_run, extra=extra)
+    if limits != d:
+        extra["limits"] = vars(limits)
+    return beam_utils.run_step(lambda p: build(p, inputs, out_dir, target_bytes, reference, limits), out_dir,
+                               runner, beam_args, force, dry=dry_run, extra=extra)

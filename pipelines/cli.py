@@ -335,7 +335,14 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--reference", action="store_true", default=None,
                            help="RedPajama's arxiv_cleaner.py exactly, bugs included (drops appendices, "
                                 "argument macros unexpanded, \\input files lost, ...; see filters/latex.py)")
-            fixed = {"reference": None}
+            p.add_argument("--max-paper-mb", type=float, default=None,
+                           help="skip (and count) a paper whose archive inflates past this (default 2048)")
+            p.add_argument("--max-tex-mb", type=float, default=None,
+                           help="skip (and count) a paper with more .tex than this (default 64)")
+            p.add_argument("--max-macro-growth", type=int, default=None,
+                           help="skip (and count) a paper whose macros expand its text past this factor "
+                                "(default 20; or 4 MB)")
+            fixed = {"reference": None, "max_paper_mb": None, "max_tex_mb": None, "max_macro_growth": None}
         elif name == "books":
             p.add_argument("--threshold", type=_fraction, default=0.9, help="near-duplicate Jaccard threshold")
             p.add_argument("--max-book-mb", type=float, default=None,
@@ -350,7 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--reference", action="store_true", default=None,
                            help="RedPajama's post_processing.py exactly: scores sorted as strings, <br> "
                                 "glues words, an empty '*' line before ordered lists")
-            fixed = {"sites": None, "reference": None}
+            p.add_argument("--max-post-mb", type=float, default=None,
+                           help="skip (and count) a Posts.xml row larger than this (default 16)")
+            fixed = {"sites": None, "reference": None, "max_post_mb": None}
         _add_runner(p, inputs=name not in ("github", "arxiv"))
         p.set_defaults(fn=_source_cmd(module, default_dir, **fixed))
 

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 
+import functools
+
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from core import fs
 from filters.errors import InputError
-from filters.stackexchange import (SEVEN_Z_MAGIC, ARCHIVE, PAPER_SITES, format_question, is_meta, is_posts_input,
+from filters.stackexchange import (MAX_ROW_BYTES, SEVEN_Z_MAGIC, ARCHIVE, PAPER_SITES, format_question, is_meta, is_posts_input,
                                   iter_archive_posts, iter_posts, post_units, site_of)
 
 from . import beam_utils
@@ -43,12 +45,12 @@ def _units(path):
     return [(path, 0, None)] if path.endswith(ARCHIVE) else post_units(path)
 
 
-def read_posts(unit, counter):
+def read_posts(unit, counter, max_row_bytes: int = MAX_ROW_BYTES):
     path, start, end = unit
     site = site_of(path)
     too_large = lambda: counter("dropped_row_too_large")  # noqa: E731
-    posts = (iter_archive_posts(path, skipped=too_large) if path.endswith(ARCHIVE)
-             else iter_posts(path, start, end, skipped=too_large))
+    posts = (iter_archive_posts(path, skipped=too_large, max_row_bytes=max_row_bytes) if path.endswith(ARCHIVE)
+             else iter_posts(path, start, end, max_row_bytes=max_row_bytes, skipped=too_large))
     for post in posts:
         counter("questions" if post["PostTypeId"] == "1" else "answers")
         key = post["Id"] if post["PostTypeId"] == "1" else post.get("ParentId", "")
@@ -79,19 +81,21 @@ class _Format(beam.DoFn):
                                  "tags": q.get("Tags", "")})
 
 
-def build(p, inputs, out_dir, target_bytes=256 << 20, sites=None, input_prefix=None, reference=False):
+def build(p, inputs, out_dir, target_bytes=256 << 20, sites=None, input_prefix=None, reference=False,
+          max_row_bytes=MAX_ROW_BYTES):
     return (p | "Files" >> beam_utils.ExpandInputs(inputs, prefix=input_prefix, where=is_posts_input)
               | "Sites" >> beam.Filter(_selected, sites)
               | "Ranges" >> beam.FlatMap(_units)
               | "SpreadRanges" >> beam.Reshuffle()
-              | "Posts" >> beam.ParDo(beam_utils.ReadFiles("read", read_posts, documents=False))
+              | "Posts" >> beam.ParDo(beam_utils.ReadFiles(
+                  "read", functools.partial(read_posts, max_row_bytes=max_row_bytes), documents=False))
               | "ByQuestion" >> beam.GroupByKey()
               | "Format" >> beam.ParDo(_Format(reference))
               | "Shards" >> beam_utils.WriteShards(out_dir, lambda d: "stackexchange", target_bytes))
 
 
 def run(inputs, out_dir, sites=None, target_bytes=256 << 20, runner="DirectRunner", beam_args=None,
-        force=False, input_prefix=None, dry_run=False, reference=False):
+        force=False, input_prefix=None, dry_run=False, reference=False, max_post_mb=None):
     if sites and "paper" in sites:
         sites = set(PAPER_SITES) | (set(sites) - {"paper"})
     elif sites:
@@ -104,6 +108,8 @@ def run(inputs, out_dir, sites=None, target_bytes=256 << 20, runner="DirectRunne
             raise InputError(f"no Posts.xml of a selected, non-meta site in {', '.join(inputs)}")
 
     extra = {"inputs": list(inputs), "sites": sites or "all", **({"reference": True} if reference else {})}
-    return beam_utils.run_step(lambda p: build(p, inputs, out_dir, target_bytes, sites, input_prefix, reference),
+    max_row = int(max_post_mb * 2**20) if max_post_mb else MAX_ROW_BYTES
+    return beam_utils.run_step(lambda p: build(p, inputs, out_dir, target_bytes, sites, input_prefix, reference,
+                                               max_row),
                                out_dir, runner, beam_args, force, dry=dry_run, before_complete=some_site,
                                extra=extra)

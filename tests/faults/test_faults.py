@@ -412,3 +412,19 @@ def test_consumers_refuse_incomplete_outputs(tmp_path, corpus):
     one_line_error(llama("quality", "--input", tmp_path / "ccnet", "--model", corpus / "quality" / "model.bin",
                          "--out", tmp_path / "cc"), str(tmp_path / "ccnet"), "llama ccnet")
     assert not any((tmp_path / d / "_SUCCESS").exists() for d in ("tok", "q", "cc"))
+
+
+@pytest.mark.slow
+def test_the_caps_are_flags(tmp_path, data):
+    """The size caps real data never meets can be lowered (or raised) from the command line."""
+    papers = tmp_path / "papers"
+    papers.mkdir()
+    _gz_stream_of_zeros(papers / "big.tar.gz", {"main.tex": 1000, "figure.eps": 64 << 20})
+    res = llama("arxiv", papers, "--out", tmp_path / "arxiv", "--max-paper-mb", 8)
+    assert res.returncode == 0, res.stderr[-3000:]
+    stats = json.loads((tmp_path / "arxiv" / "stats.json").read_text())
+    assert stats["counters"]["read"]["dropped_archive_too_large"] == 1 and stats["limits"]["max_scan_bytes"] == 8 << 20
+    res = llama("stackexchange", data / "stackexchange", "--out", tmp_path / "se", "--max-post-mb", 0.002)
+    assert res.returncode == 0, res.stderr[-3000:]
+    read = json.loads((tmp_path / "se" / "stats.json").read_text())["counters"]["read"]
+    assert read["dropped_row_too_large"] > 100 and read["questions"] + read["answers"] > 1000
