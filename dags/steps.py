@@ -119,13 +119,20 @@ def quality_classifier(p):
     if "wikipedia" not in p["sources"]:
         raise Skip("the quality classifier needs the Wikipedia source (the bundled sample has no cited pages; "
                    "its articles are the fallback positives)")
-    already = output.is_complete(_out(p, "quality"))
+    outdated = _outdated(_out(p, "quality"))
+    already = output.is_complete(_out(p, "quality")) and not outdated
     stats = quality.train(_out(p, "ccnet"), _out(p, "quality"), refs_dir=_out(p, "wikirefs"),
                           wiki_dir=_out(p, "wikipedia"), epoch=p["quality_epoch"], lr=p["quality_lr"],
-                          runner=p["runner"], beam_args=beam_args(p))
+                          runner=p["runner"], beam_args=beam_args(p), force=outdated)
     result = {"positives": f"{stats['positives']} {stats['positives_from']}", "negatives": stats["negatives"],
               "heldout_accuracy": stats.get("heldout_accuracy"), "out": _out(p, "quality")}
     return dict(result, skipped="complete") if already else result
+
+
+def _outdated(quality_dir: str) -> bool:
+    """A quality classifier from before cited pages were its positives is retrained."""
+    stats = output.read_stats(quality_dir) if output.is_complete(quality_dir) else None
+    return bool(stats) and "positives_from" not in stats
 
 
 def quality_filter(p):
@@ -134,8 +141,11 @@ def quality_filter(p):
 
     if "wikipedia" not in p["sources"]:
         raise Skip("the quality classifier needs the Wikipedia source")
-    return _summary(quality.run(_out(p, "ccnet"), _out(p, "cc"), _out(p, "quality", "model.bin"),
-                                runner=p["runner"], beam_args=beam_args(p)), _out(p, "cc"))
+    model = _out(p, "quality", "model.bin")
+    done = output.read_stats(_out(p, "cc")) if output.is_complete(_out(p, "cc")) else None
+    retrained = bool(done) and done.get("model_run_id") != quality.model_run_id(model)  # redo with the new model
+    return _summary(quality.run(_out(p, "ccnet"), _out(p, "cc"), model, runner=p["runner"], beam_args=beam_args(p),
+                                force=retrained), _out(p, "cc"))
 
 
 def _ready_sources(p):

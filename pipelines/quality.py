@@ -158,8 +158,12 @@ def train(pages_dir: str, out_dir: str, *, refs_dir: str | None = None, ref_page
                 "language": language, "min_positives": min_positives, "max_docs": max_docs,
                 "holdout": holdout, "seed": seed, "fasttext": dict(FASTTEXT, epoch=epoch, lr=lr)}
     if output.is_complete(out_dir) and not force:
+        recorded = output.read_stats(out_dir) or {}
+        if "positives_from" not in recorded:
+            raise InputError(f"{out_dir}: a quality classifier made by an older version of this step (trained "
+                             f"on Wikipedia articles, not cited pages); pass --force to retrain it")
         output.check_same_run(out_dir, settings)
-        return output.read_stats(out_dir)
+        return recorded
     with lock.holding(out_dir, output.new_run_id()) as held:  # one writer per output
         output.prepare_output(out_dir, force=True)
         return _train(pages_dir, out_dir, refs_dir, ref_pages_dir, wiki_dir, language, min_positives, seed,
@@ -270,4 +274,10 @@ def run(in_dir, out_dir, model_path, threshold=0.25, target_bytes=256 << 20, run
     output.require_complete(model_dir, "the quality classifier", "llama train-quality-classifier")
     return beam_utils.run_step(lambda p: build(p, in_dir, out_dir, model_path, threshold, target_bytes),
                                out_dir, runner, beam_args, force, dry=dry_run,
-                               extra={"input": in_dir, "threshold": threshold, "model": model_path})
+                               extra={"input": in_dir, "threshold": threshold, "model": model_path,
+                                      "model_run_id": model_run_id(model_path)})
+
+
+def model_run_id(model_path: str) -> str | None:
+    """The run that trained the classifier at ``model_path`` (a retrained model is a new input)."""
+    return output.success_info(fs.dirname(model_path)).get("run_id")

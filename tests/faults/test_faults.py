@@ -428,3 +428,18 @@ def test_the_caps_are_flags(tmp_path, data):
     assert res.returncode == 0, res.stderr[-3000:]
     read = json.loads((tmp_path / "se" / "stats.json").read_text())["counters"]["read"]
     assert read["dropped_row_too_large"] > 100 and read["questions"] + read["answers"] > 1000
+
+
+def test_a_quality_classifier_from_the_older_version_is_not_taken_for_a_current_one(tmp_path):
+    from core import output
+    from pipelines import quality
+
+    pages = tmp_path / "ccnet"
+    pages.mkdir()
+    output.mark_complete(str(pages), {})
+    old = tmp_path / "quality"  # what the version that trained on articles left
+    old.mkdir()
+    (old / "model.bin").write_bytes(b"x")
+    output.mark_complete(str(old), {"positives": 106, "negatives": 31, "heldout_accuracy": 0.85, "language": "en"})
+    with pytest.raises(InputError, match="made by an older version of this step.*--force"):
+        quality.train(str(pages), str(old), wiki_dir=None, refs_dir=str(pages))
