@@ -641,11 +641,11 @@ def test_quality_positives_are_cited_crawled_pages_joined_by_url(tmp_path, corpu
     assert sorted(samples["ref"]) == sorted(quality.train_text(r["text"]) for r in long)
     others = [r for r in pages if r not in long and r not in short]
     assert sorted(samples["neg"]) == sorted(quality.train_text(r["text"]) for r in others)
-    stats = quality.train(str(corpus / "ccnet"), str(tmp_path / "q"), refs_dir=str(refs), min_positives=5)
+    stats = quality.train(str(corpus / "ccnet"), str(tmp_path / "q"), refs_dir=str(refs), min_positives=5, lr=0.01)
     assert (stats["positives_from"], stats["positives"], stats["negatives"]) == ("referenced_pages", 5,
                                                                                   min(5, len(others)))
     assert "fallback" not in stats and (tmp_path / "q" / "_SUCCESS").exists()
-    stats = quality.train(str(corpus / "ccnet"), str(tmp_path / "q2"), refs_dir=str(refs), min_positives=6)
+    stats = quality.train(str(corpus / "ccnet"), str(tmp_path / "q2"), refs_dir=str(refs), min_positives=6, lr=0.01)
     assert stats["positives"] == 5 and "no --wiki to fall back on" in stats["warning"]
     assert sorted(wikirefs.url_key(u) for u in cited) == sorted(wikirefs.url_key(r["url"]) for r in long + short)
     only_short = tmp_path / "only_short"
