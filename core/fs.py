@@ -334,3 +334,27 @@ def iter_lines(path: str) -> Iterator[str]:
     with open_decompressed(path) as f:
         for line in io.TextIOWrapper(f, encoding="utf-8", errors="replace"):
             yield line.rstrip("\r\n")
+
+
+def bounded_line(f: BinaryIO, cap: int) -> tuple[bytes | None, int]:
+    """The next line of a binary stream (b"" at the end), or None if it is longer than ``cap``
+    bytes -- read past in 1 MB pieces, never held -- and the bytes consumed."""
+    line = f.readline(cap + 1)
+    if len(line) <= cap or line.endswith(b"\n"):
+        return line, len(line)
+    n = len(line)
+    while True:
+        piece = f.readline(1 << 20)
+        n += len(piece)
+        if not piece or piece.endswith(b"\n"):
+            return None, n
+
+
+def bounded_lines(f: BinaryIO, cap: int) -> Iterator[bytes | None]:
+    """Every line of a binary stream; None in place of each line longer than ``cap`` bytes
+    (memory: one line of at most ``cap`` bytes)."""
+    while True:
+        line, _ = bounded_line(f, cap)
+        if line == b"":
+            return
+        yield line

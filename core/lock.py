@@ -21,7 +21,7 @@ import socket
 import time
 from contextlib import contextmanager
 
-from . import fs
+from . import fs, output
 from .errors import InputError
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,12 @@ class OutputLock:
             if not info or info.get("run_id") != self.run_id:
                 raise InputError(f"{self.out_dir}: not marked complete: another "
                                  f"{_describe(info or {})} took over this output while this run wrote it")
+
+    def mark_complete(self, stats: dict) -> None:
+        """``output.mark_complete`` under this run's id, once ``check()`` says the output is
+        still this run's."""
+        self.check()
+        output.mark_complete(self.out_dir, stats, self.run_id)
 
     def release(self) -> None:
         if self._fh is not None:

@@ -105,7 +105,7 @@ def open_shard(path: str, column: str, kind: str):
     try:
         pf = pq.ParquetFile(fs.open_read(path), pre_buffer=False)
     except Exception as e:  # pyarrow raises several types for a non-Parquet file
-        raise _unreadable(path, e) from None
+        raise unreadable(path, e) from None
     if column not in pf.schema_arrow.names:
         raise InputError(f"{path}: not a {kind} shard (no '{column}' column)")
     return pf
@@ -122,8 +122,8 @@ def read_shard(path: str, columns: list[str] | None = None):
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except Exception as e:
-        raise _unreadable(path, e) from None
+        raise unreadable(path, e) from None
 
 
-def _unreadable(path: str, e: Exception) -> InputError:
+def unreadable(path: str, e: Exception) -> InputError:
     return InputError(f"{path}: not a readable Parquet file ({e.__class__.__name__}: {e})")

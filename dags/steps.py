@@ -119,7 +119,7 @@ def quality_classifier(p):
     if "wikipedia" not in p["sources"]:
         raise Skip("the quality classifier needs the Wikipedia source (the bundled sample has no cited pages; "
                    "its articles are the fallback positives)")
-    outdated = _outdated(_out(p, "quality"))
+    outdated = quality.is_outdated(_out(p, "quality"))  # made by the older version: retrained
     already = output.is_complete(_out(p, "quality")) and not outdated
     stats = quality.train(_out(p, "ccnet"), _out(p, "quality"), refs_dir=_out(p, "wikirefs"),
                           wiki_dir=_out(p, "wikipedia"), epoch=p["quality_epoch"], lr=p["quality_lr"],
@@ -127,12 +127,6 @@ def quality_classifier(p):
     result = {"positives": f"{stats['positives']} {stats['positives_from']}", "negatives": stats["negatives"],
               "heldout_accuracy": stats.get("heldout_accuracy"), "out": _out(p, "quality")}
     return dict(result, skipped="complete") if already else result
-
-
-def _outdated(quality_dir: str) -> bool:
-    """A quality classifier from before cited pages were its positives is retrained."""
-    stats = output.read_stats(quality_dir) if output.is_complete(quality_dir) else None
-    return bool(stats) and "positives_from" not in stats
 
 
 def quality_filter(p):

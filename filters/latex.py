@@ -8,7 +8,10 @@ its bugs fixed.  ``clean_paper_reference`` is RedPajama's cleaner exactly, bugs 
 
 For one paper (a directory, a ``.tar.gz``/``.tar`` or a gzipped single ``.tex``):
 
-1. every ``.tex`` file is decoded as UTF-8, falling back to Latin-1 (counted, never dropped);
+1. every ``.tex`` file is decoded as UTF-8; a file that is not valid UTF-8 is counted
+   (``decode_fallbacks``, never dropped) and decoded by ``filters.decode``: UTF-8 with each
+   bad byte replaced, or Latin-1 when the file is evidently 8-bit -- one stray byte costs one
+   character, not every accent of the paper (``--reference`` drops such papers, as RedPajama);
 2. comments are removed: full comment lines disappear, inline ``%...`` is cut; ``\\%`` is
    text, not a comment, and so is a ``%`` inside verbatim/lstlisting/minted environments;
 3. the main file (the one with ``\\documentclass``) has ``\\input``/``\\include`` followed
@@ -90,8 +93,10 @@ def _decode(data: bytes, name: str, report: CleanReport) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
+        from .decode import decode_text
+
         report.decode_fallbacks.append(name)
-        return data.decode("latin-1")
+        return decode_text(data).text
 
 
 def load_paper(path: str | Path, report: CleanReport | None = None, limits: Limits | None = None) -> dict[str, str]:

@@ -36,6 +36,7 @@ PAPER_SITES = (
 ).split()
 
 
+MAX_ROW_BYTES = 16 << 20  # one post: StackExchange caps a body at 30,000 characters
 ARCHIVE = ".7z"
 SEVEN_Z_MAGIC = b"7z\xbc\xaf\x27\x1c"
 
@@ -56,7 +57,7 @@ def is_posts_input(name: str) -> bool:
     return name.lower() == "posts.xml" or name.endswith(ARCHIVE)
 
 
-def iter_archive_posts(path: str, skipped=None, max_row_bytes: int | None = None) -> Iterator[dict]:
+def iter_archive_posts(path: str, skipped=None, max_row_bytes: int = MAX_ROW_BYTES) -> Iterator[dict]:
     """The posts of a site's ``.7z`` dump archive, as the data dump distributes them: the
     archive is copied to local scratch space, its ``Posts.xml`` extracted to disk and streamed
     (memory: one row; disk: the archive plus its Posts.xml)."""
@@ -75,7 +76,7 @@ def iter_archive_posts(path: str, skipped=None, max_row_bytes: int | None = None
                 z.extract(path=tmp, targets=[member])
         except (py7zr.exceptions.Bad7zFile, py7zr.exceptions.ArchiveError, OSError) as e:
             raise InputError(f"{path}: not a readable 7z archive ({type(e).__name__}: {e})") from None
-        yield from iter_posts(fs.join(tmp, member), max_row_bytes=max_row_bytes or MAX_ROW_BYTES, skipped=skipped)
+        yield from iter_posts(fs.join(tmp, member), max_row_bytes=max_row_bytes, skipped=skipped)
 
 
 def is_meta(site: str) -> bool:
@@ -96,23 +97,6 @@ def post_units(path: str, unit_bytes: int = UNIT_BYTES) -> Iterator[tuple[str, i
         yield path, start, (start + unit_bytes if start + unit_bytes < size else None)  # None: to the end
 
 
-MAX_ROW_BYTES = 16 << 20  # one post: StackExchange caps a body at 30,000 characters
-
-
-def _bounded_line(f, cap: int) -> tuple[bytes | None, int]:
-    """The next line, or None if it is longer than ``cap`` (read past in 1 MB pieces, never
-    held); and the bytes consumed."""
-    line = f.readline(cap + 1)
-    if len(line) <= cap or line.endswith(b"\n"):
-        return line, len(line)
-    n = len(line)
-    while True:
-        piece = f.readline(1 << 20)
-        n += len(piece)
-        if not piece or piece.endswith(b"\n"):
-            return None, n
-
-
 def iter_posts(path: str | Path, start: int = 0, end: int | None = None, max_row_bytes: int = MAX_ROW_BYTES,
                skipped=None) -> Iterator[dict]:
     """Question (PostTypeId 1) and answer (2) rows whose line starts in ``[start, end)``
@@ -129,10 +113,10 @@ def iter_posts(path: str | Path, start: int = 0, end: int | None = None, max_row
     with f:
         if start:
             f.seek(start - 1)
-            _bounded_line(f, max_row_bytes)  # to the first line that starts at or after `start`
+            fs.bounded_line(f, max_row_bytes)  # to the first line that starts at or after `start`
         pos, last = f.tell(), b""
         while end is None or pos < end:
-            line, n = _bounded_line(f, max_row_bytes)
+            line, n = fs.bounded_line(f, max_row_bytes)
             if line is None:
                 pos += n
                 if skipped is not None:
@@ -212,13 +196,6 @@ def html_to_text(html: str, reference: bool = False) -> str:
     return get_text(html)
 
 
-def _score(post: dict) -> int:
-    try:
-        return int(post.get("Score", 0))
-    except ValueError:
-        return 0
-
-
 def format_question(question: dict, answers: list[dict], reference: bool = False) -> tuple[str, list[dict]]:
     """The Q/A text and the answers in output order, as RedPajama's ``post_processing.py``:
     ``Q: <title> <body>`` then ``\\nA: <answer>`` per answer, highest score first.  Fixed unless
@@ -227,7 +204,7 @@ def format_question(question: dict, answers: list[dict], reference: bool = False
     if reference:
         ordered = sorted(answers, key=lambda a: a.get("Score", "0"), reverse=True)
     else:
-        ordered = sorted(answers, key=lambda a: (-_score(a), _int(a.get("Id"))))
+        ordered = sorted(answers, key=lambda a: (-_int(a.get("Score")), _int(a.get("Id"))))
     text = "Q: " + html_to_text(f"{question.get('Title', '')} {question.get('Body', '')}", reference)
     if ordered:
         text += "\nA: " + "\nA: ".join(html_to_text(a.get("Body", ""), reference) for a in ordered)

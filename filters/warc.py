@@ -14,10 +14,16 @@ Any WARC version is read (``WARC/1.0``, ``WARC/1.1`` and the ``WARC/0.17``/``0.1
 crawlers); a ``WARC-Target-URI`` written as ``<uri>`` (wget, WARC/0.x) is unwrapped as warcio
 does; in a WET page's text, ``\r\n`` and ``\r\r\n`` line ends become ``\n`` (read as
 universal newlines, ``\r\r\n`` would be two line breaks and double-space the page).
+
+Memory is bounded by ``max_record_bytes`` (``MAX_RECORD_BYTES``, 64 MB; ``--max-record-mb``):
+a record whose block is longer -- declared by its ``Content-Length``, or found so when a
+wrong length is re-synchronised -- is read past in 1 MB pieces and skipped
+(``ReadReport.oversized``), as is an HTTP payload that inflates past the cap
+(``Content-Encoding: gzip``) and a header block over 1 MB.  Common Crawl truncates the
+payloads it stores at 1 MB, so real data never reaches the default.
 """
 from __future__ import annotations
 
-import gzip
 import io
 import re
 import zlib
@@ -27,6 +33,9 @@ from typing import BinaryIO, Iterator
 from .errors import InputError
 
 _GZIP_MAGIC = b"\x1f\x8b"
+MAX_RECORD_BYTES = 64 << 20   # per record block (and per inflated HTTP payload)
+MAX_HEADER_BYTES = 1 << 20    # per WARC header block
+_PIECE = 1 << 20              # read size when skipping, and the longest line held
 
 
 @dataclass
@@ -47,6 +56,7 @@ class ReadReport:
     records: int = 0
     length_mismatch: int = 0
     truncated: int = 0
+    oversized: int = 0
     garbage_lines: int = 0
     stream_error: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -85,9 +95,9 @@ class _Stream:
         if self.pending:
             line = self.pending.pop()
             if not line.endswith(b"\n") and not self.pending:
-                line += self.f.readline()  # a fragment cut by read(): complete it
+                line += self.f.readline(_PIECE)  # a fragment cut by read(): complete it
             return line
-        return self.f.readline()
+        return self.f.readline(_PIECE)  # a longer line comes in pieces: never held whole
 
     def read(self, n: int) -> bytes:
         out = []
@@ -116,14 +126,22 @@ def _is_header_start(line: bytes) -> bool:
     return _HEADER_LINE.fullmatch(line) is not None
 
 
+class _OversizedHeader(Exception):
+    pass
+
+
 def _parse_headers(s: _Stream) -> dict[str, str] | None:
     headers: dict[str, str] = {}
+    size = 0
     while True:
         line = s.readline()
         if not line:
             return None  # EOF inside the header: truncated
         if line in (b"\r\n", b"\n"):
             return headers
+        size += len(line)
+        if size > MAX_HEADER_BYTES:
+            raise _OversizedHeader
         text = line.decode("utf-8", "replace")
         if ":" in text:
             k, v = text.split(":", 1)
@@ -133,7 +151,26 @@ def _parse_headers(s: _Stream) -> dict[str, str] | None:
             headers[k] = v
 
 
-def iter_warc_records(path: str, report: ReadReport | None = None) -> Iterator[WarcRecord]:
+def _skip_block(s: _Stream, length: int, tail: bytes = b"") -> None:
+    """Read past ``length`` more bytes of an oversized block in pieces -- stopping early at a
+    record header that a wrong (too long) Content-Length would have swallowed."""
+    while length > 0:
+        piece = s.read(min(_PIECE, length))
+        if not piece:
+            return
+        length -= len(piece)
+        window = tail + piece
+        cut = _find_header(window)
+        if cut is not None:
+            s.unread(window[cut:])
+            return
+        tail = window[-64:]
+
+
+def iter_warc_records(path: str, report: ReadReport | None = None,
+                      max_record_bytes: int = MAX_RECORD_BYTES) -> Iterator[WarcRecord]:
+    """The records of a WARC/WET file, streamed (see the module docstring for what is
+    repaired, counted and skipped)."""
     report = report if report is not None else ReadReport()
     index = 0
     try:
@@ -146,7 +183,14 @@ def iter_warc_records(path: str, report: ReadReport | None = None) -> Iterator[W
                         report.garbage_lines += 1
                     line = s.readline()
                     continue
-                headers = _parse_headers(s)
+                try:
+                    headers = _parse_headers(s)
+                except _OversizedHeader:
+                    report.oversized += 1
+                    report.notes.append(f"record {index}: header block over {MAX_HEADER_BYTES} bytes; skipped")
+                    line = _next_header(s)
+                    index += 1
+                    continue
                 if headers is None:
                     report.truncated += 1
                     report.notes.append(f"record {index}: file ends inside its header")
@@ -155,7 +199,7 @@ def iter_warc_records(path: str, report: ReadReport | None = None) -> Iterator[W
                     length = int(headers.get("content-length", "0"))
                 except ValueError:
                     length = -1
-                block = s.read(max(length, 0))
+                block = s.read(max(min(length, max_record_bytes), 0))  # memory: at most the cap
                 anomaly = None
                 # A declared length that swallowed the next record's header: cut there.
                 cut = _find_header(block)
@@ -163,10 +207,18 @@ def iter_warc_records(path: str, report: ReadReport | None = None) -> Iterator[W
                     s.unread(block[cut:])
                     block = block[:cut]
                     anomaly = "content_length_mismatch"
-                elif length < 0 or len(block) < length:
+                elif length < 0 or len(block) < min(length, max_record_bytes):
                     report.truncated += 1
                     report.notes.append(f"record {index}: block shorter than Content-Length (file truncated)")
                     return
+                elif length > max_record_bytes:
+                    _skip_block(s, length - len(block), block[-64:])
+                    report.oversized += 1
+                    report.notes.append(f"record {index}: Content-Length {length} over the {max_record_bytes}-byte "
+                                        f"cap (--max-record-mb); skipped")
+                    line = _next_header(s)
+                    index += 1
+                    continue
                 # What follows must be blank lines, then the next header or EOF.
                 trailer = []
                 nxt = s.readline()
@@ -175,11 +227,19 @@ def iter_warc_records(path: str, report: ReadReport | None = None) -> Iterator[W
                     nxt = s.readline()
                 if nxt and not _is_header_start(nxt):
                     # Declared length too short: the block goes on to the next header.
-                    extra = trailer + [nxt]
+                    extra, size = trailer + [nxt], len(block) + sum(map(len, trailer)) + len(nxt)
                     nxt = s.readline()
-                    while nxt and not _is_header_start(nxt):
+                    while nxt and not _is_header_start(nxt) and size <= max_record_bytes:
                         extra.append(nxt)
+                        size += len(nxt)
                         nxt = s.readline()
+                    if size > max_record_bytes:
+                        report.oversized += 1
+                        report.notes.append(f"record {index}: block runs past the {max_record_bytes}-byte cap "
+                                            f"(--max-record-mb); skipped")
+                        line = nxt if nxt and _is_header_start(nxt) else _next_header(s)
+                        index += 1
+                        continue
                     block += b"".join(extra).rstrip(b"\r\n")
                     anomaly = "content_length_mismatch"
                 if anomaly:
@@ -191,6 +251,14 @@ def iter_warc_records(path: str, report: ReadReport | None = None) -> Iterator[W
     except (EOFError, OSError, zlib.error) as e:
         report.stream_error = f"{type(e).__name__}: {e}"
         report.notes.append(f"stream stopped after record {index}: {report.stream_error}")
+
+
+def _next_header(s: _Stream) -> bytes:
+    """Read past lines to the next record header line (b"" at the end of the file)."""
+    line = s.readline()
+    while line and not _is_header_start(line):
+        line = s.readline()
+    return line
 
 
 def _find_header(block: bytes) -> int | None:
@@ -217,8 +285,23 @@ def _dechunk(body: bytes) -> bytes:
     return b"".join(out)
 
 
-def split_http_response(block: bytes) -> tuple[int, dict[str, str], bytes]:
-    """Split an ``application/http; msgtype=response`` block into status, headers, payload."""
+class OversizedPayload(Exception):
+    pass
+
+
+def _inflate(body: bytes, wbits: int, cap: int) -> bytes:
+    d = zlib.decompressobj(wbits)
+    out = d.decompress(body, cap + 1)
+    if len(out) > cap:
+        raise OversizedPayload
+    if not d.eof:
+        raise EOFError("compressed payload ends early")  # as gzip.decompress: the body stays as stored
+    return out
+
+
+def split_http_response(block: bytes, max_payload: int = MAX_RECORD_BYTES) -> tuple[int, dict[str, str], bytes]:
+    """Split an ``application/http; msgtype=response`` block into status, headers, payload
+    (decoded if gzip/deflate; ``OversizedPayload`` if it inflates past ``max_payload``)."""
     for sep in (b"\r\n\r\n", b"\n\n"):
         i = block.find(sep)
         if i >= 0:
@@ -241,9 +324,9 @@ def split_http_response(block: bytes) -> tuple[int, dict[str, str], bytes]:
     enc = headers.get("content-encoding", "").lower()
     try:
         if enc in ("gzip", "x-gzip"):
-            body = gzip.decompress(body)
+            body = _inflate(body, 16 + zlib.MAX_WBITS, max_payload)
         elif enc == "deflate":
-            body = zlib.decompress(body, -zlib.MAX_WBITS)
+            body = _inflate(body, -zlib.MAX_WBITS, max_payload)
     except (OSError, zlib.error, EOFError):
         pass  # Common Crawl usually stores the payload decoded already
     return status, headers, body
@@ -271,13 +354,17 @@ def html_to_text(payload: bytes, content_type: str = "") -> str:
     return "\n".join(ln for ln in lines if ln)
 
 
-def record_text(rec: WarcRecord) -> tuple[str | None, str]:
-    """Text of a document record, or (None, reason) for records that carry no page text."""
+def record_text(rec: WarcRecord, max_payload: int = MAX_RECORD_BYTES) -> tuple[str | None, str]:
+    """Text of a document record, or (None, reason) for records that carry no page text
+    (``oversized_payload``: its HTTP payload inflates past ``max_payload``)."""
     if rec.type == "conversion":
         text = rec.block.decode("utf-8", "replace").replace("\r\r\n", "\n").replace("\r\n", "\n")
         return text.strip(), "wet"
     if rec.type == "response" and "msgtype=response" in rec.headers.get("content-type", ""):
-        status, headers, payload = split_http_response(rec.block)
+        try:
+            status, headers, payload = split_http_response(rec.block, max_payload)
+        except OversizedPayload:
+            return None, "oversized_payload"
         if status != 200:
             return None, "http_status"
         ctype = headers.get("content-type", "")
@@ -287,10 +374,16 @@ def record_text(rec: WarcRecord) -> tuple[str | None, str]:
     return None, "not_a_document"
 
 
-def read_documents(path: io.IOBase | str, report: ReadReport | None = None):
+def read_documents(path: io.IOBase | str, report: ReadReport | None = None,
+                   max_record_bytes: int = MAX_RECORD_BYTES):
     """Yield ``(index, url, text, headers, anomaly)`` for every page of a WARC/WET file."""
-    for rec in iter_warc_records(path, report):
-        text, kind = record_text(rec)
+    report = report if report is not None else ReadReport()
+    for rec in iter_warc_records(path, report, max_record_bytes):
+        text, kind = record_text(rec, max_record_bytes)
         if text is None:
+            if kind == "oversized_payload":
+                report.oversized += 1
+                report.notes.append(f"record {rec.index}: HTTP payload inflates past the {max_record_bytes}-byte "
+                                    f"cap (--max-record-mb); skipped")
             continue
         yield rec.index, rec.headers.get("warc-target-uri", ""), text, rec.headers, rec.anomaly

@@ -86,6 +86,68 @@ def _open(path: str):
     return fs.open_decompressed(path)
 
 
+MAX_PAGE_BYTES = 64 << 20  # a <page> larger than this is skipped unparsed (--max-page-mb)
+
+
+class _CapPages(io.RawIOBase):
+    """A dump's XML bytes with every ``<page>`` element over ``cap`` bytes cut out before the
+    XML parser sees it (which would hold it whole), ``skipped()`` called for each; memory:
+    one page of at most ``cap``.  Dumps write ``<page>`` and ``</page>`` on lines of their own,
+    which is what is recognised; a line over ``cap`` outside a page is an error.  Applies to
+    UTF-8 dumps (every Wikimedia dump); a UTF-16 one passes through uncapped."""
+
+    def __init__(self, f, cap: int, skipped, path: str):
+        self.f, self.cap, self.skipped, self.path = f, cap, skipped, path
+        self.buf, self.pos = b"", 0
+
+    def readable(self):
+        return True
+
+    def close(self):
+        self.f.close()
+        super().close()
+
+    def readinto(self, b):
+        while self.pos >= len(self.buf):
+            self.buf, self.pos = self._next(), 0
+            if not self.buf:
+                return 0
+        n = min(len(b), len(self.buf) - self.pos)
+        b[:n] = self.buf[self.pos:self.pos + n]
+        self.pos += n
+        return n
+
+    def _line(self):
+        from core import fs
+
+        return fs.bounded_line(self.f, self.cap)[0]
+
+    def _next(self) -> bytes:
+        line = self._line()
+        if line is None:
+            raise InputError(f"{self.path}: a line of over {self.cap} bytes outside any <page> "
+                             f"(--max-page-mb; dumps write one element per line)")
+        if not line.lstrip().startswith((b"<page>", b"<page ")) or line.rstrip().endswith(b"</page>"):
+            return line
+        page, size = [line], len(line)
+        while True:
+            line = self._line()
+            if line == b"":
+                return b"".join(page)  # truncated: the parser reports it
+            if line is not None:
+                size += len(line)
+                page.append(line)
+                if line.rstrip().endswith(b"</page>") and size <= self.cap:
+                    return b"".join(page)
+            if line is None or size > self.cap:
+                while line is None or not line.rstrip().endswith(b"</page>"):
+                    line = self._line()
+                    if line == b"":
+                        break
+                self.skipped()
+                return b"\n"
+
+
 def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
@@ -195,14 +257,17 @@ def _open_unit(path: str, unit: tuple):
     return io.BufferedReader(_Chain(parts), buffer_size=1 << 20)
 
 
-def iter_pages(path: str, info: DumpInfo | None = None, unit: tuple | None = None) -> Iterator[WikiPage]:
+def iter_pages(path: str, info: DumpInfo | None = None, unit: tuple | None = None,
+               max_page_bytes: int = MAX_PAGE_BYTES, skipped=None) -> Iterator[WikiPage]:
     """All pages of a dump, or of one unit of a multistream dump (``dump_units``); every
-    namespace, redirects flagged; streamed (parsed pages are cleared as they go)."""
+    namespace, redirects flagged; streamed (parsed pages are cleared as they go).  A page over
+    ``max_page_bytes`` is skipped unparsed, calling ``skipped()``."""
     info = info if info is not None else DumpInfo()
     try:
         f = _open(path) if unit is None else _open_unit(path, unit)
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
+    f = io.BufferedReader(_CapPages(f, max_page_bytes, skipped or (lambda: None), path), buffer_size=1 << 20)
     with f:
         try:
             context = ET.iterparse(f, events=("start", "end"))

@@ -13,8 +13,8 @@ import apache_beam as beam
 
 from core import fs
 from filters.errors import InputError
-from filters.latex import (MAX_SCAN_BYTES, CleanReport, Limits, PaperTooLarge, ReferenceFailure, clean_paper, clean_paper_reference, load_paper,
-                           load_paper_bytes)
+from filters.latex import (MAX_SCAN_BYTES, CleanReport, Limits, PaperTooLarge, ReferenceFailure, clean_paper,
+                           clean_paper_reference, load_paper, load_paper_bytes)
 
 from . import beam_utils
 from .schema import make_doc
@@ -145,8 +145,8 @@ def run(inputs, out_dir, target_bytes=256 << 20, runner="DirectRunner", beam_arg
         dry_run=False, reference=False, max_paper_mb=None, max_tex_mb=None, max_macro_growth=None):
     check_inputs(inputs)
     d = Limits()
-    limits = Limits(max_tex_bytes=int(max_tex_mb * 2**20) if max_tex_mb else d.max_tex_bytes,
-                    max_scan_bytes=int(max_paper_mb * 2**20) if max_paper_mb else d.max_scan_bytes,
+    limits = Limits(max_tex_bytes=beam_utils.megabytes(max_tex_mb, d.max_tex_bytes),
+                    max_scan_bytes=beam_utils.megabytes(max_paper_mb, d.max_scan_bytes),
                     max_growth=max_macro_growth or d.max_growth)
     extra = {"inputs": list(inputs), **({"reference": True} if reference else {})}
     if limits != d:

@@ -51,6 +51,11 @@ REFUSED_RUNNERS = {
 }
 
 
+def megabytes(mb: float | None, default: int) -> int:
+    """A ``--max-...-mb`` flag in bytes; ``default`` (bytes) when it is not given."""
+    return int(mb * 2**20) if mb else default
+
+
 def check_runner(runner: str) -> None:
     short = runner.rsplit(".", 1)[-1]
     if short in RUNNERS:
@@ -249,10 +254,8 @@ def _shard_reader(columns, column: str, kind: str, batch_rows: int):
         try:
             for batch in pf.iter_batches(columns=columns, batch_size=batch_rows, use_threads=False):
                 yield from batch.to_pylist()
-        except InputError:
-            raise
         except Exception as e:  # a file cut or damaged after its footer
-            raise InputError(f"{path}: not a readable Parquet file ({type(e).__name__}: {e})") from None
+            raise output.unreadable(path, e) from None
     return read
 
 
@@ -583,10 +586,11 @@ def run_pipeline(build_fn, out_dir: str, runner: str, beam_args: list[str], extr
         except InputError:
             output.write_stats(out_dir, stats)
             raise
-    if held is not None:
-        held.check()
     try:
-        output.mark_complete(out_dir, stats, run_id)
+        if held is not None:
+            held.mark_complete(stats)
+        else:
+            output.mark_complete(out_dir, stats, run_id)
     except OSError as e:
         if disk_full(e):
             raise disk_full_error(out_dir) from None
@@ -611,11 +615,10 @@ def disk_full(e: BaseException) -> bool:
 def disk_full_error(out_dir: str) -> InputError:
     """One line for a full disk; the step's temporary files are removed first (no _SUCCESS
     was written, so nothing downstream reads the output, and the next run redoes it)."""
+    fs.delete(fs.join(out_dir, output.TMP))
     if fs.is_remote(out_dir):
-        fs.delete(fs.join(out_dir, output.TMP))
         return InputError(f"{out_dir}: a disk filled up while this step wrote its output (No space left on "
                           f"device: a worker's local scratch space); give the workers more disk and run again")
-    fs.delete(fs.join(out_dir, output.TMP))
     free = shutil.disk_usage(out_dir if os.path.isdir(out_dir) else os.path.dirname(os.path.abspath(out_dir))).free
     return InputError(f"{out_dir}: the disk filled up while this step wrote its output (No space left on device); "
                       f"its filesystem has {free / 2**20:,.1f} MB free with the partial output removed and the "

@@ -144,7 +144,7 @@ def build(p, inputs, out_dir, threshold=0.9, num_perm=128, k=20, target_bytes=25
 def run(inputs, out_dir, threshold=0.9, target_bytes=256 << 20, runner="DirectRunner", beam_args=None,
         force=False, input_prefix=None, dry_run=False, max_book_mb: float | None = None):
     check_inputs(inputs, input_prefix)
-    cap = int(max_book_mb * 2**20) if max_book_mb else MAX_BOOK_BYTES
+    cap = beam_utils.megabytes(max_book_mb, MAX_BOOK_BYTES)
     return beam_utils.run_step(
         lambda p: build(p, inputs, out_dir, threshold, target_bytes=target_bytes, input_prefix=input_prefix,
                         max_book_bytes=cap),

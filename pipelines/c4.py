@@ -29,6 +29,8 @@ from filters.c4 import (LANG_IDS, MIN_NUM_SENTENCES, PUNKT_MISSING, SPLITTERS, c
 from filters.errors import InputError
 
 from . import beam_utils
+from filters.warc import MAX_RECORD_BYTES
+
 from .ccnet import LanguageID, check_inputs, read_cc_inputs
 from .dedup import C4Dedup, DedupUrls
 
@@ -75,8 +77,8 @@ def _no_badwords(doc):
 
 
 def build(p, inputs, out_dir, lid_model, lang_threshold=0.5, target_bytes=256 << 20, input_prefix=None,
-          lang_id="tfds", sentences="rule"):
-    docs = read_cc_inputs(p, inputs, "c4", input_prefix)
+          lang_id="tfds", sentences="rule", max_record_bytes=MAX_RECORD_BYTES):
+    docs = read_cc_inputs(p, inputs, "c4", input_prefix, max_record_bytes=max_record_bytes)
     lang = (DetectEnglish() if lang_id == "tfds" else LanguageID(lid_model, ("en",), lang_threshold))
     return (docs
             | "Length" >> beam.Filter(_valid_length)
@@ -89,8 +91,10 @@ def build(p, inputs, out_dir, lid_model, lang_threshold=0.5, target_bytes=256 <<
 
 
 def run(inputs, out_dir, lid_model, lang_threshold=0.5, target_bytes=256 << 20, runner="DirectRunner",
-        beam_args=None, force=False, input_prefix=None, dry_run=False, lang_id="tfds", sentences=None):
-    """``sentences``: "punkt" (tfds), "rule", or None for punkt when installed, else the rule."""
+        beam_args=None, force=False, input_prefix=None, dry_run=False, lang_id="tfds", sentences=None,
+        max_record_mb: float | None = None):
+    """``sentences``: "punkt" (tfds), "rule", or None for punkt when installed, else the rule.
+    ``max_record_mb``: a WARC record or JSON line over this is skipped and counted (default 64)."""
     check_inputs(inputs, input_prefix)
     if lang_id not in LANG_IDS:
         raise InputError(f"--lang-id {lang_id!r}: expected one of {', '.join(LANG_IDS)}")
@@ -104,6 +108,7 @@ def run(inputs, out_dir, lid_model, lang_threshold=0.5, target_bytes=256 << 20, 
         raise InputError(PUNKT_MISSING)
     return beam_utils.run_step(
         lambda p: build(p, inputs, out_dir, lid_model, lang_threshold, target_bytes, input_prefix, lang_id,
-                        sentences),
+                        sentences, beam_utils.megabytes(max_record_mb, MAX_RECORD_BYTES)),
         out_dir, runner, beam_args, force, dry=dry_run,
-        extra={"inputs": list(inputs), "config": {"lang_id": lang_id, "sentences": sentences}})
+        extra={"inputs": list(inputs), "config": {"lang_id": lang_id, "sentences": sentences,
+                                                  **({"max_record_mb": max_record_mb} if max_record_mb else {})}})

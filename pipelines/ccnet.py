@@ -31,7 +31,7 @@ from core import fs
 from filters.errors import InputError
 from filters.perplexity import DEFAULT_CUTOFFS, LMPaths, bucket
 from filters.text import line_hash
-from filters.warc import ReadReport, check_warc_file, read_documents
+from filters.warc import MAX_RECORD_BYTES, ReadReport, check_warc_file, read_documents
 
 from . import beam_utils, dedup
 from .schema import make_doc
@@ -57,6 +57,7 @@ class CCNetConfig:
     input_prefix: str | None = None  # for relative lines of a paths manifest
     dedup_group_files: int = 0  # 0: dedup across the whole run; N: within groups of N input files
     dry_run: bool = False
+    max_record_mb: float | None = None  # skip (and count) a WARC record or JSON line over this (default 64)
 
 
 SUFFIXES = WARC_SUFFIXES + JSONL_SUFFIXES
@@ -75,15 +76,17 @@ def check_inputs(inputs: list[str], prefix: str | None = None) -> None:
             check_warc_file(f)
 
 
-def read_cc_inputs(p, inputs: list[str], source: str, prefix: str | None = None, group_files: int = 0):
-    read = cc_reader(source) if not group_files else functools.partial(_read_grouped, source=source)
+def read_cc_inputs(p, inputs: list[str], source: str, prefix: str | None = None, group_files: int = 0,
+                   max_record_bytes: int = MAX_RECORD_BYTES):
+    read = (functools.partial(read_cc_file, source=source, max_record_bytes=max_record_bytes) if not group_files
+            else functools.partial(_read_grouped, source=source, max_record_bytes=max_record_bytes))
     return (p | "Inputs" >> beam_utils.ExpandInputs(inputs, SUFFIXES, prefix=prefix, group_files=group_files)
               | "Read" >> beam.ParDo(beam_utils.ReadFiles("read", read)))
 
 
-def _read_grouped(item, counter, source):
+def _read_grouped(item, counter, source, max_record_bytes=MAX_RECORD_BYTES):
     path, group = item
-    for doc in read_cc_file(path, counter, source):
+    for doc in read_cc_file(path, counter, source, max_record_bytes):
         doc["metadata"][dedup.GROUP] = group
         yield doc
 
@@ -99,14 +102,16 @@ def _check_jsonl(path: str) -> None:
         raise InputError(f"{path}: JSON lines need a 'text' or 'raw_content' field")
 
 
-def read_cc_file(path: str, counter, source: str = "common_crawl"):
+def read_cc_file(path: str, counter, source: str = "common_crawl", max_record_bytes: int = MAX_RECORD_BYTES):
     """One WARC/WET or JSON-lines file -> documents, for ``beam_utils.ReadFiles``.
 
     Damaged records (wrong lengths, a truncated or corrupt compressed stream, bad JSON lines)
-    are counted and skipped, keeping everything before them, as Common Crawl data needs."""
+    are counted and skipped, keeping everything before them, as Common Crawl data needs; so
+    is a record or JSON line over ``max_record_bytes`` (``oversized_records``), read past
+    without being held."""
     name = fs.basename(path)
-    docs = _read_jsonl(path, name, source, counter) if path.endswith(JSONL_SUFFIXES) \
-        else _read_warc(path, name, source, counter)
+    docs = _read_jsonl(path, name, source, counter, max_record_bytes) if path.endswith(JSONL_SUFFIXES) \
+        else _read_warc(path, name, source, counter, max_record_bytes)
     for doc in docs:
         if not doc["text"].strip():
             counter("empty_documents")
@@ -114,13 +119,9 @@ def read_cc_file(path: str, counter, source: str = "common_crawl"):
         yield doc
 
 
-def cc_reader(source: str = "common_crawl"):
-    return functools.partial(read_cc_file, source=source)
-
-
-def _read_warc(path, name, source, counter):
+def _read_warc(path, name, source, counter, max_record_bytes):
     report = ReadReport()
-    for index, url, text, headers, anomaly in read_documents(path, report):
+    for index, url, text, headers, anomaly in read_documents(path, report, max_record_bytes):
         meta = {"source_file": name, "record_index": index,
                 "warc_record_id": headers.get("warc-record-id", ""), "warc_date": headers.get("warc-date", "")}
         if anomaly:
@@ -129,20 +130,25 @@ def _read_warc(path, name, source, counter):
     counter("records", report.records)
     counter("length_mismatch", report.length_mismatch)
     counter("truncated_records", report.truncated)
+    counter("oversized_records", report.oversized)
     if report.stream_error:
         counter("stream_errors")
     for note in report.notes:
         log.warning("%s: %s", path, note)
 
 
-def _read_jsonl(path, name, source, counter):
+def _read_jsonl(path, name, source, counter, max_record_bytes):
     i = -1
     try:
         with fs.open_decompressed(path) as raw:
-            for i, line in enumerate(io.TextIOWrapper(raw, encoding="utf-8", errors="replace")):
+            for i, line in enumerate(fs.bounded_lines(raw, max_record_bytes)):
                 counter("records")
+                if line is None:
+                    counter("oversized_records")
+                    log.warning("%s:%d: line over %d bytes (--max-record-mb); skipped", path, i + 1, max_record_bytes)
+                    continue
                 try:
-                    d = json.loads(line)
+                    d = json.loads(line.decode("utf-8", "replace"))
                     text = d.get("raw_content") or d.get("text") or ""
                 except (json.JSONDecodeError, AttributeError):
                     counter("bad_json_lines")
@@ -202,7 +208,8 @@ class Perplexity(beam.DoFn):
 
 
 def build(p: beam.Pipeline, cfg: CCNetConfig):
-    docs = read_cc_inputs(p, cfg.inputs, "common_crawl", cfg.input_prefix, cfg.dedup_group_files)
+    docs = read_cc_inputs(p, cfg.inputs, "common_crawl", cfg.input_prefix, cfg.dedup_group_files,
+                          beam_utils.megabytes(cfg.max_record_mb, MAX_RECORD_BYTES))
     deduped = docs | "Dedup" >> dedup.CCNetDedup("dedup", line_hash)
     lid = deduped | "LangID" >> beam.ParDo(LanguageID(cfg.lid_model, cfg.languages, cfg.lang_threshold))
     scored = lid | "Perplexity" >> beam.ParDo(Perplexity(cfg.lm_dir, cfg.cutoffs))
@@ -223,4 +230,5 @@ def run(cfg: CCNetConfig) -> dict | None:
                                        "languages": list(cfg.languages),
                                        "lang_threshold": cfg.lang_threshold,
                                        "dedup_group_files": cfg.dedup_group_files,
+                                       **({"max_record_mb": cfg.max_record_mb} if cfg.max_record_mb else {}),
                                        "cutoffs": {k: list(v) for k, v in cfg.cutoffs.items()}}})

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 
@@ -29,12 +30,16 @@ class _DropNoise(logging.Filter):
                     and (record.exc_info or "Traceback" in msg))
 
 
+WORKER_LOG_ENV = "LLAMA_WORKER_LOG"  # read by pipelines/sdk_worker.py
+MAX_RECORD_HELP = ("skip (and count) a WARC record, inflated HTTP payload or JSON line larger than this "
+                   "(default 64; Common Crawl stores payloads of at most 1 MB)")
+
+
 def _setup_logging(verbose: bool) -> None:
     if not verbose:  # local SDK workers log to a file (pipelines/sdk_worker.py), not the terminal
-        import os
         import tempfile
 
-        os.environ.setdefault("LLAMA_WORKER_LOG", os.path.join(tempfile.gettempdir(), f"llama-workers-{os.getpid()}.log"))
+        os.environ.setdefault(WORKER_LOG_ENV, os.path.join(tempfile.gettempdir(), f"llama-workers-{os.getpid()}.log"))
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for h in logging.getLogger().handlers:
@@ -133,7 +138,7 @@ def cmd_ccnet(a, beam_args):
                       lang_threshold=a.lang_threshold, cutoffs={a.lang[0]: a.cutoffs},
                       target_shard_bytes=int(a.target_shard_mb * 2**20), runner=a.runner,
                       beam_args=beam_args, force=a.force, input_prefix=a.input_prefix, dry_run=_dry(a),
-                      dedup_group_files=a.dedup_group_files)
+                      dedup_group_files=a.dedup_group_files, max_record_mb=a.max_record_mb)
     return _report(run(cfg), a.out)
 
 
@@ -299,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dedup-group-files", type=int, default=0, metavar="N",
                    help="dedup lines within groups of N consecutive input files, as cc_net's hash_in_mem "
                         "(default 0: across the whole run)")
+    p.add_argument("--max-record-mb", type=float, default=None, help=MAX_RECORD_HELP)
     _add_runner(p)
     p.set_defaults(fn=cmd_ccnet)
 
@@ -325,12 +331,16 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--sentences", choices=("punkt", "rule"), default=None,
                            help="sentence counter: NLTK punkt as tfds (default when installed) or a "
                                 "punctuation rule (the default without it, with a warning)")
-            fixed = {"lid_model": None, "lang_threshold": None, "lang_id": None, "sentences": None}
+            p.add_argument("--max-record-mb", type=float, default=None, help=MAX_RECORD_HELP)
+            fixed = {"lid_model": None, "lang_threshold": None, "lang_id": None, "sentences": None,
+                     "max_record_mb": None}
         elif name == "github":
             p.add_argument("--tokenizer", default=str(paths.llama_tokenizer()),
                            help="tokenizer for RedPajama's alpha-per-token rule: a HuggingFace tokenizer.json "
                                 "(default: the LLaMA vocabulary) or a SentencePiece .model; local or gs://")
-            fixed = {"tokenizer": None}
+            p.add_argument("--max-line-mb", type=float, default=None,
+                           help="skip (and count) a JSON line larger than this (default 64)")
+            fixed = {"tokenizer": None, "max_line_mb": None}
         elif name == "arxiv":
             p.add_argument("--reference", action="store_true", default=None,
                            help="RedPajama's arxiv_cleaner.py exactly, bugs included (drops appendices, "
@@ -350,7 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
             fixed = {"threshold": None, "max_book_mb": None}
         elif name == "wikipedia":
             p.add_argument("--languages", nargs="+", default=None, help="dbname languages to keep (default: LLaMA's 20)")
-            fixed = {"languages": None}
+            p.add_argument("--max-page-mb", type=float, default=None,
+                           help="skip (and count) a page larger than this, unparsed (default 64)")
+            fixed = {"languages": None, "max_page_mb": None}
         elif name == "stackexchange":
             p.add_argument("--sites", nargs="+", default=None,
                            help="sites to keep; 'paper' = LLaMA's 28 largest (default: all non-meta)")
@@ -490,9 +502,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _drop_worker_log() -> None:
-    import os
-
-    path = os.environ.get("LLAMA_WORKER_LOG")
+    path = os.environ.get(WORKER_LOG_ENV)
     if path and os.path.isfile(path):
         os.unlink(path)
 
@@ -508,13 +518,9 @@ def _interrupted(signum, frame):
 
 
 def _stop_children() -> None:
-    """After Ctrl-C: stop this process's children (the local runner's SDK workers ignore
-    Ctrl-C, so that they die here, quietly, not each with its own traceback)."""
-    import os
-    import signal
-    import threading
-
-    threading.excepthook = lambda args: None  # the runner's threads see their workers go
+    """After Ctrl-C: stop the children this process still has (the local runner's SDK workers
+    end on Ctrl-C themselves; whatever else a command started, a DeepSpeed launcher say, is
+    stopped here rather than left behind)."""
     me = str(os.getpid())
     for stat in os.listdir("/proc") if os.path.isdir("/proc") else []:
         if not stat.isdigit():

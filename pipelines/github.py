@@ -11,8 +11,8 @@ LICENSE/COPYING rows when ``license`` is absent).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
-import io
 import json
 from collections import defaultdict
 
@@ -28,7 +28,8 @@ from filters.github import (PERMISSIVE, TokenCounter, clean_copyright_comments, 
 from . import beam_utils
 from .schema import make_doc
 
-MAX_FILE_BYTES = 1 << 20
+MAX_FILE_BYTES = 1 << 20   # a repository file larger than this is skipped (counted: oversized_files)
+MAX_LINE_BYTES = 64 << 20  # a JSON line larger than this is skipped unread (oversized_lines; --max-line-mb)
 
 
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz")
@@ -65,7 +66,7 @@ def repos_of(spec: str):
     yield from repos.items()
 
 
-def _repo_files(unit):
+def _repo_files(unit, max_line_bytes=MAX_LINE_BYTES):
     """(repo, relative path, text, licence) for a repository directory or a JSONL file."""
     root, files = unit
     if not (len(files) == 1 and files[0] == root):
@@ -73,6 +74,7 @@ def _repo_files(unit):
         for f in files:
             try:
                 if fs.size(f) > MAX_FILE_BYTES:
+                    Metrics.counter("read", "oversized_files").inc()
                     continue
                 data = fs.read_bytes(f)
             except OSError as e:  # e.g. a dangling symlink: the step fails naming it
@@ -80,18 +82,21 @@ def _repo_files(unit):
             yield repo, fs.relpath(f, root), data.decode("utf-8", "replace"), None
         return
     with fs.open_decompressed(root) as raw:
-        for i, line in enumerate(io.TextIOWrapper(raw, encoding="utf-8")):
+        for line in fs.bounded_lines(raw, max_line_bytes):
+            if line is None:
+                Metrics.counter("read", "oversized_lines").inc()
+                continue
             try:
-                d = json.loads(line)
+                d = json.loads(line.decode("utf-8", "replace"))
                 yield d["repo"], d["path"], d["content"], d.get("license")
             except (json.JSONDecodeError, KeyError, TypeError):
                 Metrics.counter("read", "bad_json_lines").inc()
 
 
-def read_files(unit, counter):
+def read_files(unit, counter, max_line_bytes=MAX_LINE_BYTES):
     """A repository directory or a JSON-lines file -> (repo, (path, text, licence)), streamed:
     nothing is held per file; the rows of a repository meet in a shuffle (``ByRepo``)."""
-    for repo, rel, text, lic in _repo_files(unit):
+    for repo, rel, text, lic in _repo_files(unit, max_line_bytes):
         yield repo, (rel, text, lic)
 
 
@@ -167,10 +172,11 @@ class FileFilter(beam.DoFn):
         yield dict(doc, text=text)
 
 
-def build(p, inputs, out_dir, target_bytes, tokenizer: str):
+def build(p, inputs, out_dir, target_bytes, tokenizer: str, max_line_bytes: int = MAX_LINE_BYTES):
+    read = functools.partial(read_files, max_line_bytes=max_line_bytes)
     return (p | "Specs" >> beam.Create(list(inputs)) | "Repos" >> beam.FlatMap(repos_of)
               | "Spread" >> beam.Reshuffle()
-              | "Read" >> beam.ParDo(beam_utils.ReadFiles("read", read_files, documents=False))
+              | "Read" >> beam.ParDo(beam_utils.ReadFiles("read", read, documents=False))
               | "ByRepo" >> beam.GroupByKey()
               | "Licensed" >> beam.ParDo(Licensed())
               | "ContentHash" >> beam.FlatMap(keyed_by_content).with_output_types(beam_utils.Packed)
@@ -181,11 +187,13 @@ def build(p, inputs, out_dir, target_bytes, tokenizer: str):
 
 
 def run(inputs, out_dir, target_bytes=256 << 20, runner="DirectRunner", beam_args=None, force=False,
-        dry_run=False, tokenizer=None):
+        dry_run=False, tokenizer=None, max_line_mb: float | None = None):
     check_inputs(inputs)
     tokenizer = str(tokenizer or paths.llama_tokenizer())
     if not fs.isfile(tokenizer):
         raise InputError(f"{tokenizer}: tokenizer for the alpha-per-token rule not found (--tokenizer)")
-    return beam_utils.run_step(lambda p: build(p, inputs, out_dir, target_bytes, tokenizer), out_dir, runner,
+    cap = beam_utils.megabytes(max_line_mb, MAX_LINE_BYTES)
+    return beam_utils.run_step(lambda p: build(p, inputs, out_dir, target_bytes, tokenizer, cap), out_dir, runner,
                                beam_args, force, dry=dry_run,
-                               extra={"inputs": list(inputs), "config": {"tokenizer": tokenizer}})
+                               extra={"inputs": list(inputs), "config": {
+                                   "tokenizer": tokenizer, **({"max_line_mb": max_line_mb} if max_line_mb else {})}})

@@ -51,7 +51,8 @@ def articles_of(item, lang: str):
 
     path, unit = item
     info = DumpInfo()
-    for page in iter_pages(path, info, unit):
+    skipped = Metrics.counter("lm", "oversized_pages").inc
+    for page in iter_pages(path, info, unit, skipped=skipped):
         if info.lang != lang:
             Metrics.counter("lm", f"skipped_dump_{info.lang or 'unknown'}").inc()
             return
@@ -92,16 +93,14 @@ def train_lm(dumps: list[str], out_dir: str, lang: str = "en", vocab_size: int =
     for d in dumps:
         if not fs.isfile(d):
             raise InputError(f"{d}: no such Wikipedia dump")
-    run_id = output.new_run_id()
-    with fs.scratch_dir("llama-lm-") as work, lock.holding(out_dir, run_id):  # one writer per output
+    with fs.scratch_dir("llama-lm-") as work, lock.holding(out_dir, output.new_run_id()) as held:  # one writer
         output.prepare_output(out_dir, force=True)
         articles = sample_articles(dumps, lang, max_articles, out_dir, runner, beam_args)
         _train(articles, dumps, work, lang, vocab_size, order, holdout)
         names = ["heldout.txt", f"{lang}.sp.model", f"{lang}.sp.vocab", f"{lang}.arpa.bin"]
         fs.upload_dir(work, out_dir, names)
-        output.mark_complete(out_dir, {"dumps": list(dumps), "lang": lang, "vocab_size": vocab_size,
-                                       "order": order, "holdout": holdout, "articles": len(articles),
-                                       "max_articles": max_articles}, run_id)
+        held.mark_complete({"dumps": list(dumps), "lang": lang, "vocab_size": vocab_size, "order": order,
+                            "holdout": holdout, "articles": len(articles), "max_articles": max_articles})
     log.info("LM written to %s", out_dir)
     return paths
 

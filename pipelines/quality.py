@@ -33,8 +33,15 @@ Deliberate differences, each fixing or bounding something in the reference:
   short; here as many as it *kept*.
 * Its training file is all positives, then all negatives; fastText's learning rate decays
   along the file, so the last class is learnt last.  Here the rows are shuffled (seeded).
-* fastText trains on one thread (its result then depends only on the seed) and a held-out
-  ``--holdout`` share (default 10%; 0 trains on all, as RedPajama) measures its accuracy.
+* A held-out ``--holdout`` share (default 10%; 0 trains on all, as RedPajama) measures the
+  classifier's accuracy.
+* fastText trains on ``TRAIN_THREADS`` (10) threads, never fewer: fastText initialises its input
+  matrix in ten blocks, one per training thread (``DenseMatrix::uniform``), so with fewer
+  threads part of it is never initialised -- in fasttext-numpy2, whose matrix memory is not
+  zeroed, that part is heap garbage (valgrind: uninitialised values in ``dotRow``), and training
+  on the sample ended in ``Encountered NaN`` in ~1 run in 6 at any learning rate.  With ten
+  threads (the reference ran fastText's default, 12) every block is initialised; the price is
+  Hogwild's run-to-run variation, as in the reference.
 * At most ``--max-docs`` documents per class, drawn inside a Beam pipeline (a seeded sample:
   the launcher holds only the sample), each cut to its first 100,000 characters.
 """
@@ -59,6 +66,7 @@ MAX_CHARS = 100_000        # per training document (bounds the launcher's memory
 MAX_DOCS = 200_000         # per class
 MIN_POSITIVES = 1000       # fewer cited pages than this: fall back to Wikipedia articles
 BUCKETS = ("head", "middle")
+TRAIN_THREADS = 10  # fastText's number of init blocks: fewer threads leave weights uninitialised
 FASTTEXT = {"lr": 0.1, "dim": 100, "ws": 5, "epoch": 5, "minCount": 1, "wordNgrams": 1, "loss": "softmax"}
 
 
@@ -158,23 +166,30 @@ def train(pages_dir: str, out_dir: str, *, refs_dir: str | None = None, ref_page
                 "language": language, "min_positives": min_positives, "max_docs": max_docs,
                 "holdout": holdout, "seed": seed, "fasttext": dict(FASTTEXT, epoch=epoch, lr=lr)}
     if output.is_complete(out_dir) and not force:
-        recorded = output.read_stats(out_dir) or {}
-        if "positives_from" not in recorded:
+        if is_outdated(out_dir):
             raise InputError(f"{out_dir}: a quality classifier made by an older version of this step (trained "
                              f"on Wikipedia articles, not cited pages); pass --force to retrain it")
         output.check_same_run(out_dir, settings)
-        return recorded
+        return output.read_stats(out_dir)
     with lock.holding(out_dir, output.new_run_id()) as held:  # one writer per output
         output.prepare_output(out_dir, force=True)
-        return _train(pages_dir, out_dir, refs_dir, ref_pages_dir, wiki_dir, language, min_positives, seed,
-                      max_docs, holdout, lr, settings, runner, beam_args, held)
+        return _train(out_dir, settings, runner, beam_args, held)
 
 
-def _train(pages_dir, out_dir, refs_dir, ref_pages_dir, wiki_dir, language, min_positives, seed, max_docs,
-           holdout, lr, settings, runner, beam_args, held) -> dict:
+def is_outdated(out_dir: str) -> bool:
+    """A complete classifier made by the older version of this step (articles as positives):
+    its stats.json has no ``positives_from``."""
+    return output.is_complete(out_dir) and "positives_from" not in (output.read_stats(out_dir) or {})
+
+
+def _train(out_dir: str, settings: dict, runner, beam_args, held) -> dict:
+    """The training itself, from ``settings`` (``train``'s record of its arguments)."""
+    pages_dir, refs_dir, ref_pages_dir, wiki_dir = (settings[k] for k in ("pages", "refs", "ref_pages", "wiki"))
+    language, min_positives, seed = settings["language"], settings["min_positives"], settings["seed"]
+    holdout = settings["holdout"]
     samples = beam_utils.draw_samples(
-        lambda p: training_sources(p, pages_dir, refs_dir, ref_pages_dir, wiki_dir, language), max_docs, out_dir,
-        runner, beam_args, seed)
+        lambda p: training_sources(p, pages_dir, refs_dir, ref_pages_dir, wiki_dir, language),
+        settings["max_docs"], out_dir, runner, beam_args, seed)
     cited = samples.get("ref", [])
     stats = {"referenced_pages": len(cited)}
     if len(cited) >= min_positives:
@@ -208,15 +223,7 @@ def _train(pages_dir, out_dir, refs_dir, ref_pages_dir, wiki_dir, language, min_
         train_file = fs.join(work, "train.txt")
         with open(train_file, "w", encoding="utf-8") as fh:
             fh.writelines(f"{label} {text}\n" for label, text in trainset)
-        import fasttext
-
-        try:
-            model = fasttext.train_supervised(train_file, seed=seed, thread=1, verbose=0, **settings["fasttext"])
-        except RuntimeError as e:
-            if "NaN" not in str(e):
-                raise
-            raise InputError(f"fastText diverged (NaN) training the quality classifier at lr {lr} "
-                             f"({len(trainset)} lines): use a lower --lr") from None
+        model = fit(train_file, seed, settings["fasttext"])
         model.save_model(fs.join(work, "model.bin"))
         stats.update({"positives": len(pos), "negatives": len(neg), "train": len(trainset), "test": len(test),
                       **settings})
@@ -224,9 +231,23 @@ def _train(pages_dir, out_dir, refs_dir, ref_pages_dir, wiki_dir, language, min_
             correct = sum(model.predict(t)[0][0] == label for label, t in test)
             stats["heldout_accuracy"] = round(correct / len(test), 4)
         fs.upload_dir(work, out_dir, ["model.bin"])
-        held.check()
-        output.mark_complete(out_dir, stats, held.run_id)
+        held.mark_complete(stats)
     return output.read_stats(out_dir)
+
+
+def fit(train_file: str, seed: int, params: dict):
+    """``fasttext supervised`` on ``train_file`` with ``params`` on ``TRAIN_THREADS`` threads."""
+    import fasttext
+
+    try:
+        return fasttext.train_supervised(train_file, seed=seed, thread=TRAIN_THREADS, verbose=0, **params)
+    except RuntimeError as e:
+        if "NaN" not in str(e):
+            raise
+        with open(train_file, encoding="utf-8") as fh:
+            lines = sum(1 for _ in fh)
+        raise InputError(f"fastText diverged (NaN) training the quality classifier at lr {params['lr']} "
+                         f"({lines} lines): use a lower --lr") from None
 
 
 def wiki_probability(model, text: str) -> float:

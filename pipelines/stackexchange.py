@@ -108,7 +108,7 @@ def run(inputs, out_dir, sites=None, target_bytes=256 << 20, runner="DirectRunne
             raise InputError(f"no Posts.xml of a selected, non-meta site in {', '.join(inputs)}")
 
     extra = {"inputs": list(inputs), "sites": sites or "all", **({"reference": True} if reference else {})}
-    max_row = int(max_post_mb * 2**20) if max_post_mb else MAX_ROW_BYTES
+    max_row = beam_utils.megabytes(max_post_mb, MAX_ROW_BYTES)
     return beam_utils.run_step(lambda p: build(p, inputs, out_dir, target_bytes, sites, input_prefix, reference,
                                                max_row),
                                out_dir, runner, beam_args, force, dry=dry_run, before_complete=some_site,

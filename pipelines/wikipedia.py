@@ -11,7 +11,8 @@ from __future__ import annotations
 import apache_beam as beam
 
 from filters.errors import InputError
-from filters.wikipedia import LLAMA_WIKI_LANGS, UNIT_BYTES, DumpInfo, clean_wikitext, dump_units, is_index, iter_pages
+from filters.wikipedia import (LLAMA_WIKI_LANGS, MAX_PAGE_BYTES, UNIT_BYTES, DumpInfo, clean_wikitext, dump_units,
+                               is_index, iter_pages)
 
 from . import beam_utils
 from .schema import make_doc
@@ -44,13 +45,13 @@ def _check_dump(path):
     raise InputError(f"{path}: not a MediaWiki XML dump (no <mediawiki> element at the start)")
 
 
-def make_reader(languages):
+def make_reader(languages, max_page_bytes=MAX_PAGE_BYTES):
     languages = set(languages)
 
     def read(item, counter):
         path, unit = item
         info = DumpInfo()
-        for page in iter_pages(path, info, unit):
+        for page in iter_pages(path, info, unit, max_page_bytes, skipped=lambda: counter("oversized_pages")):
             if info.lang not in languages:
                 counter(f"rejected_{info.lang or 'unknown'}")
                 continue
@@ -83,22 +84,40 @@ def _one_per_page(kv):
     return docs[0]
 
 
+class ReadDumps(beam.PTransform):
+    """Dump specs -> work units (a multistream dump cut at its bz2 stream boundaries, about
+    ``unit_bytes`` a unit; any other dump one unit), reshuffled over the workers -> the items
+    ``read_fn(unit, counter)`` yields (``beam_utils.ReadFiles``, step "read")."""
+
+    def __init__(self, inputs, read_fn, input_prefix=None, unit_bytes=UNIT_BYTES, documents=True):
+        super().__init__()
+        self.inputs, self.read_fn, self.input_prefix = list(inputs), read_fn, input_prefix
+        self.unit_bytes, self.documents = unit_bytes, documents
+
+    def expand(self, p):
+        return (p | "Dumps" >> beam_utils.ExpandInputs(self.inputs, SUFFIXES, prefix=self.input_prefix,
+                                                       where=lambda f: not is_index(f))
+                  | "Units" >> beam.FlatMap(dump_units, self.unit_bytes)
+                  | "SpreadUnits" >> beam.Reshuffle()
+                  | "Read" >> beam.ParDo(beam_utils.ReadFiles("read", self.read_fn, documents=self.documents)))
+
+
 def build(p, inputs, out_dir, languages=LLAMA_WIKI_LANGS, target_bytes=256 << 20, input_prefix=None,
-          unit_bytes=UNIT_BYTES):
-    return (p | "Dumps" >> beam_utils.ExpandInputs(inputs, SUFFIXES, prefix=input_prefix,
-                                                   where=lambda f: not is_index(f))
-              | "Units" >> beam.FlatMap(dump_units, unit_bytes)  # multistream dumps: ~32 MB of streams a unit
-              | "SpreadUnits" >> beam.Reshuffle()
-              | "Read" >> beam.ParDo(beam_utils.ReadFiles("read", make_reader(languages)))
+          unit_bytes=UNIT_BYTES, max_page_bytes=MAX_PAGE_BYTES):
+    return (p | "Pages" >> ReadDumps(inputs, make_reader(languages, max_page_bytes), input_prefix, unit_bytes)
               | "ById" >> beam.Map(lambda d: (d["id"], d)) | "GroupById" >> beam.GroupByKey()
               | "OnePerPage" >> beam.Map(_one_per_page)
               | "Shards" >> beam_utils.WriteShards(out_dir, lambda d: d["language"], target_bytes))
 
 
 def run(inputs, out_dir, languages=LLAMA_WIKI_LANGS, target_bytes=256 << 20, runner="DirectRunner",
-        beam_args=None, force=False, input_prefix=None, dry_run=False, unit_bytes=UNIT_BYTES):
+        beam_args=None, force=False, input_prefix=None, dry_run=False, unit_bytes=UNIT_BYTES,
+        max_page_mb: float | None = None):
+    """``max_page_mb``: a page larger than this is skipped unparsed and counted (default 64)."""
     check_inputs(inputs, input_prefix)
+    cap = beam_utils.megabytes(max_page_mb, MAX_PAGE_BYTES)
     return beam_utils.run_step(lambda p: build(p, inputs, out_dir, languages, target_bytes, input_prefix,
-                                               unit_bytes),
+                                               unit_bytes, cap),
                                out_dir, runner, beam_args, force, dry=dry_run,
-                               extra={"inputs": list(inputs), "languages": list(languages)})
+                               extra={"inputs": list(inputs), "languages": list(languages),
+                                      **({"max_page_mb": max_page_mb} if max_page_mb else {})})

@@ -26,11 +26,11 @@ import apache_beam as beam
 import pyarrow as pa
 
 from core import fs
-from filters.wikipedia import UNIT_BYTES, DumpInfo, dump_units, is_index, iter_pages
+from filters.wikipedia import UNIT_BYTES, DumpInfo, iter_pages
 from filters.wikirefs import ref_urls, url_key
 
 from . import beam_utils
-from .wikipedia import SUFFIXES, check_inputs
+from .wikipedia import ReadDumps, check_inputs
 
 URL_SCHEMA = pa.schema([("id", pa.string()), ("url", pa.string()), ("citations", pa.int64())])
 
@@ -41,7 +41,7 @@ def make_reader(languages, reference: bool = False):
     def read(item, counter):
         path, unit = item
         info = DumpInfo()
-        for page in iter_pages(path, info, unit):
+        for page in iter_pages(path, info, unit, skipped=lambda: counter("oversized_pages")):
             if languages is not None and info.lang not in languages:
                 counter(f"rejected_{info.lang or 'unknown'}")
                 continue
@@ -76,12 +76,8 @@ class FirstAndCount(beam.CombineFn):
 
 def build(p, inputs, out_dir, languages=("en",), input_prefix=None, unit_bytes=UNIT_BYTES,
           target_bytes=256 << 20, reference=False):
-    rows = (p | "Dumps" >> beam_utils.ExpandInputs(inputs, SUFFIXES, prefix=input_prefix,
-                                                   where=lambda f: not is_index(f))
-              | "Units" >> beam.FlatMap(dump_units, unit_bytes)
-              | "SpreadUnits" >> beam.Reshuffle()
-              | "Read" >> beam.ParDo(beam_utils.ReadFiles("read", make_reader(languages, reference),
-                                                          documents=False))
+    rows = (p | "Citations" >> ReadDumps(inputs, make_reader(languages, reference), input_prefix, unit_bytes,
+                                          documents=False)
               | "PerKey" >> beam.CombinePerKey(FirstAndCount())
               | "Row" >> beam.MapTuple(lambda key, acc: {"id": key, "url": acc[0], "citations": acc[1]}))
     rows | "Urls" >> beam.Map(lambda r: r["url"]) | "Text" >> beam.io.WriteToText(

@@ -283,6 +283,17 @@ def test_arxiv_tarball_with_latin1_file(tmp_path, data):
     assert "Café au lait." in text and report.decode_fallbacks == ["1202.3665.tar.gz/ms.tex"]
 
 
+def test_arxiv_utf8_file_with_one_stray_byte_keeps_its_accents(tmp_path, data):
+    src = (data / "arxiv" / "arXiv-1202.3665_emcee" / "ms.tex").read_text(encoding="utf-8")
+    src = src.replace("\\section{Introduction}", "\\section{Introduction}\nCafé, naïve, Gödel.", 1)
+    paper = tmp_path / "paper"
+    paper.mkdir()
+    (paper / "ms.tex").write_bytes(src.encode("utf-8").replace(b"Introduction}", b"Introduction}\xff", 1))
+    report = CleanReport()
+    text = clean_paper(load_paper(paper, report), report)
+    assert "Café, naïve, Gödel." in text and "\ufffd" in text and report.decode_fallbacks == ["paper/ms.tex"]
+
+
 @pytest.mark.slow
 def test_arxiv_bulk_archive_is_streamed_member_by_member(tmp_path, data):
     """arXiv's bulk arXiv_src_*.tar (a tar of per-paper .gz files), made from the two real papers."""
@@ -611,6 +622,25 @@ def test_quality_classifier_falls_back_to_articles_on_the_sample_and_filters(tmp
     assert res["counters"]["quality"]["documents"] == len(kept)
 
 
+def test_quality_fasttext_initialises_every_weight(tmp_path, data):
+    """fastText initialises its input matrix in ten blocks, one per training thread: on fewer
+    threads the rest stays uninitialised heap memory (the cause of a NaN flake). With lr ~0 the
+    trained weights are the initial ones: every word row must hold uniform(-1/dim, 1/dim) values."""
+    import numpy as np
+    from pipelines import quality
+
+    lines = [ln for ln in (data / "books" / "pg345_dracula.txt").read_text(encoding="utf-8").splitlines()
+             if len(ln.split()) > 8][:400]
+    train = tmp_path / "train.txt"
+    train.write_text("".join(f"{(quality.POS, quality.NEG)[i % 2]} {ln}\n" for i, ln in enumerate(lines)),
+                     encoding="utf-8")
+    model = quality.fit(str(train), 0, dict(quality.FASTTEXT, lr=1e-9, epoch=1))
+    dim = quality.FASTTEXT["dim"]
+    weights = model.get_input_matrix()[:len(model.words)]
+    assert len(model.words) > 1000 and np.isfinite(weights).all()
+    assert (np.abs(weights) <= 1.0 / dim).all() and (np.abs(weights).max(axis=1) > 0.1 / dim).all()
+
+
 def _url_variant(url, i):
     """The same page as a Wikipedia editor might cite it."""
     host_path = url.split("://", 1)[1]
@@ -641,11 +671,11 @@ def test_quality_positives_are_cited_crawled_pages_joined_by_url(tmp_path, corpu
     assert sorted(samples["ref"]) == sorted(quality.train_text(r["text"]) for r in long)
     others = [r for r in pages if r not in long and r not in short]
     assert sorted(samples["neg"]) == sorted(quality.train_text(r["text"]) for r in others)
-    stats = quality.train(str(corpus / "ccnet"), str(tmp_path / "q"), refs_dir=str(refs), min_positives=5, lr=0.01)
+    stats = quality.train(str(corpus / "ccnet"), str(tmp_path / "q"), refs_dir=str(refs), min_positives=5)
     assert (stats["positives_from"], stats["positives"], stats["negatives"]) == ("referenced_pages", 5,
                                                                                   min(5, len(others)))
     assert "fallback" not in stats and (tmp_path / "q" / "_SUCCESS").exists()
-    stats = quality.train(str(corpus / "ccnet"), str(tmp_path / "q2"), refs_dir=str(refs), min_positives=6, lr=0.01)
+    stats = quality.train(str(corpus / "ccnet"), str(tmp_path / "q2"), refs_dir=str(refs), min_positives=6)
     assert stats["positives"] == 5 and "no --wiki to fall back on" in stats["warning"]
     assert sorted(wikirefs.url_key(u) for u in cited) == sorted(wikirefs.url_key(r["url"]) for r in long + short)
     only_short = tmp_path / "only_short"

@@ -93,8 +93,7 @@ def train_tokenizer(inputs: list[str], out_dir: str, vocab_size: int = 32000,
         return model
     spec = dict(LLAMA_TRAINER_SPEC, vocab_size=vocab_size, input_sentence_size=input_sentence_size,
                 num_threads=os.cpu_count() or 1, **overrides)
-    run_id = output.new_run_id()
-    with fs.scratch_dir("llama-tokenizer-") as work, lock.holding(out_dir, run_id):  # one writer per output
+    with fs.scratch_dir("llama-tokenizer-") as work, lock.holding(out_dir, output.new_run_id()) as held:
         spm.set_random_generator_seed(seed)
         try:
             lines = (sample(files, spec["max_sentence_length"]) if sample is not None
@@ -111,6 +110,6 @@ def train_tokenizer(inputs: list[str], out_dir: str, vocab_size: int = 32000,
             raise InputError(f"sentencepiece failed: {e}") from None
         output.prepare_output(out_dir, force=True)
         fs.upload_dir(work, out_dir, ["tokenizer.vocab", "tokenizer.model"])
-        output.mark_complete(out_dir, {"inputs": list(map(str, inputs)), "vocab_size": vocab_size,
-                                       "input_sentence_size": input_sentence_size, "seed": seed}, run_id)
+        held.mark_complete({"inputs": list(map(str, inputs)), "vocab_size": vocab_size,
+                            "input_sentence_size": input_sentence_size, "seed": seed})
     return model

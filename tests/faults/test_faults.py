@@ -118,12 +118,14 @@ def test_a_second_run_on_the_same_output_is_refused_naming_the_first(tmp_path, d
     assert llama("books", data / "books", "--out", out, "--force").returncode == 0  # the lock is free again
 
 
-def test_object_store_lock_refuses_a_second_writer_and_a_taken_over_finish(monkeypatch):
+@pytest.mark.parametrize("store", ["s3", "gs"])
+def test_object_store_lock_refuses_a_second_writer_and_a_taken_over_finish(monkeypatch, tmp_path, store):
     from core import lock as lk
-    from tests.emulators import environ, s3_server
+    from tests.emulators import environ, gcs_emulator, s3_server
 
-    with s3_server() as env, environ(env):
-        out = "s3://llama-test/runs/cc"
+    server = s3_server() if store == "s3" else gcs_emulator(tmp_path)
+    with server as env, environ(env):
+        out = f"{store}://llama-test/runs/cc"
         a = lk.OutputLock(out, "run-A").acquire()
         with pytest.raises(InputError, match=r"another run run-A \(pid \d+ on .*\) is writing this output"):
             lk.OutputLock(out, "run-B").acquire()
@@ -327,6 +329,117 @@ def test_a_book_over_the_size_cap_is_skipped_and_counted(tmp_path, data):
     assert "one_line.txt: over 64 MB" in res.stderr
 
 
+# ---------------------------------------------------------------- oversized records (WARC, JSONL, dumps)
+
+def _wet_record(uri: str, body: bytes, extra: str = "", length: int | None = None) -> bytes:
+    head = (f"WARC/1.0\r\nWARC-Type: conversion\r\nWARC-Target-URI: {uri}\r\n{extra}"
+            f"Content-Length: {len(body) if length is None else length}\r\n\r\n")
+    return head.encode() + body + b"\r\n\r\n"
+
+
+def _http_record(uri: str, payload: bytes, encoding: str) -> bytes:
+    http = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Encoding: "
+            + encoding.encode() + b"\r\n\r\n" + payload)
+    head = (f"WARC/1.0\r\nWARC-Type: response\r\nWARC-Target-URI: {uri}\r\n"
+            f"Content-Type: application/http; msgtype=response\r\nContent-Length: {len(http)}\r\n\r\n")
+    return head.encode() + http + b"\r\n\r\n"
+
+
+def test_warc_records_over_the_cap_are_skipped_counted_and_the_rest_read(tmp_path, data):
+    """A record longer than --max-record-mb (declared, found by re-synchronising a wrong length,
+    or an HTTP payload that inflates past it) is skipped and counted; every other record is
+    read, including one whose huge declared length a real next header contradicts."""
+    import gzip
+
+    from filters.warc import ReadReport, read_documents
+
+    sample = data / "cc" / "cc_net_test_sample.warc.wet"
+    base = ReadReport()
+    want = [(url, text) for _, url, text, _, _ in read_documents(str(sample), base)]
+    page = want[0][1].encode() + b"\n"
+    big = page * (2 * (1 << 20) // len(page) + 1)  # > 2 MB of real text
+    html = b"<html><body><p>" + want[0][1].encode() + b"</p></body></html>"
+    bomb = gzip.compress(b"<html><body>" + b"a" * (4 << 20) + b"</body></html>")
+    f = tmp_path / "hostile.warc.wet"
+    f.write_bytes(sample.read_bytes()
+                  + _wet_record("http://declared.big/", big)                          # declared over the cap
+                  + _wet_record("http://lies.about/its/length", b"short body", length=3 << 30)
+                  + _wet_record("http://short.length/", big, length=100)             # resynced past the cap
+                  + _http_record("http://gzip.bomb/", bomb, "gzip")                  # inflates past the cap
+                  + _http_record("http://small.gzip/", gzip.compress(html), "gzip")
+                  + _wet_record("http://last.page/", b"The last page is read."))
+    report = ReadReport()
+    got = [(url, text) for _, url, text, _, _ in read_documents(str(f), report, max_record_bytes=1 << 20)]
+    assert got[:len(want)] == want
+    assert [url for url, _ in got[len(want):]] == ["http://lies.about/its/length", "http://small.gzip/",
+                                                   "http://last.page/"]
+    assert got[len(want)][1] == "short body" and "Mark Twain" in got[len(want) + 1][1]
+    assert (report.oversized, report.length_mismatch, report.truncated) == (3, base.length_mismatch + 1, 0)
+    assert sum("--max-record-mb" in n for n in report.notes) == 3
+    report = ReadReport()  # the default cap (64 MB) reads them all
+    assert len(list(read_documents(str(f), report))) == len(want) + 6 and report.oversized == 0
+
+
+@pytest.mark.slow
+def test_a_600mb_record_line_or_page_is_read_past_in_bounded_memory(tmp_path, data):
+    """Hostile sizes in every line-or-record reader (gzip-compressed, a few MB on disk): a 600 MB
+    WET record, a 600 MB JSON line (CCNet and GitHub input) and a 600 MB Wikipedia page are
+    skipped and counted under a 1 GB address-space limit, and what follows them is read."""
+    import gzip
+
+    text = (data / "books" / "pg345_dracula.txt").read_bytes()[:1 << 20].replace(b'"', b" ").replace(b"\\", b" ")
+    text = b" ".join(text.split())
+    n = 600
+    with gzip.open(tmp_path / "big.warc.wet.gz", "wb", compresslevel=1) as g:
+        g.write(_wet_record("http://first/", b"first page"))
+        g.write(f"WARC/1.0\r\nWARC-Type: conversion\r\nContent-Length: {n * len(text)}\r\n\r\n".encode())
+        for _ in range(n):
+            g.write(text)
+        g.write(b"\r\n\r\n" + _wet_record("http://after/", b"the page after"))
+    with gzip.open(tmp_path / "big.jsonl.gz", "wb", compresslevel=1) as g:
+        g.write(json.dumps({"url": "u1", "text": "first", "repo": "r", "path": "a.py",
+                            "content": "x = 1\n", "license": "mit"}).encode() + b"\n")
+        g.write(b'{"url": "u2", "repo": "r", "path": "b.py", "license": "mit", "text": "')
+        for _ in range(n):
+            g.write(text)
+        g.write(b'"}\n' + json.dumps({"url": "u3", "text": "after", "repo": "r", "path": "c.py",
+                                       "content": "y = 2\n", "license": "mit"}).encode() + b"\n")
+    page = ("  <page>\n    <title>{t}</title>\n    <ns>0</ns>\n    <id>{i}</id>\n    <revision>\n"
+            "      <text xml:space=\"preserve\">")
+    with gzip.open(tmp_path / "enwiki-big.xml.gz", "wb", compresslevel=1) as g:
+        g.write(b'<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/">\n  <siteinfo>\n'
+                b"    <dbname>enwiki</dbname>\n  </siteinfo>\n")
+        g.write(page.format(t="Before", i=1).encode() + b"Text before.</text>\n    </revision>\n  </page>\n")
+        g.write(page.format(t="Huge", i=2).encode() + b"\n")
+        for _ in range(n):
+            g.write(text + b"\n")
+        g.write(b"</text>\n    </revision>\n  </page>\n")
+        g.write(page.format(t="After", i=3).encode() + b"Text after.</text>\n    </revision>\n  </page>\n")
+        g.write(b"</mediawiki>\n")
+    readers = {
+        "big.warc.wet.gz": "from pipelines.ccnet import read_cc_file\n"
+                           "print([d['url'] for d in read_cc_file({f!r}, inc)], c)",
+        "big.jsonl.gz": "from pipelines.ccnet import read_cc_file\n"
+                        "print([d['url'] for d in read_cc_file({f!r}, inc)], c)",
+        "enwiki-big.xml.gz": "from filters.wikipedia import iter_pages\n"
+                             "print([p.title for p in iter_pages({f!r}, skipped=lambda: inc('oversized_pages'))], c)",
+    }
+    prelude = "c = {{}}\ndef inc(k, n=1): c[k] = c.get(k, 0) + n\n"
+    out = {}
+    for name, code in readers.items():
+        res, seconds = _bounded((prelude + code).format(f=str(tmp_path / name)), mem_gb=1.0, timeout=300)
+        assert res.returncode == 0, (name, res.stderr[-2000:])
+        out[name] = res.stdout.strip()
+    assert out["big.warc.wet.gz"].startswith("['http://first/', 'http://after/'] {")
+    assert "'oversized_records': 1" in out["big.warc.wet.gz"]
+    assert out["big.jsonl.gz"].startswith("['u1', 'u3'] {") and "'oversized_records': 1" in out["big.jsonl.gz"]
+    assert out["enwiki-big.xml.gz"] == "['Before', 'After'] {'oversized_pages': 1}"
+    res, _ = _bounded("from pipelines.github import read_files\n"
+                      f"g = {str(tmp_path / 'big.jsonl.gz')!r}\nprint([r[1][0] for r in read_files((g, [g]), None)])",
+                      mem_gb=1.0, timeout=300)
+    assert res.returncode == 0 and res.stdout.strip() == "['a.py', 'c.py']", res.stderr[-2000:]
+
+
 # ---------------------------------------------------------------- faults while running
 
 @pytest.fixture
@@ -428,6 +541,16 @@ def test_the_caps_are_flags(tmp_path, data):
     assert res.returncode == 0, res.stderr[-3000:]
     read = json.loads((tmp_path / "se" / "stats.json").read_text())["counters"]["read"]
     assert read["dropped_row_too_large"] > 100 and read["questions"] + read["answers"] > 1000
+    res = llama("c4", data / "cc" / "cc_net_test_sample.warc.wet", "--out", tmp_path / "c4", "--max-record-mb", 0.0003,
+                "--lang-id", "fasttext")
+    assert res.returncode == 0, res.stderr[-3000:]
+    stats = json.loads((tmp_path / "c4" / "stats.json").read_text())
+    assert stats["counters"]["read"]["oversized_records"] >= 1 and stats["config"]["max_record_mb"] == 0.0003
+    enwiki = next((data / "wikipedia").glob("enwiki-*"))
+    res = llama("wikipedia", enwiki, "--out", tmp_path / "wiki", "--max-page-mb", 0.02)
+    assert res.returncode == 0, res.stderr[-3000:]
+    read = json.loads((tmp_path / "wiki" / "stats.json").read_text())["counters"]["read"]
+    assert read["oversized_pages"] > 5 and read["documents"] > 5
 
 
 def test_a_quality_classifier_from_the_older_version_is_not_taken_for_a_current_one(tmp_path):
