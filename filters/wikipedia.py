@@ -327,7 +327,26 @@ def clean_wikitext(raw: str, info: DumpInfo, *, fix_skips: bool = True, fallback
     ``fallback`` (default): where mwparserfromhell could not parse a region, the builder's
     text keeps its raw markup (``<ref>...</ref>``, ``{| ... |}``, ``[[...]]``, ``{{...}}``);
     here those are removed by ``_fallback_clean``.  Both switches off give the builder's
-    output exactly (``tests/reference/test_hf_wikipedia_parity.py``)."""
+    output exactly (``tests/reference/test_hf_wikipedia_parity.py``).
+
+    Speed (``fix_skips``, the default; ~3x the tree path, the same text on every article of
+    the shared dumps, ``tests/reference``): what the cleaning throws away is never built.
+    mwparserfromhell's C tokenizer is cheap, its Python tree builder is not; templates and
+    comments (``strip_code`` drops them), ``<ref>`` tags and tables (the cleaning removes
+    every one) are cut from the token stream before the tree is built -- except inside a
+    wikilink's title (its text decides media/category) and, for tables, inside any wikilink
+    (a category link keeps its stripped text).  Nodes are removed through a parent map made
+    in one walk, not ``Wikicode.remove``, which searches the section from its root for each
+    node.  ``fix_skips=False`` keeps the tree path: its skipped node depends on every node."""
+    if fix_skips:
+        text = _clean_pruned(raw, info)
+    else:
+        text = _clean_tree(raw, info, fix_skips=False)
+    return _fallback_clean(text, info.media_pattern(), info.category_pattern()) if fallback else text
+
+
+def _clean_tree(raw: str, info: DumpInfo, *, fix_skips: bool) -> str:
+    """The builder's cleaning on mwparserfromhell's whole tree (before ``_fallback_clean``)."""
     import mwparserfromhell
 
     wikicode = mwparserfromhell.parse(raw)
@@ -354,12 +373,154 @@ def clean_wikitext(raw: str, info: DumpInfo, *, fix_skips: bool = True, fallback
         links = section.ifilter_wikilinks(recursive=True)
         for obj in (list(links) if fix_skips else links):
             link(obj, section)
-        tags = section.ifilter_tags(matches=lambda t: str(t.tag) in ("ref", "table"), recursive=True)
+        tags = section.ifilter_tags(matches=lambda t: str(t.tag) in _REMOVED_TAGS, recursive=True)
         for obj in (list(tags) if fix_skips else tags):
             remove(obj, section)
         sections.append(_MAGIC_WORD.sub("", section.strip_code().strip()))
-    text = "\n\n".join(sections)
-    return _fallback_clean(text, media, category) if fallback else text
+    return "\n\n".join(sections)
+
+
+_REMOVED_TAGS = ("ref", "table")
+
+
+def _skip(toks, i: int, opens, closes) -> int:
+    """The index after the construct opened at ``toks[i]`` (nesting of ``opens``/``closes``)."""
+    depth = 0
+    for j in range(i, len(toks)):
+        c = type(toks[j])
+        if c in opens:
+            depth += 1
+        elif c in closes:
+            depth -= 1
+            if depth == 0:
+                return j + 1
+    return len(toks)
+
+
+def _pruned_tokens(toks) -> tuple[list, bool]:
+    """The token stream without templates, comments, refs and tables (see ``clean_wikitext``);
+    and whether a ref or table tag was kept (inside a wikilink)."""
+    from mwparserfromhell.parser import tokens as T
+
+    out, i, n, links, kept = [], 0, len(toks), [], False  # links: per open wikilink, in its title?
+    text, template, comment, tag_open = T.Text, T.TemplateOpen, T.CommentStart, T.TagOpenOpen
+    link_open, link_sep, link_close = T.WikilinkOpen, T.WikilinkSeparator, T.WikilinkClose
+    while i < n:
+        t = toks[i]
+        c = type(t)
+        if c is text:  # most tokens
+            out.append(t)
+            i += 1
+            continue
+        name = toks[i + 1].text if c is tag_open and i + 1 < n and type(toks[i + 1]) is text else None
+        if not (links and links[-1]):
+            if c is template:
+                i = _skip(toks, i, (template,), (T.TemplateClose,))
+                continue
+            if c is comment:
+                i = _skip(toks, i, (comment,), (T.CommentEnd,))
+                continue
+            if name == "ref" or (name == "table" and not links):
+                i = _skip(toks, i, (tag_open,), (T.TagCloseSelfclose, T.TagCloseClose))
+                continue
+        kept = kept or name in _REMOVED_TAGS
+        if c is link_open:
+            links.append(True)
+        elif c is link_sep and links:
+            links[-1] = False
+        elif c is link_close and links:
+            links.pop()
+        out.append(t)
+        i += 1
+    return out, kept
+
+
+def _walk(code, kind, pred=None) -> tuple[dict, list]:
+    """{id(node): the Wikicode holding it} for every node under ``code``, and the nodes of
+    ``kind`` (and ``pred``) in ``Wikicode.ifilter(recursive=True)``'s order (pre-order)."""
+    parents, found = {}, []
+
+    def visit(c):
+        for node in c.nodes:
+            parents[id(node)] = c
+            if isinstance(node, kind) and (pred is None or pred(node)):
+                found.append(node)
+            for child in node.__children__():
+                visit(child)
+    visit(code)
+    return parents, found
+
+
+def _descendants(node, out: set) -> None:
+    stack = list(node.__children__())
+    while stack:
+        for n in stack.pop().nodes:
+            out.add(id(n))
+            stack.extend(n.__children__())
+
+
+_MARKUP_CHARS = re.compile(r"[{}\[\]<>|=&'\"#*;:/\\\-!\n]")  # mwparserfromhell's tokenizer MARKERS
+
+
+def _as_text(s: str):
+    """What ``parse_anything(s)`` makes of a string without markup characters (one Text node),
+    without a parser run; other strings are left to the parser."""
+    if not s or _MARKUP_CHARS.search(s):
+        return s
+    from mwparserfromhell.nodes import Text
+    from mwparserfromhell.smart_list import SmartList
+    from mwparserfromhell.wikicode import Wikicode
+
+    return Wikicode(SmartList([Text(s)]))
+
+
+def _clean_pruned(raw: str, info: DumpInfo) -> str:
+    """``_clean_tree(fix_skips=True)``, faster: the tree built from the pruned token stream."""
+    from mwparserfromhell.nodes import Tag, Wikilink
+    from mwparserfromhell.parser import Parser
+
+    parser = Parser()
+    toks, kept_tags = _pruned_tokens(parser._tokenizer.tokenize(raw, 0, False))
+    wikicode = parser._builder.build(toks)
+    media, category = info.media_pattern(), info.category_pattern()
+    sections = []
+    for section in wikicode.get_sections(flat=True, include_lead=True, include_headings=True):
+        gone: set[int] = set()  # nodes no longer in the tree (Wikicode.remove would not find them)
+
+        def remove(obj, parents):
+            if id(obj) in gone:
+                return
+            nodes = parents[id(obj)].nodes
+            for k, node in enumerate(nodes):
+                if node is obj:
+                    nodes.pop(k)
+                    break
+            gone.add(id(obj))
+            _descendants(obj, gone)
+
+        parents, links = _walk(section, Wikilink)
+        maybe_tags = kept_tags
+        for obj in links:
+            if id(obj) in gone:
+                continue
+            title = str(obj.title)
+            if media.match(title):
+                remove(obj, parents)
+            elif category.match(title):
+                if obj.text is not None:
+                    _descendants(obj, gone)
+                try:
+                    new = category.sub("", obj.__strip__())
+                    obj.text = _as_text(new)
+                except ValueError:  # as _clean_tree
+                    continue
+                maybe_tags = maybe_tags or "<" in new or "{|" in new  # reparsed: could make a tag
+        if maybe_tags:
+            parents, tags = _walk(section, Tag, lambda t: str(t.tag) in _REMOVED_TAGS)
+            for obj in tags:
+                remove(obj, parents)
+        sections.append(_MAGIC_WORD.sub("", section.strip_code().strip()))
+    return "\n\n".join(sections)
 
 
 _REF_RE = re.compile(r"<ref[^>/]*/>|<ref[^>]*>.*?</ref\s*>", re.S | re.I)

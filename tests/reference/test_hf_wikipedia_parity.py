@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from filters.wikipedia import DumpInfo, clean_wikitext, iter_pages
+from filters.wikipedia import DumpInfo, _clean_pruned, _clean_tree, clean_wikitext, iter_pages
 from tests.reference.generate_hf_wikipedia import EXPECTED, sample_dumps, sha1
 
 MARKUP = ("<ref", "{|", "{{", "[[")
@@ -49,6 +49,8 @@ def test_wikipedia_cleaning_equals_hf_builder(expected, data):
         for pid, (page, info, text) in got.items():
             assert (page.title, sha1(text)) == (want[pid]["title"], want[pid]["sha1"]), (dump.name, page.title)
             ours = clean_wikitext(page.text, info)
+            # the fast path (pruned tokens, one walk) is the tree path with fix_skips, exactly
+            assert _clean_pruned(page.text, info) == _clean_tree(page.text, info, fix_skips=True), page.title
             total += 1
             if ours != text:  # a fix applied: text was only taken away, and no markup is left
                 fixed += 1
