@@ -12,7 +12,7 @@ HOSTFILE  ?=
 NUM_NODES ?= 1
 NUM_GPUS  ?= 8
 
-.PHONY: setup test test-fast lm ccnet sources tokenizer tokens train-tiny train-7b demo bench bench-train bench-scale clean
+.PHONY: setup test test-fast lm ccnet sources tokenizer tokens train-tiny train-7b demo bench bench-setup bench-train bench-scale clean
 
 setup:
 	bash scripts/setup.sh
@@ -64,8 +64,12 @@ demo:
 demo-inspect:
 	$(LLAMA) inspect $(OUT)/cc -n 2
 
+# Every stage side by side with the tool a user would pick instead (peers: make bench-setup).
 bench: lm
-	$(PY) -m pipelines.bench
+	$(PY) -m bench.peers
+
+bench-setup:
+	$(PY) -m pip install -q -e ".[bench]"
 
 # Volume corpus recombined from the real samples at 1x/4x/16x; 1 and 2 worker processes; peak RSS.
 bench-scale: lm
