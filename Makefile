@@ -3,7 +3,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 LLAMA  := $(VENV)/bin/llama
 OUT    ?= out
-export DS_ACCELERATOR ?= cpu
+# DS_ACCELERATOR=cpu is set where a step runs on the CPU (train/launch.py's CPU branch, the
+# tests, the local DAG run); exported to every target it would reach a GPU launch too.
 
 VOCAB  ?= 8000
 SEQ    ?= 512

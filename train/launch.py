@@ -97,10 +97,11 @@ def launch(config: str, nproc: int | None = None, hostfile: str | None = None, n
     if not Path(config).is_file():
         raise InputError(f"{config}: training config not found")
     from .data import shard_files
-    from .trainer import load_config
+    from .trainer import check_data, load_config
 
     cfg = load_config(config, {})
     shard_files(cfg["data"])  # fail once, here, rather than once per rank
+    check_data(cfg)
     env = dict(os.environ)
     extra = list(extra or [])
     n_gpu = gpu_count()
@@ -112,6 +113,9 @@ def launch(config: str, nproc: int | None = None, hostfile: str | None = None, n
         print(f"launch: {nproc or 2} CPU process(es): {' '.join(cmd)}", flush=True)
         return 0 if dry_run else spawn_local(cmd, nproc or 2, env)
     else:
+        if env.get("DS_ACCELERATOR") == "cpu":  # the CPU default belongs to the CPU branch alone
+            print(f"launch: {n_gpu} GPU(s) found: DS_ACCELERATOR=cpu from the environment ignored", flush=True)
+            env.pop("DS_ACCELERATOR")
         ds = shutil.which("deepspeed") or str(Path(sys.executable).parent / "deepspeed")
         cmd = [ds, "--num_nodes", str(n_nodes), "--num_gpus", str(gpus or n_gpu)]
         if hostfile:
@@ -169,9 +173,11 @@ def _free_port() -> int:
 
 
 def train_7b(config: str, hostfile: str | None, n_nodes: int, gpus_per_node: int, extra=None) -> int:
-    from .trainer import load_config
+    from .trainer import check_data, load_config
 
     cfg = load_config(config, {})
+    if Path(cfg["data"]).exists():  # the shards must be the config's (a planning machine may have none)
+        check_data(cfg)
     n_gpu = gpu_count()
     print(plan_text(cfg, n_nodes, gpus_per_node if n_gpu == 0 else (gpus_per_node or n_gpu)))
     if n_gpu == 0:

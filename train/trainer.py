@@ -49,7 +49,7 @@ DEFAULTS = {
     "betas": [0.9, 0.95], "eps": 1e-8, "grad_clip": 1.0, "zero_stage": 1, "seed": 0,
     "activation_checkpointing": False, "log_interval": 10, "val_interval": 50, "val_batches": 8,
     "val_fraction": 0.05, "checkpoint_interval": 100, "peak_tflops": None, "init_std": 0.02,
-    "stop_at_step": None,
+    "stop_at_step": None, "vocab_size": None,
 }
 # Fault injection for tests: LLAMA_FAULT_NAN_STEP=k makes rank 1's loss NaN at step k.
 FAULT_NAN_STEP = "LLAMA_FAULT_NAN_STEP"
@@ -75,21 +75,50 @@ def load_config(path: str | None, overrides: dict) -> dict:
     return cfg
 
 
-def vocab_size_of(data: str) -> int:
-    """The vocabulary the token shards were made with (``llama tokenize``'s manifest.json):
-    never a guess -- a model with another vocabulary would train on the wrong embedding rows."""
+def token_manifest(data: str) -> dict:
+    """``llama tokenize``'s manifest.json beside the token shards: the vocabulary and sequence
+    length they were made with -- never guessed."""
     from filters.errors import InputError
 
     p = Path(data)
     manifest = (p if p.is_dir() else p.parent) / "manifest.json"
     try:
-        return int(json.loads(manifest.read_text())["vocab_size"])
+        m = json.loads(manifest.read_text())
+        m["vocab_size"], m["seq_len"] = int(m["vocab_size"]), int(m.get("seq_len") or 0)
+        return m
     except FileNotFoundError:
         raise InputError(f"{data}: no manifest.json beside the token shards (it records the vocabulary "
                          f"they were made with); make them with `llama tokenize`") from None
     except (ValueError, KeyError, TypeError) as e:
         raise InputError(f"{manifest}: unreadable token manifest ({type(e).__name__}: {e}); "
                          f"remake the shards with `llama tokenize`") from None
+
+
+def vocab_size_of(data: str) -> int:
+    """The vocabulary the token shards were made with (a model with another vocabulary would
+    train on the wrong embedding rows)."""
+    return token_manifest(data)["vocab_size"]
+
+
+def check_data(cfg: dict) -> dict:
+    """The token shards must be what the config trains on: sequences of ``seq_len`` tokens
+    (shorter rows would be padded -- 512-token rows in 2048 slots are 75% padding) and, when
+    the config names one (``vocab_size``: the paper's models use 32000), that vocabulary.  A
+    mismatch is one line saying what to rebuild.  Returns the manifest."""
+    from filters.errors import InputError
+
+    m = token_manifest(cfg["data"])
+    fixes = []
+    if m["seq_len"] and m["seq_len"] != cfg["seq_len"]:
+        fixes.append(f"{m['seq_len']}-token sequences, the config trains on {cfg['seq_len']} "
+                     f"(`make tokens SEQ={cfg['seq_len']}`)")
+    if cfg.get("vocab_size") and m["vocab_size"] != int(cfg["vocab_size"]):
+        fixes.append(f"a {m['vocab_size']}-piece vocabulary, the config's model has {cfg['vocab_size']} "
+                     f"(`make tokenizer VOCAB={cfg['vocab_size']}`, then `make tokens`)")
+    if fixes:
+        raise InputError(f"{cfg['data']}: the token shards hold {' and '.join(fixes)}; rebuild them, or "
+                         f"change the config")
+    return m
 
 
 def ds_config(cfg: dict, gas: int, on_gpu: bool) -> dict:
@@ -133,7 +162,7 @@ def train(cfg: dict) -> dict:
     run_dir = Path(cfg["run_dir"])
     ckpt_dir = run_dir / "checkpoints"
 
-    args = get_config(cfg["model"], vocab_size=vocab_size_of(cfg["data"]),
+    args = get_config(cfg["model"], vocab_size=check_data(cfg)["vocab_size"],
                       max_seq_len=max(cfg["seq_len"], 2), **cfg["model_overrides"])
     model = Transformer(args, activation_checkpointing=cfg["activation_checkpointing"])
     model.init_weights(std=cfg["init_std"], seed=cfg["seed"])

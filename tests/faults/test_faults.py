@@ -154,6 +154,48 @@ def test_token_shards_without_their_manifest_are_refused(tmp_path):
     assert vocab_size_of(str(tmp_path / "tokens")) == 400
 
 
+def test_train_7b_on_the_demos_token_shards_says_what_to_rebuild(tmp_path):
+    """Shards made with the demo's VOCAB=8000 SEQ=512 under the 7B config (2048 tokens, 32000
+    pieces): one line naming both mismatches and the make commands, before any plan or launch."""
+    from train.trainer import check_data, load_config
+
+    tokens = tmp_path / "tokens"
+    tokens.mkdir()
+    (tokens / "manifest.json").write_text(json.dumps({"vocab_size": 8000, "seq_len": 512}))
+    cfg = json.loads((Path(__file__).resolve().parents[2] / "configs" / "train_7b.json").read_text())
+    (tmp_path / "7b.json").write_text(json.dumps(dict(cfg, data=str(tokens), run_dir=str(tmp_path / "run"))))
+    err = one_line_error(llama("train-7b", "--config", tmp_path / "7b.json", "--num-nodes", 1, "--num-gpus", 8),
+                         "512-token sequences, the config trains on 2048 (`make tokens SEQ=2048`)",
+                         "8000-piece vocabulary, the config's model has 32000 (`make tokenizer VOCAB=32000`")
+    assert str(tokens) in err
+    ok = load_config(str(tmp_path / "7b.json"), {"seq_len": 512, "vocab_size": 8000})
+    assert check_data(ok)["vocab_size"] == 8000  # matching shards pass
+
+
+def test_a_gpu_launch_does_not_inherit_the_cpu_accelerator(tmp_path, monkeypatch, capsys):
+    """DS_ACCELERATOR=cpu (the CPU default: tests, the local DAG run) must not reach the
+    deepspeed launcher on a GPU machine, where the trainer picks nccl."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from core import output
+    from train import launch as ln
+
+    tokens = tmp_path / "tokens"
+    tokens.mkdir()
+    pq.write_table(pa.table({"tokens": [[1, 2, 3]]}), tokens / "part-00000.parquet")
+    (tokens / "manifest.json").write_text(json.dumps({"vocab_size": 8000, "seq_len": 512}))
+    output.mark_complete(str(tokens), {})
+    (tmp_path / "c.json").write_text(json.dumps({"data": str(tokens), "seq_len": 512}))
+    seen = {}
+    monkeypatch.setattr(ln, "gpu_count", lambda: 8)
+    monkeypatch.setattr(ln.subprocess, "call", lambda cmd, env: seen.update(cmd=cmd, env=env) or 0)
+    monkeypatch.setenv("DS_ACCELERATOR", "cpu")
+    assert ln.launch(str(tmp_path / "c.json")) == 0
+    assert "DS_ACCELERATOR" not in seen["env"] and "train.trainer" in seen["cmd"]
+    assert "DS_ACCELERATOR=cpu from the environment ignored" in capsys.readouterr().out
+
+
 def _checkpoint(ckpt: Path, step: int):
     import torch
 
