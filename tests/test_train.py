@@ -112,7 +112,8 @@ def test_loader_is_deterministic_sharded_and_resumable(tokens):
 
 def test_7b_on_cpu_is_refused_with_a_plan(tokens, tmp_path):
     cfg = json.loads((Path(__file__).parent.parent / "configs" / "train_7b.json").read_text())
-    cfg["data"] = str(tokens)
+    manifest = json.loads(((tokens if tokens.is_dir() else tokens.parent) / "manifest.json").read_text())
+    cfg.update(data=str(tokens), seq_len=manifest["seq_len"], vocab_size=manifest["vocab_size"])  # shards fit
     path = tmp_path / "7b.json"
     path.write_text(json.dumps(cfg))
     res = subprocess.run([sys.executable, "-m", "pipelines.cli", "train", "--config", str(path)],
