@@ -416,7 +416,7 @@ def _pipeline_corpus(inp: Inputs) -> Path:
     d = inp.work / "corpus"
     if not d.exists():
         d.mkdir()
-        texts = inp.texts("cc", inp.mb / 2)
+        texts = inp.texts("cc", inp.mb * 2)  # start-up (both sides) is then a small part of a run
         for k in range(0, len(texts), 100):  # many files, as a crawl has
             with gzip.open(d / f"part-{k // 100:05d}.jsonl.gz", "wt") as f:
                 for i, t in enumerate(texts[k:k + 100]):
@@ -508,7 +508,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="make bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--mb", type=float, default=16, help="MB of recombined text for the text stages")
     ap.add_argument("--repeats", type=int, default=3, help="interleaved pairs per stage")
-    ap.add_argument("--only", nargs="*", default=None, help="stages whose name contains one of these words")
+    ap.add_argument("--only", nargs="*", default=None,
+                    help="stages whose name contains one of these words (printed only; the record is kept)")
     ap.add_argument("--no-readme", action="store_true", help="do not update the README's table")
     a = ap.parse_args(argv)
     import torch
@@ -534,12 +535,14 @@ def main(argv=None) -> int:
                 row["error"] = f"peer missing: {e}"
                 print(f"{name:<40} {row['error']}", flush=True)
             results.append(row)
+    if a.only:  # a partial run never replaces the full run's record
+        return 0
     when, where = datetime.date.today().isoformat(), machine()
     RESULTS.write_text(json.dumps({"date": when, "machine": where, "mb": a.mb, "repeats": a.repeats,
                                    "stages": results}, indent=1))
     table = markdown(results, when, where)
     TABLE.write_text(table)
-    if not a.no_readme and not a.only:
+    if not a.no_readme:
         embed_in_readme(table)
     print(f"wrote {RESULTS.relative_to(ROOT)} and {TABLE.relative_to(ROOT)}")
     return 0
