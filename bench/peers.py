@@ -531,7 +531,7 @@ def main(argv=None) -> int:
                 row.update(pairs(project, peer_fn, n, a.repeats, warmup))
                 print(f"{name:<40} {unit:>8} {row['project_rate']:>12,.1f} {row['peer_rate']:>12,.1f} "
                       f"{row['ratio']:>6.2f}x  {peer}", flush=True)
-            except Missing as e:
+            except (Missing, ImportError) as e:  # a peer (or what it needs) is not installed
                 row["error"] = f"peer missing: {e}"
                 print(f"{name:<40} {row['error']}", flush=True)
             results.append(row)
