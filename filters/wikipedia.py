@@ -97,8 +97,11 @@ class _CapPages(io.RawIOBase):
     UTF-8 dumps (every Wikimedia dump); a UTF-16 one passes through uncapped."""
 
     def __init__(self, f, cap: int, skipped, path: str):
+        from core import fs
+
         self.f, self.cap, self.skipped, self.path = f, cap, skipped, path
         self.buf, self.pos = b"", 0
+        self._bounded_line = fs.bounded_line  # bound once: _line runs for every line of the dump
 
     def readable(self):
         return True
@@ -118,9 +121,7 @@ class _CapPages(io.RawIOBase):
         return n
 
     def _line(self):
-        from core import fs
-
-        return fs.bounded_line(self.f, self.cap)[0]
+        return self._bounded_line(self.f, self.cap)[0]
 
     def _next(self) -> bytes:
         line = self._line()
@@ -338,19 +339,20 @@ def clean_wikitext(raw: str, info: DumpInfo, *, fix_skips: bool = True, fallback
     (a category link keeps its stripped text).  Nodes are removed through a parent map made
     in one walk, not ``Wikicode.remove``, which searches the section from its root for each
     node.  ``fix_skips=False`` keeps the tree path: its skipped node depends on every node."""
+    media, category = info.media_pattern(), info.category_pattern()
     if fix_skips:
-        text = _clean_pruned(raw, info)
+        text = _clean_pruned(raw, media, category)
     else:
-        text = _clean_tree(raw, info, fix_skips=False)
-    return _fallback_clean(text, info.media_pattern(), info.category_pattern()) if fallback else text
+        text = _clean_tree(raw, media, category, fix_skips=False)
+    return _fallback_clean(text, media, category) if fallback else text
 
 
-def _clean_tree(raw: str, info: DumpInfo, *, fix_skips: bool) -> str:
-    """The builder's cleaning on mwparserfromhell's whole tree (before ``_fallback_clean``)."""
+def _clean_tree(raw: str, media: re.Pattern, category: re.Pattern, *, fix_skips: bool) -> str:
+    """The builder's cleaning on mwparserfromhell's whole tree (before ``_fallback_clean``);
+    ``media``/``category``: the dump's ``DumpInfo`` patterns."""
     import mwparserfromhell
 
     wikicode = mwparserfromhell.parse(raw)
-    media, category = info.media_pattern(), info.category_pattern()
 
     def remove(obj, section):
         try:
@@ -474,7 +476,7 @@ def _as_text(s: str):
     return Wikicode(SmartList([Text(s)]))
 
 
-def _clean_pruned(raw: str, info: DumpInfo) -> str:
+def _clean_pruned(raw: str, media: re.Pattern, category: re.Pattern) -> str:
     """``_clean_tree(fix_skips=True)``, faster: the tree built from the pruned token stream."""
     from mwparserfromhell.nodes import Tag, Wikilink
     from mwparserfromhell.parser import Parser
@@ -482,7 +484,6 @@ def _clean_pruned(raw: str, info: DumpInfo) -> str:
     parser = Parser()
     toks, kept_tags = _pruned_tokens(parser._tokenizer.tokenize(raw, 0, False))
     wikicode = parser._builder.build(toks)
-    media, category = info.media_pattern(), info.category_pattern()
     sections = []
     for section in wikicode.get_sections(flat=True, include_lead=True, include_headings=True):
         gone: set[int] = set()  # nodes no longer in the tree (Wikicode.remove would not find them)

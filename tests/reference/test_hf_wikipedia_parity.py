@@ -50,7 +50,8 @@ def test_wikipedia_cleaning_equals_hf_builder(expected, data):
             assert (page.title, sha1(text)) == (want[pid]["title"], want[pid]["sha1"]), (dump.name, page.title)
             ours = clean_wikitext(page.text, info)
             # the fast path (pruned tokens, one walk) is the tree path with fix_skips, exactly
-            assert _clean_pruned(page.text, info) == _clean_tree(page.text, info, fix_skips=True), page.title
+            patterns = info.media_pattern(), info.category_pattern()
+            assert _clean_pruned(page.text, *patterns) == _clean_tree(page.text, *patterns, fix_skips=True), page.title
             total += 1
             if ours != text:  # a fix applied: text was only taken away, and no markup is left
                 fixed += 1
