@@ -12,7 +12,9 @@ every scale.  So 16x is ~16 times the text,
 every sentence real and in the document's language, long lines new to the line dedup (as a
 crawl's are) and short ones repeated across documents (as a crawl's boilerplate is) -- not
 a corpus the dedup empties.  Written as JSON-lines files of 100 documents (many files, as a
-crawl has, so two workers can share the reading).
+crawl has, so two workers can share the reading), the groups interleaved so that every file
+holds a like mix of languages (as a crawl's files do; files of one language each would make
+the work of a file depend on its language).
 """
 from __future__ import annotations
 
@@ -72,10 +74,13 @@ def build_corpus(out_dir: str, scale: int, docs: list[tuple[str, str]], per_file
                 f.write("".join(rows))
             rows, part = [], part + 1
 
+    longest = max(map(len, groups.values()))
     for j in range(scale):
-        for g, texts in groups.items():
-            for i, text in enumerate(texts):
-                body = recombine(text, texts[(i + j + 1) % len(texts)])
+        for i in range(longest):  # the groups interleaved: every file a like mix, as a crawl's are
+            for g, texts in groups.items():
+                if i >= len(texts):
+                    continue
+                body = recombine(texts[i], texts[(i + j + 1) % len(texts)])
                 total_bytes += len(body.encode())
                 rows.append(json.dumps({"url": f"https://volume.example/{g}/{j}/{i}", "text": body}) + "\n")
                 if len(rows) >= per_file:

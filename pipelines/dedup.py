@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from array import array
 from typing import Tuple
 
 import apache_beam as beam
@@ -43,14 +44,16 @@ from .beam_utils import JoinPacked, Packed, pack, split_joined, unpack
 GROUP = "dedup_group"
 
 
-def remove_lines(text: str, duplicates: set[int], hash_fn=line_hash) -> tuple[list[str], int]:
+def remove_lines(text: str, duplicates: set[int], hash_fn=line_hash, hashes=None) -> tuple[list[str], int]:
     """cc_net's ``DuplicatesRemover`` + ``finalize_doc`` on one document: the lines kept (a
     line whose hash is in ``duplicates`` is removed; a repeat inside the document is removed,
-    its first copy kept) and the number of lines before."""
+    its first copy kept) and the number of lines before.  ``hashes``: the lines' hashes when
+    already computed (one per line, in order)."""
     lines = text.split("\n")
+    if hashes is None:
+        hashes = [hash_fn(line) for line in lines]
     kept, seen = [], set()
-    for line in lines:
-        h = hash_fn(line)
+    for line, h in zip(lines, hashes):
         if h not in duplicates and h not in seen:
             kept.append(line)
         seen.add(h)
@@ -79,6 +82,23 @@ def docs_sharing_line(kv):
         yield other, dup
 
 
+class _HashLines(beam.DoFn):
+    """Each line hashed once: (line key, document id) for every distinct line of a document
+    to the ``LINES`` output, and the document with its lines' hashes (8 bytes each, in
+    order) for the join, so the removal does not hash the text again."""
+    LINES = "lines"
+
+    def __init__(self, hash_fn):
+        self.hash_fn = hash_fn
+
+    def process(self, d):
+        hashes = array("Q", [self.hash_fn(ln) for ln in d["text"].split("\n")])
+        group, doc_id = _group(d), d["id"]
+        for h in set(hashes):
+            yield beam.pvalue.TaggedOutput(self.LINES, (_line_key(group, h), doc_id))
+        yield d, hashes.tobytes()
+
+
 class _Remove(beam.DoFn):
     def __init__(self, step: str, hash_fn):
         self.step, self.hash_fn = step, hash_fn
@@ -88,8 +108,8 @@ class _Remove(beam.DoFn):
     def process(self, kv):
         docs, hashes = split_joined(kv[1], 8)  # the document(s) of an id, its duplicate hashes
         duplicates = {int.from_bytes(h, "little") for h in hashes}
-        for doc in docs:  # normally one; documents sharing an id share the decisions
-            kept, n = remove_lines(doc["text"], duplicates, self.hash_fn)
+        for doc, line_hashes in docs:  # normally one; documents sharing an id share the decisions
+            kept, n = remove_lines(doc["text"], duplicates, self.hash_fn, array("Q", line_hashes))
             self.c["documents_in"].inc()
             self.c["lines_in"].inc(n)
             self.c["lines_removed"].inc(n - len(kept))
@@ -111,20 +131,16 @@ class CCNetDedup(beam.PTransform):
         self.step, self.hash_fn = step, hash_fn
 
     def expand(self, docs):
-        hash_fn = self.hash_fn
-
-        def line_docs(d):
-            group, doc_id = _group(d), d["id"]
-            for h in {hash_fn(ln) for ln in d["text"].split("\n")}:
-                yield _line_key(group, h), doc_id
-
-        dups = (docs
-                | "LineDocs" >> beam.FlatMap(line_docs).with_output_types(Tuple[bytes, str])
+        hashed = docs | "HashLines" >> beam.ParDo(_HashLines(self.hash_fn)).with_outputs(_HashLines.LINES,
+                                                                                        main="docs")
+        lines = hashed[_HashLines.LINES]
+        lines.element_type = beam.typehints.KV[bytes, str]  # byte-string coders for the shuffle's keys/values
+        dups = (lines
                 | "GroupLines" >> beam.GroupByKey()
                 | "DupOfDoc" >> beam.FlatMap(docs_sharing_line).with_output_types(Packed))
-        return ({"records": docs, "items": dups}
-                | "JoinDocs" >> JoinPacked(lambda d: d["id"])
-                | "Remove" >> beam.ParDo(_Remove(self.step, hash_fn)))
+        return ({"records": hashed.docs, "items": dups}
+                | "JoinDocs" >> JoinPacked(lambda r: r[0]["id"])
+                | "Remove" >> beam.ParDo(_Remove(self.step, self.hash_fn)))
 
 
 # ------------------------------------------------------------------ C4 (tfds)

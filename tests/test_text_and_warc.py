@@ -1,5 +1,6 @@
 """cc_net normalisation/hashing and the lenient WARC/WET reader, on the bundled CC files."""
 import gzip
+import re
 
 import pytest
 
@@ -48,6 +49,18 @@ def test_fast_normaliser_equals_cc_net_per_character_code(data):
     for ln in lines:
         assert strip_accents(ln) == cc_net_strip_accents(ln), ln
         assert replace_unicode_punct(ln) == cc_net_replace_unicode_punct(ln), ln
+
+    def cc_net_normalize(line):  # text_normalizer.normalize with its defaults, step by step
+        line = line.strip()
+        if not line:
+            return line
+        line = cc_net_strip_accents(line.lower())
+        line = cc_net_replace_unicode_punct(re.sub(r"\d", "0", line))
+        return "".join(c for c in line if not (ord(c) < 32 or 127 <= ord(c) < 160))
+
+    # normalize fuses the steps (short lines, and whole documents as perplexity scores them)
+    for t in lines + texts + ["\n".join(texts)] + ["١٢٣ ４２ “x”—y\u200b\x85 Ⅻ ²", "  \t  "]:
+        assert normalize(t) == cc_net_normalize(t), t[:200]
 
 
 def test_wet_with_wrong_content_length_keeps_every_record(data):
