@@ -132,10 +132,20 @@ class TransformerBlock(nn.Module):
 
 
 class Transformer(nn.Module):
-    def __init__(self, args: ModelArgs, activation_checkpointing: bool = False):
+    CHECKPOINTING = {False: 0, "none": 0, True: 1, "full": 1, "selective": 2}
+
+    def __init__(self, args: ModelArgs, activation_checkpointing: bool | str = False):
+        """``activation_checkpointing``: False/"none"; True/"full" (every layer's activations
+        recomputed in the backward pass); "selective" (every second layer, torchtitan's
+        layer-wise selective checkpointing: about half the activation memory for about half
+        the recompute)."""
         super().__init__()
         self.args = args
+        if activation_checkpointing not in self.CHECKPOINTING:
+            raise ValueError(f"activation_checkpointing must be one of false, true, 'full', 'selective'; "
+                             f"got {activation_checkpointing!r}")
         self.activation_checkpointing = activation_checkpointing
+        self._recompute_every = self.CHECKPOINTING[activation_checkpointing]
         self.tok_embeddings = nn.Embedding(args.vocab_size, args.dim)
         self.layers = nn.ModuleList(TransformerBlock(args) for _ in range(args.n_layers))
         self.norm = RMSNorm(args.dim, args.norm_eps)
@@ -162,8 +172,8 @@ class Transformer(nn.Module):
             raise ValueError(f"sequence of {t} tokens is longer than max_seq_len {self.args.max_seq_len}")
         cos, sin = self.rope_cos[:t], self.rope_sin[:t]
         h = self.tok_embeddings(tokens)
-        for layer in self.layers:
-            if self.activation_checkpointing and self.training:
+        for i, layer in enumerate(self.layers):
+            if self._recompute_every and self.training and i % self._recompute_every == 0:
                 h = torch.utils.checkpoint.checkpoint(layer, h, cos, sin, use_reentrant=False)
             else:
                 h = layer(h, cos, sin)

@@ -73,8 +73,25 @@ def test_activation_checkpointing_gives_the_same_gradients():
     args = get_config("micro", vocab_size=300)
     x = torch.randint(0, 300, (2, 32))
     grads = []
-    for ckpt in (False, True):
+    for ckpt in (False, True, "selective"):
         m = Transformer(args, activation_checkpointing=ckpt).init_weights(seed=5).train()
         m(x[:, :-1], x[:, 1:]).backward()
         grads.append(torch.cat([p.grad.flatten() for p in m.parameters()]))
-    assert torch.allclose(grads[0], grads[1], atol=1e-6)
+    assert torch.allclose(grads[0], grads[1], atol=1e-6) and torch.allclose(grads[0], grads[2], atol=1e-6)
+    with pytest.raises(ValueError, match="selective"):
+        Transformer(args, activation_checkpointing="some")
+
+
+def test_selective_checkpointing_recomputes_every_second_layer():
+    """What "selective" saves: the forward pass of every second layer runs again in the backward."""
+    args = get_config("micro", vocab_size=300)
+    x = torch.randint(0, 300, (2, 16))
+    for ckpt, recomputed in ((False, 0), (True, args.n_layers), ("selective", (args.n_layers + 1) // 2)):
+        m = Transformer(args, activation_checkpointing=ckpt).init_weights(seed=5).train()
+        calls = []
+        for layer in m.layers:
+            layer.feed_forward.w1.register_forward_pre_hook(lambda mod, inp: calls.append(mod))
+        loss = m(x[:, :-1], x[:, 1:])
+        forward = len(calls)
+        loss.backward()
+        assert forward == args.n_layers and len(calls) - forward == recomputed, ckpt

@@ -154,3 +154,29 @@ def test_old_warc_versions_bracketed_uris_and_cr_cr_lf_read_like_the_original(da
 def _write(path, data: bytes) -> str:
     path.write_bytes(data)
     return str(path)
+
+
+def test_language_id_dequantised_predicts_bit_identically(data):
+    """lid.176.ftz is made dense in memory for speed; every prediction (labels and
+    probabilities, top 3) equals the quantised model's on the real multilingual texts (the
+    UDHR paragraphs in their languages, the Wikipedia articles, the CC pages)."""
+    import json
+    from itertools import islice
+
+    from filters import paths
+    from filters.langid import LanguageIdentifier, quantized_rows
+    from filters.wikipedia import iter_articles
+    from pipelines.ccnet import read_cc_file
+
+    texts = [json.loads(line)["text"] for line in open(data / "langid" / "udhr_paragraphs.jsonl", encoding="utf-8")]
+    texts += [p.text for dump in sorted((data / "wikipedia").glob("*wiki-*")) for p in islice(iter_articles(str(dump)), 20)]
+    texts += [d["text"] for f in sorted((data / "cc").glob("*.warc*")) for d in read_cc_file(str(f), lambda *a: None)]
+    dense, quant = LanguageIdentifier(paths.lid_model()), LanguageIdentifier(paths.lid_model(), dequantize=False)
+    assert dense.dequantized and not quant.dequantized and quantized_rows(str(paths.lid_model())) == 50_000
+    langs = set()
+    for t in texts:
+        t = t.replace("\n", "")
+        (a, p), (b, q) = dense.model.predict(t, k=3), quant.model.predict(t, k=3)
+        assert a == b and p.tobytes() == q.tobytes(), t[:80]
+        langs.add(a[0])
+    assert len(texts) > 500 and len(langs) >= 20

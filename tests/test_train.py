@@ -51,6 +51,7 @@ def test_zero_stages_train_and_agree(zero_runs):
         assert curves[stage][-1] < curves[stage][0]                     # it learns
         assert all("val_loss" in h for h in history if h["step"] in (4, 8))
         assert all("tokens_per_s" in h and 0 < h["mfu"] < 1 for h in history if h["step"] % 2 == 0)
+        assert all(0 < h["grad_norm"] < 1e3 for h in history)             # DeepSpeed's global norm, logged
     for stage in (2, 3):  # ZeRO partitions state, it does not change the maths
         assert max(abs(a - b) for a, b in zip(curves[1], curves[stage])) < 1e-4
 
@@ -86,6 +87,23 @@ def test_non_finite_loss_stops_before_the_step(tokens, tmp_path):
     assert [h["step"] for h in history] == [1, 2]   # both ranks stopped, nothing logged for step 3
     latest = (tmp_path / "nan" / "checkpoints" / "latest").read_text().strip()
     assert latest == "step2"                          # the last good checkpoint is untouched
+
+
+def test_global_batch_is_exact_or_refused():
+    """LLaMA's 4M-token batch: 2048 x 4 x 8 ranks x 64 micro-steps exactly; a batch that is not a
+    whole number of micro-steps is refused with what would fit, never rounded."""
+    from core.errors import InputError
+    from train.trainer import DEFAULTS, accumulation_steps, ds_config
+
+    cfg = dict(DEFAULTS, seq_len=2048, micro_batch=4, global_batch_tokens=4_194_304)
+    assert accumulation_steps(cfg, 8) == 64 and accumulation_steps(cfg, 1) == 512
+    with pytest.raises(InputError, match="not a whole number of micro-steps.*micro_batch 2 fits"):
+        accumulation_steps(dict(cfg, micro_batch=3), 8)
+    with pytest.raises(InputError, match="6 rank"):
+        accumulation_steps(cfg, 6)
+    assert accumulation_steps(dict(cfg, global_batch_tokens=None, gradient_accumulation=3), 8) == 3
+    assert ds_config(cfg, 64, on_gpu=True)["data_types"] == {"grad_accum_dtype": "fp32"}  # under bf16
+    assert "data_types" not in ds_config(cfg, 64, on_gpu=False)                          # fp32 on CPU
 
 
 def test_loader_is_deterministic_sharded_and_resumable(tokens):

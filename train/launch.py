@@ -33,7 +33,8 @@ def memory_plan(params: int, n_gpus: int, zero_stage: int, seq_len: int, micro_b
     w, g, o = 2 * params, 2 * params, 12 * params
     n = max(1, n_gpus)
     states = {0: w + g + o, 1: w + g + o / n, 2: w + (g + o) / n, 3: (w + g + o) / n}[zero_stage]
-    per_token_layer = 2 * dim if activation_checkpointing else 34 * dim
+    full = 2 * dim if activation_checkpointing else 34 * dim
+    per_token_layer = (2 * dim + 34 * dim) / 2 if activation_checkpointing == "selective" else full
     acts = per_token_layer * n_layers * seq_len * micro_batch
     return {"model_states_gib": states / 2**30, "activations_gib": acts / 2**30,
             "total_gib": (states + acts) / 2**30}
@@ -41,6 +42,8 @@ def memory_plan(params: int, n_gpus: int, zero_stage: int, seq_len: int, micro_b
 
 def plan_text(cfg: dict, n_nodes: int, gpus_per_node: int) -> str:
     from model.llama import count_parameters, get_config
+
+    from .trainer import accumulation_steps
 
     args = get_config(cfg["model"])
     params = count_parameters(args)
@@ -54,9 +57,10 @@ def plan_text(cfg: dict, n_nodes: int, gpus_per_node: int) -> str:
              f"  batch {tokens_per_step / 1e6:.1f}M tokens/step x {steps:,} steps = "
              f"{tokens_per_step * steps / 1e12:.2f}T tokens; lr {cfg['lr']} (warm-up {cfg['warmup_steps']}, "
              f"cosine to {cfg['min_lr_ratio']:.0%})",
-             f"  gradient accumulation: {max(1, round(tokens_per_step / (cfg['seq_len'] * cfg['micro_batch'] * world)))}",
+             f"  gradient accumulation: {accumulation_steps(cfg, world)}",
              "  memory per GPU (bf16 weights+grads, fp32 Adam states; activation checkpointing "
-             + ("on" if cfg["activation_checkpointing"] else "off") + "):"]
+             + {True: "on", "full": "on", "selective": "selective"}.get(cfg["activation_checkpointing"], "off")
+             + "):"]
     for stage in (1, 2, 3):
         m = memory_plan(params, world, stage, cfg["seq_len"], cfg["micro_batch"], args.dim, args.n_layers,
                         cfg["activation_checkpointing"])

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import torch
 
+from core.errors import InputError
+
 
 def cosine_with_warmup(warmup: int, total: int, min_ratio: float = 0.1):
     """LR multiplier of optimizer step ``s`` (0-based): linear warm-up to 1 at ``s = warmup-1``,
@@ -67,6 +69,11 @@ def load_config(path: str | None, overrides: dict) -> dict:
         except json.JSONDecodeError as e:
             raise InputError(f"{path}: not valid JSON ({e})") from None
     cfg.update({k: v for k, v in overrides.items() if v is not None})
+    if cfg["activation_checkpointing"] not in (False, True, "none", "full", "selective"):
+        from filters.errors import InputError
+
+        raise InputError(f"activation_checkpointing: false, true, \"full\" or \"selective\", not "
+                         f"{cfg['activation_checkpointing']!r}")
     unknown = set(cfg) - set(DEFAULTS) - {"_comment"}
     if unknown:
         from filters.errors import InputError
@@ -122,7 +129,7 @@ def check_data(cfg: dict) -> dict:
 
 
 def ds_config(cfg: dict, gas: int, on_gpu: bool) -> dict:
-    return {
+    ds = {
         "train_micro_batch_size_per_gpu": cfg["micro_batch"],
         "gradient_accumulation_steps": gas,
         "gradient_clipping": cfg["grad_clip"],
@@ -132,6 +139,28 @@ def ds_config(cfg: dict, gas: int, on_gpu: bool) -> dict:
         "steps_per_print": 10**9,
         "wall_clock_breakdown": False,
     }
+    if on_gpu:  # bf16 weights and activations; gradients accumulated and reduced in fp32 (as torchtitan)
+        ds["data_types"] = {"grad_accum_dtype": "fp32"}
+    return ds
+
+
+def accumulation_steps(cfg: dict, world: int) -> int:
+    """Micro-steps per optimizer step.  With ``global_batch_tokens`` (LLaMA: 4M) the batch is
+    exactly that many tokens or the run is refused -- never silently rounded."""
+    target = cfg["global_batch_tokens"]
+    if not target:
+        return int(cfg["gradient_accumulation"])
+    per = cfg["seq_len"] * cfg["micro_batch"] * world
+    gas, rest = divmod(int(target), per)
+    if gas < 1 or rest:
+        fits = [m for m in range(1, 4 * cfg["micro_batch"] + 1) if target % (cfg["seq_len"] * m * world) == 0]
+        below = [m for m in fits if m <= cfg["micro_batch"]]
+        hint = (f"micro_batch {(below or fits)[-1 if below else 0]} fits" if fits
+                else "change the number of ranks or seq_len")
+        raise InputError(f"global_batch_tokens {target:,} is not a whole number of micro-steps: seq_len "
+                         f"{cfg['seq_len']} x micro_batch {cfg['micro_batch']} x {world} rank(s) = {per:,} "
+                         f"tokens each ({hint})")
+    return gas
 
 
 def param_groups(model, weight_decay: float):
@@ -166,9 +195,7 @@ def train(cfg: dict) -> dict:
                       max_seq_len=max(cfg["seq_len"], 2), **cfg["model_overrides"])
     model = Transformer(args, activation_checkpointing=cfg["activation_checkpointing"])
     model.init_weights(std=cfg["init_std"], seed=cfg["seed"])
-    gas = cfg["gradient_accumulation"]
-    if cfg["global_batch_tokens"]:
-        gas = max(1, round(cfg["global_batch_tokens"] / (cfg["seq_len"] * cfg["micro_batch"] * world)))
+    gas = accumulation_steps(cfg, world)
     loader = TokenLoader(cfg["data"], cfg["seq_len"], cfg["micro_batch"], rank, world, cfg["seed"],
                          cfg["val_fraction"])
 
@@ -208,28 +235,38 @@ def train(cfg: dict) -> dict:
     fault_step = int(os.environ.get(FAULT_NAN_STEP, "0"))
     while step < stop_at:
         lr = scheduler.get_last_lr()[0]  # the rate this step uses
-        losses = []
-        for _ in range(gas):
+        loss_sum = torch.zeros((), device=dev)
+        for micro in range(gas):
             x, y = loader.next_batch()
             x, y = x.to(dev), y.to(dev)
             loss = engine(x, y)
             if step + 1 == fault_step and rank == min(1, world - 1):
                 loss = loss * float("nan")
-            bad = torch.tensor([0.0 if torch.isfinite(loss).item() else 1.0], device=dev)
-            dist.all_reduce(bad)
-            if bad.item() > 0:
-                raise NonFiniteLoss(f"non-finite loss ({loss.item()}) at step {step + 1} on "
-                                    f"{int(bad.item())} rank(s); stopped before the optimizer step. Last "
-                                    f"checkpoint: {ckpt_dir if (ckpt_dir / 'latest').is_file() else 'none'}")
             engine.backward(loss)
-            engine.step()
-            losses.append(loss.detach())
+            loss_sum += loss.detach().float()
+            if micro < gas - 1:
+                engine.step()  # DeepSpeed's micro-step bookkeeping; the optimizer runs on the last
+        # one host sync per step: the loss for the log and whether any rank's loss is non-finite,
+        # checked before the optimizer step so a bad batch never reaches the weights
+        reduced = torch.stack([torch.nan_to_num(loss_sum, nan=0.0, posinf=0.0, neginf=0.0),
+                               (~torch.isfinite(loss_sum)).float()])
+        dist.all_reduce(reduced)
+        total, n_bad = reduced.tolist()
+        if n_bad > 0:
+            raise NonFiniteLoss(f"non-finite loss ({loss_sum.item() / gas}) at step {step + 1} on {int(n_bad)} "
+                                f"rank(s); stopped before the optimizer step. Last checkpoint: {_last(ckpt_dir)}")
+        engine.step()
+        grad_norm = engine.get_global_grad_norm()
+        grad_norm = None if grad_norm is None else float(grad_norm)
+        if grad_norm is not None and not math.isfinite(grad_norm):  # the same global norm on every rank
+            raise NonFiniteLoss(f"non-finite gradient norm ({grad_norm}) at step {step + 1}; the update is not "
+                                f"saved. Last checkpoint: {_last(ckpt_dir)}")
         step += 1
         tok_since += tokens_per_step
-        mean_loss = torch.stack(losses).mean()
-        dist.all_reduce(mean_loss)
-        mean_loss = mean_loss.item() / world
+        mean_loss = total / (gas * world)
         record = {"step": step, "loss": round(mean_loss, 6), "lr": lr}
+        if grad_norm is not None:
+            record["grad_norm"] = round(grad_norm, 6)
         if step % cfg["log_interval"] == 0 or step == cfg["steps"]:
             dt = time.perf_counter() - t_last
             tps = tok_since / dt
@@ -250,6 +287,10 @@ def train(cfg: dict) -> dict:
             engine.save_checkpoint(str(ckpt_dir), tag=f"step{step}",
                                    client_state={"step": step, "data": loader.state_dict()})
     return {"history": history, "rank": rank}
+
+
+def _last(ckpt_dir: Path) -> str:
+    return str(ckpt_dir) if (ckpt_dir / "latest").is_file() else "none"
 
 
 def _truncate_log(log_path: Path, step: int) -> None:
