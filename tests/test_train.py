@@ -5,7 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from train.data import TokenLoader
 
@@ -87,6 +89,60 @@ def test_non_finite_loss_stops_before_the_step(tokens, tmp_path):
     assert [h["step"] for h in history] == [1, 2]   # both ranks stopped, nothing logged for step 3
     latest = (tmp_path / "nan" / "checkpoints" / "latest").read_text().strip()
     assert latest == "step2"                          # the last good checkpoint is untouched
+
+
+def test_epoch_is_a_permutation_of_every_training_row():
+    from train.data import Permutation
+
+    for n in (1, 2, 7, 64, 1000, 4097):
+        p = Permutation(n, seed=3, epoch=1)
+        assert sorted(p(np.arange(n)).tolist()) == list(range(n))
+    a, b = Permutation(1000, 3, 1)(np.arange(1000)), Permutation(1000, 3, 2)(np.arange(1000))
+    assert not np.array_equal(a, b) and not np.array_equal(a, np.arange(1000))  # shuffled, per epoch
+
+
+def test_loader_index_built_once_reads_every_row_once_per_epoch(tokens):
+    """The memory-mapped index is laid out once and reused; one epoch of the stream (one rank,
+    micro-batch 1) yields every training row exactly once, as the Parquet shards hold it."""
+    import pyarrow.parquet as pq
+
+    from train.data import index_dir
+
+    loader = TokenLoader(tokens, 65, 1, seed=4, prefetch=False)
+    stamps = {f: f.stat().st_mtime_ns for f in index_dir(tokens, 65).glob("*.npy")}
+    assert len(stamps) == 2 * len(loader.files)
+    again = TokenLoader(tokens, 65, 1, seed=4)
+    assert {f: f.stat().st_mtime_ns for f in index_dir(tokens, 65).glob("*.npy")} == stamps   # not rebuilt
+    parquet_rows = sorted(tuple(r[:65]) for f in loader.files for r in pq.read_table(f).column("tokens").to_pylist())
+    seen = []
+    for _ in range(loader.epoch_len):
+        x, y = again.next_batch()
+        n = int((y[0] != -100).sum())
+        seen.append(tuple(x[0, :n].tolist()) + (int(y[0, n - 1]),))
+    assert sorted(seen) == parquet_rows and again.pos.epoch == 0
+    assert again.next_batch()[0].shape == (1, 64) and again.pos.epoch == 1
+
+
+def test_loader_resumes_on_another_number_of_ranks(tokens):
+    """The position counts samples of the global stream: 2 ranks x 2 rows for 3 steps, then
+    the checkpointed position read by 1 rank x 4 rows gives the rows the 2 ranks would have."""
+    two = [TokenLoader(tokens, 65, 2, rank=r, world=2, seed=5) for r in (0, 1)]
+    for _ in range(3):
+        for ld in two:
+            ld.next_batch()
+    state = two[0].state_dict()
+    nxt = torch.cat([ld.next_batch()[0] for ld in two])
+    one = TokenLoader(tokens, 65, 4, rank=0, world=1, seed=5)
+    one.load_state_dict(state)
+    assert one.next_batch()[0].equal(nxt)
+
+
+def test_validation_gives_every_rank_the_same_number_of_batches(tokens):
+    loaders = [TokenLoader(tokens, 65, 2, rank=r, world=3, seed=0, val_fraction=0.05) for r in range(3)]
+    counts = [sum(1 for _ in ld.val_batches()) for ld in loaders]
+    assert counts[0] >= 1 and len(set(counts)) == 1
+    rows = [tuple(x[i].tolist()) for ld in loaders for x, _ in ld.val_batches() for i in range(2)]
+    assert len(set(rows)) == len(rows)   # disjoint shares
 
 
 def test_global_batch_is_exact_or_refused():

@@ -2,7 +2,9 @@
 
 Trains the tiny config for a few steps on the token shards with 2 CPU processes and
 reports the trainer's own tokens/s and MFU, against the measured fp32 matmul peak of one
-thread (each rank runs with OMP_NUM_THREADS=1)."""
+thread (each rank runs with OMP_NUM_THREADS=1); then the data loader's samples/s on 1M and
+100M tokens (the real token rows of the shards, cycled to the size), which must be flat:
+a sample costs the same whatever the data size."""
 from __future__ import annotations
 
 import json
@@ -13,6 +15,49 @@ from pathlib import Path
 
 from .flops import measure_matmul_peak
 from .launch import launch
+
+
+def loader_rate(data: str, tokens: int, work: str, seq: int = 512, micro_batch: int = 8,
+                batches: int = 2000) -> float:
+    """Samples/s of the trainer's loader (index laid out beforehand, as training does) over
+    token shards of ``tokens`` tokens: the real rows of ``data``, cycled."""
+    import time
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from core import output
+    from pipelines.tokenize import TOKEN_SCHEMA
+
+    from .data import TokenLoader, shard_files
+
+    real = np.concatenate([np.concatenate(pq.read_table(f, columns=["tokens"]).column("tokens").to_numpy())
+                           for f in shard_files(data)]).astype(np.int32)
+    rows = tokens // seq
+    d = Path(work) / f"tokens-{tokens}"
+    d.mkdir()
+    per = 16384
+    for k, s in enumerate(range(0, rows, per)):
+        n = min(per, rows - s)
+        ids = np.resize(np.roll(real, -s * seq), n * seq).reshape(n, seq)
+        pq.write_table(pa.table({"tokens": pa.array(list(ids), pa.list_(pa.int32())),
+                                 "length": pa.array(np.full(n, seq, np.int32)),
+                                 "doc_ids": pa.array([[f"r{s + i}"] for i in range(n)]),
+                                 "sources": pa.array([["real"]] * n),
+                                 "doc_starts": pa.array([[0]] * n, pa.list_(pa.int32()))}, schema=TOKEN_SCHEMA),
+                       d / f"part-{k:05d}.parquet")
+    manifest = Path(data) / "manifest.json"
+    if manifest.is_file():
+        (d / "manifest.json").write_text(manifest.read_text())
+    output.mark_complete(str(d), {"bench": True})
+    loader = TokenLoader(str(d), seq, micro_batch, seed=0)
+    for _ in range(50):
+        loader.next_batch()
+    t = time.perf_counter()
+    for _ in range(batches):
+        loader.next_batch()
+    return batches * micro_batch / (time.perf_counter() - t)
 
 
 def main() -> int:
@@ -36,6 +81,11 @@ def main() -> int:
     mfu = sum(r["mfu"] for r in last) / len(last)
     print(f"bench-train: tiny LLaMA, 2 ranks x 1 thread, seq 512: {tps:,.0f} tokens/s, "
           f"MFU {mfu:.1%} of the measured {peak / 1e9:.1f} GFLOP/s fp32 matmul peak per thread")
+    with tempfile.TemporaryDirectory() as tmp:
+        rates = {n: loader_rate(data, n, tmp) for n in (1_000_000, 100_000_000)}
+    small, big = rates.values()
+    print(f"bench-train: loader (seq 512, micro-batch 8): {small:,.0f} samples/s on 1M tokens, "
+          f"{big:,.0f} on 100M ({big / small:.2f}x: flat when near 1)")
     return 0
 
 

@@ -1,29 +1,49 @@
-"""Deterministic, resumable, rank-sharded loader over token Parquet shards.
+"""Deterministic, resumable, rank-sharded loader over token shards, O(1) per sample.
 
-One epoch is a stream of sequences: the shards in a seeded random order, and the rows of
-each shard in a seeded random order (so a rank reads one shard at a time: memory is one
-shard).  Micro-batch ``i`` of the whole job is stream positions
-``[i*B*W, (i+1)*B*W)``, of which rank ``r`` takes ``[r*B, (r+1)*B)`` (B micro-batch size,
-W world size).  The position (epoch, offset) is all the state there is: saved in the
-checkpoint, it makes a resumed run see exactly the batches that come next.  A stream
-remainder smaller than one global micro-batch is skipped at the epoch end.
+**The sample index** (as Megatron's and gpt-neox's ``.bin``/``.idx``): each Parquet shard of
+``llama tokenize`` is laid out once as a memory-mapped array, ``<data>/index-seq<L>/``
+``part-NNNNN.npy`` (rows x ``seq_len`` token ids: uint16 when the vocabulary fits, else
+int32) and ``part-NNNNN.len.npy`` (each row's length), built shard by shard in bounded
+memory and renamed into place when whole, then stamped (``part-NNNNN.src``: the shard's
+name, size and time) -- a killed build leaves no half entry, a remade shard is laid out
+again, and the next run redoes only what is missing.  Reading a sample is a slice of a memory map: no shard
+is held in memory, the page cache does the rest.  In a distributed run rank 0 builds it
+before the others open it (``build_index``; the token directory must be on a filesystem
+every node sees).
 
-The last ``val_fraction`` of each shard's rows are held out for validation.  Inputs are
-``tokens[:-1]``, targets ``tokens[1:]``; a short last row of a shard is padded (pad id 0,
-targets -100, ignored by the loss).
+**The stream.**  An epoch is a permutation of all training rows of all shards, computed
+per sample by a keyed bijection on ``[0, N)`` (a 4-round Feistel network with cycle
+walking, keyed by (seed, epoch)): O(1) time and no memory, where a stored permutation of
+the paper's 680M sequences would take 5.5 GB per rank.  A global index is located in its
+shard by a binary search of the cumulative row counts.  Micro-batch ``i`` of the job is
+stream positions ``[i*B*W, (i+1)*B*W)``, of which rank ``r`` takes ``[r*B, (r+1)*B)`` (B
+micro-batch size, W world size).  The position (epoch, offset) counts samples of the
+global stream, so a checkpoint resumes exactly where it left off -- also on another number
+of ranks (a stream remainder smaller than one global micro-batch is skipped at the epoch
+end).  The next micro-batch is read ahead in a background thread.
+
+The last ``val_fraction`` of each shard's rows are held out for validation; every rank
+gets the same number of validation batches (ZeRO-3 gathers parameters collectively, so
+ranks with uneven batch counts would wait on each other forever).  Inputs are
+``tokens[:-1]``, targets ``tokens[1:]``; a short row is padded (pad id 0, targets -100,
+ignored by the loss).
 """
 from __future__ import annotations
 
+import concurrent.futures
 import math
+import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 
-from filters.errors import InputError
 from core.output import open_shard
+from filters.errors import InputError
+
+PERM_CHUNK = 4096  # stream positions permuted at once
 
 
 @dataclass
@@ -47,83 +67,232 @@ def shard_files(path: str | Path) -> list[Path]:
     return files
 
 
+# ------------------------------------------------------------------ the sample index
+
+def index_dir(path: str | Path, seq_len: int) -> Path:
+    p = Path(path)
+    return (p if p.is_dir() else p.parent) / f"index-seq{seq_len}"
+
+
+def _vocab_dtype(path: str | Path):
+    """uint16 when the manifest's vocabulary fits (LLaMA's 32000 does), else int32."""
+    p = Path(path)
+    manifest = (p if p.is_dir() else p.parent) / "manifest.json"
+    try:
+        import json
+
+        vocab = int(json.loads(manifest.read_text())["vocab_size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return np.int32
+    return np.uint16 if vocab <= np.iinfo(np.uint16).max else np.int32
+
+
+def _fingerprint(shard: Path) -> str:
+    st = shard.stat()
+    return f"{shard.name} {st.st_size} {st.st_mtime_ns}"
+
+
+def _current(stamp: Path, shard: Path) -> bool:
+    """The shard's index entry is whole and was made from this very file (a shard remade or
+    replaced since -- another size or time -- is laid out again)."""
+    try:
+        return stamp.read_text() == _fingerprint(shard)
+    except OSError:
+        return False
+
+
+def _build_shard(src: Path, tokens_out: Path, lengths_out: Path, seq_len: int, dtype) -> None:
+    pf = open_shard(str(src), "tokens", "token")
+    n = pf.metadata.num_rows
+    tmp = f".{uuid.uuid4().hex}.tmp.npy"
+    tok_tmp, len_tmp = tokens_out.with_name(tokens_out.name + tmp), lengths_out.with_name(lengths_out.name + tmp)
+    try:
+        arr = np.lib.format.open_memmap(tok_tmp, mode="w+", dtype=dtype, shape=(n, seq_len))
+        lens = np.lib.format.open_memmap(len_tmp, mode="w+", dtype=np.int32, shape=(n,))
+        row = 0
+        for batch in pf.iter_batches(batch_size=1024, columns=["tokens"], use_threads=False):
+            col = batch.column(0)
+            offsets = col.offsets.to_numpy()
+            values = col.values.to_numpy(zero_copy_only=False)[offsets[0]:offsets[-1]]
+            if len(values) and (values.min() < 0 or values.max() > np.iinfo(dtype).max):
+                raise InputError(f"{src}: token id {int(values.max())} does not fit the vocabulary of "
+                                 f"manifest.json; remake the shards with `llama tokenize`")
+            k, sizes = len(col), np.diff(offsets)
+            if (sizes == seq_len).all():  # the common case: whole rows, one copy
+                arr[row:row + k] = values.reshape(k, seq_len)
+                lens[row:row + k] = seq_len
+            else:
+                for i in range(k):
+                    ids = values[offsets[i] - offsets[0]:offsets[i + 1] - offsets[0]][:seq_len]
+                    arr[row + i, :len(ids)] = ids
+                    arr[row + i, len(ids):] = 0
+                    lens[row + i] = len(ids)
+            row += k
+        arr.flush()
+        lens.flush()
+        del arr, lens
+        os.replace(len_tmp, lengths_out)
+        os.replace(tok_tmp, tokens_out)
+        stamp = tokens_out.with_suffix(".src")
+        stamp_tmp = stamp.with_name(stamp.name + tmp)
+        stamp_tmp.write_text(_fingerprint(src))
+        os.replace(stamp_tmp, stamp)   # last: an index entry is whole when its .src names its shard
+    finally:
+        for t in (tok_tmp, len_tmp):
+            if t.exists():
+                t.unlink()
+
+
+def build_index(path: str | Path, seq_len: int, progress: bool = False) -> Path:
+    """Lay out every shard that has no index yet (see the module docstring); returns the
+    index directory.  Idempotent; safe to run twice at once (each writes its own temporary
+    files and renames them into place)."""
+    files = shard_files(path)
+    out = index_dir(path, seq_len)
+    out.mkdir(exist_ok=True)
+    dtype = _vocab_dtype(path)
+    todo = [f for f in files if not _current(out / f"{f.stem}.src", f)]
+    for k, f in enumerate(todo):
+        if progress:
+            print(f"indexing token shards: {k + 1}/{len(todo)} {f.name}", flush=True)
+        _build_shard(f, out / f"{f.stem}.npy", out / f"{f.stem}.len.npy", seq_len, dtype)
+    return out
+
+
+# ------------------------------------------------------------------ the permutation
+
+def _mix(x, key: int):
+    """A 64-bit mixing function (splitmix64's finaliser) of ``x ^ key``; numpy uint64 arrays."""
+    x = (x ^ np.uint64(key)) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+class Permutation:
+    """A keyed bijection of ``[0, n)``: a balanced Feistel network on the smallest even
+    number of bits covering ``n``, walked again while the value falls outside (at most a
+    few times: the domain is < 4n).  ``perm(indices)`` maps a numpy array of indices."""
+
+    def __init__(self, n: int, seed: int, epoch: int):
+        self.n = int(n)
+        bits = max(2, (self.n - 1).bit_length())
+        self.half = (bits + 1) // 2
+        self.mask = np.uint64((1 << self.half) - 1)
+        rng = np.random.default_rng([int(seed), int(epoch), 0x5EED])
+        self.keys = [int(k) for k in rng.integers(0, 1 << 63, size=4, dtype=np.int64)]
+
+    def _round_trip(self, x):
+        left, right = x >> np.uint64(self.half), x & self.mask
+        for key in self.keys:
+            left, right = right, left ^ (_mix(right, key) & self.mask)
+        return (left << np.uint64(self.half)) | right
+
+    def __call__(self, idx) -> np.ndarray:
+        x = np.asarray(idx, dtype=np.uint64)
+        out = self._round_trip(x)
+        outside = out >= np.uint64(self.n)
+        while outside.any():  # cycle walking: stays a bijection of [0, n)
+            out[outside] = self._round_trip(out[outside])
+            outside = out >= np.uint64(self.n)
+        return out.astype(np.int64)
+
+
+# ------------------------------------------------------------------ the loader
+
 class TokenLoader:
     def __init__(self, path, seq_len: int, micro_batch: int, rank: int = 0, world: int = 1, seed: int = 0,
-                 val_fraction: float = 0.0):
+                 val_fraction: float = 0.0, prefetch: bool = True):
         self.files = shard_files(path)
         self.seq_len, self.micro_batch, self.rank, self.world, self.seed = seq_len, micro_batch, rank, world, seed
-        rows = []
-        for f in self.files:
-            rows.append(open_shard(f, "tokens", "token").metadata.num_rows)
+        idx = build_index(path, seq_len)
+        self.tokens = [np.load(idx / f"{f.stem}.npy", mmap_mode="r") for f in self.files]
+        self.lengths = [np.load(idx / f"{f.stem}.len.npy", mmap_mode="r") for f in self.files]
+        rows = [len(t) for t in self.tokens]
         self.val_rows = [math.ceil(n * val_fraction) if val_fraction > 0 else 0 for n in rows]
         self.train_rows = [n - v for n, v in zip(rows, self.val_rows)]
-        self.epoch_len = sum(self.train_rows)
+        self.cum = np.concatenate([[0], np.cumsum(self.train_rows)]).astype(np.int64)
+        self.val_cum = np.concatenate([[0], np.cumsum(self.val_rows)]).astype(np.int64)
+        self.epoch_len = int(self.cum[-1])
+        self._zeros, self._train_rows = np.zeros(len(rows), np.int64), np.asarray(self.train_rows, np.int64)
         self.global_batch = micro_batch * world
         if self.epoch_len < self.global_batch:
             raise InputError(f"{path}: {self.epoch_len} training sequences, fewer than one global micro-batch "
                              f"({micro_batch} x {world} ranks)")
         self.pos = Position()
-        self._cache: tuple[int, list] | None = None
+        self._perm: tuple | None = None
+        self._prefetch = concurrent.futures.ThreadPoolExecutor(1) if prefetch else None
+        self._ahead = None  # (position it was read at, future of the batch)
 
-    # -- the stream
-    def _epoch_order(self, epoch: int):
-        rng = np.random.default_rng([self.seed, epoch])
-        file_order = rng.permutation(len(self.files))
-        row_orders = {int(i): rng.permutation(self.train_rows[i]) for i in file_order}
-        return file_order, row_orders
-
-    def _locate(self, epoch: int, index: int) -> tuple[int, int]:
-        file_order, row_orders = self._epoch_order(epoch)
-        for fi in file_order:
-            n = self.train_rows[fi]
-            if index < n:
-                return int(fi), int(row_orders[int(fi)][index])
-            index -= n
-        raise IndexError(index)
-
-    def _row(self, fi: int, ri: int) -> list[int]:
-        if self._cache is None or self._cache[0] != fi:
-            self._cache = (fi, pq.read_table(self.files[fi], columns=["tokens"]).column("tokens").to_pylist())
-        return self._cache[1][ri]
-
-    def _batch(self, rows: list[list[int]]):
-        x = torch.zeros((len(rows), self.seq_len - 1), dtype=torch.long)
-        y = torch.full((len(rows), self.seq_len - 1), -100, dtype=torch.long)
-        for i, r in enumerate(rows):
-            r = r[: self.seq_len]
-            n = len(r) - 1
-            if n <= 0:
-                continue
-            x[i, :n] = torch.tensor(r[:-1])
-            y[i, :n] = torch.tensor(r[1:])
+    # -- reading rows
+    def _rows(self, cum, global_rows, first_rows) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs, targets) of the rows at ``global_rows`` of the index space ``cum``
+        (cumulative rows per shard; ``first_rows``: each shard's first row of that space)."""
+        shards = np.searchsorted(cum, global_rows, side="right") - 1
+        local = global_rows - cum[shards] + first_rows[shards]
+        rows = np.empty((len(global_rows), self.seq_len), dtype=np.int64)
+        lens = np.empty(len(global_rows), dtype=np.int64)
+        for s in np.unique(shards).tolist():  # one gather per shard touched
+            m = shards == s
+            rows[m] = self.tokens[s][local[m]]
+            lens[m] = self.lengths[s][local[m]]
+        t = torch.from_numpy(rows)
+        x, y = t[:, :-1].clone(), t[:, 1:].clone()
+        pad = torch.arange(self.seq_len - 1)[None, :] >= torch.from_numpy(lens - 1)[:, None]
+        x[pad], y[pad] = 0, -100
         return x, y
+
+    def _read(self, pos: Position):
+        start = pos.offset + self.rank * self.micro_batch
+        return self._rows(self.cum, self._stream(pos.epoch, start, start + self.micro_batch), self._zeros)
+
+    def _stream(self, epoch: int, start: int, stop: int) -> np.ndarray:
+        """Stream positions ``[start, stop)`` of ``epoch`` -> global row indices, computed
+        ``PERM_CHUNK`` positions at a time (numpy's per-call cost amortised)."""
+        cached = self._perm  # (epoch, chunk, rows): one reference, also read by the prefetch thread
+        c0, c1 = start // PERM_CHUNK, (stop - 1) // PERM_CHUNK
+        if cached is None or cached[:2] != (epoch, c0) or c1 != c0:
+            perm = Permutation(self.epoch_len, self.seed, epoch)
+            lo, hi = c0 * PERM_CHUNK, min((c1 + 1) * PERM_CHUNK, self.epoch_len)
+            cached = self._perm = (epoch, c0, perm(np.arange(lo, hi)))
+        return cached[2][start - c0 * PERM_CHUNK:stop - c0 * PERM_CHUNK]
+
+    def _advance(self, pos: Position) -> Position:
+        """The position of the micro-batch after the one at ``pos`` (which must be valid)."""
+        return Position(pos.epoch, pos.offset + self.global_batch)
+
+    def _valid(self, pos: Position) -> Position:
+        if pos.offset + self.global_batch > self.epoch_len:
+            return Position(pos.epoch + 1, 0)
+        return pos
 
     def next_batch(self):
         """This rank's next micro-batch (inputs, targets); advances the shared position."""
-        if self.pos.offset + self.global_batch > self.epoch_len:
-            self.pos = Position(self.pos.epoch + 1, 0)
-        start = self.pos.offset + self.rank * self.micro_batch
-        order_epoch = self.pos.epoch
-        rows = [self._row(*self._locate(order_epoch, start + i)) for i in range(self.micro_batch)]
-        self.pos = Position(self.pos.epoch, self.pos.offset + self.global_batch)
-        return self._batch(rows)
+        pos = self._valid(self.pos)
+        if self._ahead is not None and self._ahead[0] == pos:
+            batch = self._ahead[1].result()
+        else:
+            batch = self._read(pos)
+        self.pos = self._advance(pos)
+        if self._prefetch is not None:
+            nxt = self._valid(self.pos)
+            self._ahead = (nxt, self._prefetch.submit(self._read, nxt))
+        return batch
 
     def state_dict(self) -> dict:
         return self.pos.to_dict()
 
     def load_state_dict(self, state: dict) -> None:
         self.pos = Position(int(state["epoch"]), int(state["offset"]))
+        self._ahead = None
 
-    # -- validation rows (this rank's share)
+    # -- validation rows
     def val_batches(self, max_batches: int | None = None):
-        pairs = [(fi, self.train_rows[fi] + j) for fi in range(len(self.files)) for j in range(self.val_rows[fi])]
-        mine = pairs[self.rank::self.world]
-        for b, i in enumerate(range(0, len(mine), self.micro_batch)):
-            if max_batches is not None and b >= max_batches:
-                break
-            chunk = mine[i:i + self.micro_batch]
-            rows = []
-            for fi, ri in chunk:
-                table = pq.read_table(self.files[fi], columns=["tokens"]).slice(ri, 1)
-                rows.append(table.column("tokens")[0].as_py())
-            yield self._batch(rows)
+        """Every rank's share of the held-out rows, the same number of batches on every rank
+        (the rows that would make them uneven are left out)."""
+        total = int(self.val_cum[-1])
+        n_batches = total // (self.micro_batch * self.world)
+        if max_batches is not None:
+            n_batches = min(n_batches, max_batches)
+        for b in range(n_batches):
+            start = (b * self.world + self.rank) * self.micro_batch
+            yield self._rows(self.val_cum, np.arange(start, start + self.micro_batch), self._train_rows)

@@ -196,6 +196,11 @@ def train(cfg: dict) -> dict:
     model = Transformer(args, activation_checkpointing=cfg["activation_checkpointing"])
     model.init_weights(std=cfg["init_std"], seed=cfg["seed"])
     gas = accumulation_steps(cfg, world)
+    if rank == 0:  # the sample index, laid out once (shared filesystem), before any rank opens it
+        from .data import build_index
+
+        build_index(cfg["data"], cfg["seq_len"], progress=True)
+    dist.barrier()
     loader = TokenLoader(cfg["data"], cfg["seq_len"], cfg["micro_batch"], rank, world, cfg["seed"],
                          cfg["val_fraction"])
 
