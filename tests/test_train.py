@@ -162,6 +162,28 @@ def test_global_batch_is_exact_or_refused():
     assert "data_types" not in ds_config(cfg, 64, on_gpu=False)                          # fp32 on CPU
 
 
+def test_sigterm_saves_and_resumes_and_only_the_newest_checkpoints_are_kept(zero_runs, tokens, tmp_path):
+    """Pre-emption: a SIGTERM to one rank during step 5 -> every rank finishes the step, the
+    checkpoint of step 5 is written (``latest`` once all ranks are done), exit 143; only the
+    newest 2 checkpoints are kept.  The same command then finishes the run with the loss
+    curve of the run never stopped."""
+    from train.trainer import FAULT_SIGTERM_STEP, PREEMPTED_EXIT
+
+    _, full = zero_runs[1]
+    run = tmp_path / "pre"
+    res, first = _train(tokens, run, env_extra={FAULT_SIGTERM_STEP: "5"}, zero_stage=1, checkpoint_interval=2,
+                        keep_checkpoints=2)
+    assert res.returncode == PREEMPTED_EXIT, res.stderr[-2000:]
+    assert "stopped by SIGTERM after step 5 of 8" in res.stderr and "Traceback" not in res.stderr
+    assert [h["step"] for h in first] == [1, 2, 3, 4, 5]
+    ckpts = run / "checkpoints"
+    assert sorted(p.name for p in ckpts.iterdir() if p.is_dir()) == ["step4", "step5"]   # step2 removed
+    assert (ckpts / "latest").read_text() == "step5"
+    res2, both = _train(tokens, run, zero_stage=1, checkpoint_interval=2, keep_checkpoints=2)
+    assert res2.returncode == 0 and "at step 5" in res2.stdout, res2.stderr[-2000:]
+    assert [h["loss"] for h in both] == [h["loss"] for h in full]
+
+
 def test_loader_is_deterministic_sharded_and_resumable(tokens):
     a0, a1 = (TokenLoader(tokens, 65, 2, rank=r, world=2, seed=1) for r in (0, 1))
     seen = []

@@ -36,6 +36,16 @@ def bad_file(tag_dir: Path) -> str | None:
     return None
 
 
+def step_tags(ckpt_dir: str | Path) -> list[str]:
+    """The ``step<N>`` checkpoint tags in ``ckpt_dir``, oldest first."""
+    found = []
+    for p in Path(ckpt_dir).iterdir():
+        m = _STEP_TAG.match(p.name)
+        if m and p.is_dir():
+            found.append((int(m.group(1)), p.name))
+    return [t for _, t in sorted(found)]
+
+
 def resume_tag(ckpt_dir: str | Path) -> str | None:
     """The tag to resume from (None: no checkpoint, start from scratch).  A one-line error
     when checkpoints exist but none is whole."""
@@ -43,10 +53,8 @@ def resume_tag(ckpt_dir: str | Path) -> str | None:
     latest = ckpt_dir / "latest"
     if not latest.is_file():
         return None
-    tags = sorted((int(m.group(1)), p.name) for p in ckpt_dir.iterdir()
-                  if p.is_dir() and (m := _STEP_TAG.match(p.name)))
     pointed = latest.read_text().strip()
-    order = [pointed] + [t for _, t in reversed(tags) if t != pointed]
+    order = [pointed] + [t for t in reversed(step_tags(ckpt_dir)) if t != pointed]
     problems = []
     for tag in order:
         why = bad_file(ckpt_dir / tag)

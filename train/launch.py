@@ -138,8 +138,13 @@ def spawn_local(cmd: list[str], n: int, env: dict) -> int:
     its extra failure report); if one fails, stop the others; return the first failure's code."""
     import time
 
+    import signal
+
     port = str(_free_port())
     procs = []
+    # the job scheduler's SIGTERM (pre-emption) to the launcher reaches every rank, which
+    # finishes its step, saves a checkpoint and exits (train.trainer); wait for them
+    signal.signal(signal.SIGTERM, lambda signum, frame: [p.send_signal(signum) for p in procs if p.poll() is None])
     for rank in range(n):
         e = dict(env, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(n), LOCAL_WORLD_SIZE=str(n),
                  MASTER_ADDR="127.0.0.1", MASTER_PORT=port)

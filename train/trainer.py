@@ -51,10 +51,17 @@ DEFAULTS = {
     "betas": [0.9, 0.95], "eps": 1e-8, "grad_clip": 1.0, "zero_stage": 1, "seed": 0,
     "activation_checkpointing": False, "log_interval": 10, "val_interval": 50, "val_batches": 8,
     "val_fraction": 0.05, "checkpoint_interval": 100, "peak_tflops": None, "init_std": 0.02,
-    "stop_at_step": None, "vocab_size": None,
+    "stop_at_step": None, "vocab_size": None, "keep_checkpoints": 3,
 }
 # Fault injection for tests: LLAMA_FAULT_NAN_STEP=k makes rank 1's loss NaN at step k.
 FAULT_NAN_STEP = "LLAMA_FAULT_NAN_STEP"
+# ... and LLAMA_FAULT_SIGTERM_STEP=k sends rank 1 a SIGTERM (pre-emption) during step k.
+FAULT_SIGTERM_STEP = "LLAMA_FAULT_SIGTERM_STEP"
+PREEMPTED_EXIT = 143  # 128 + SIGTERM, as the job scheduler expects of a terminated job
+
+
+class Preempted(RuntimeError):
+    pass
 
 
 def load_config(path: str | None, overrides: dict) -> dict:
@@ -238,6 +245,11 @@ def train(cfg: dict) -> dict:
     dev = engine.device
     stop_at = min(cfg["steps"], cfg["stop_at_step"] or cfg["steps"])
     fault_step = int(os.environ.get(FAULT_NAN_STEP, "0"))
+    term_step = int(os.environ.get(FAULT_SIGTERM_STEP, "0"))
+    import signal
+
+    terminated = []   # SIGTERM (SLURM/Kubernetes pre-emption): finish the step, save, stop
+    signal.signal(signal.SIGTERM, lambda signum, frame: terminated.append(signum))
     while step < stop_at:
         lr = scheduler.get_last_lr()[0]  # the rate this step uses
         loss_sum = torch.zeros((), device=dev)
@@ -247,6 +259,8 @@ def train(cfg: dict) -> dict:
             loss = engine(x, y)
             if step + 1 == fault_step and rank == min(1, world - 1):
                 loss = loss * float("nan")
+            if step + 1 == term_step and micro == 0 and rank == min(1, world - 1):
+                os.kill(os.getpid(), signal.SIGTERM)
             engine.backward(loss)
             loss_sum += loss.detach().float()
             if micro < gas - 1:
@@ -254,9 +268,10 @@ def train(cfg: dict) -> dict:
         # one host sync per step: the loss for the log and whether any rank's loss is non-finite,
         # checked before the optimizer step so a bad batch never reaches the weights
         reduced = torch.stack([torch.nan_to_num(loss_sum, nan=0.0, posinf=0.0, neginf=0.0),
-                               (~torch.isfinite(loss_sum)).float()])
-        dist.all_reduce(reduced)
-        total, n_bad = reduced.tolist()
+                               (~torch.isfinite(loss_sum)).float(),
+                               torch.tensor(float(bool(terminated)), device=dev)])
+        dist.all_reduce(reduced)   # ... and whether any rank was told to stop
+        total, n_bad, n_stop = reduced.tolist()
         if n_bad > 0:
             raise NonFiniteLoss(f"non-finite loss ({loss_sum.item() / gas}) at step {step + 1} on {int(n_bad)} "
                                 f"rank(s); stopped before the optimizer step. Last checkpoint: {_last(ckpt_dir)}")
@@ -288,10 +303,38 @@ def train(cfg: dict) -> dict:
         if rank == 0:
             with open(log_path, "a") as f:
                 f.write(json.dumps(record) + "\n")
-        if step % cfg["checkpoint_interval"] == 0 or step in (cfg["steps"], stop_at):
-            engine.save_checkpoint(str(ckpt_dir), tag=f"step{step}",
-                                   client_state={"step": step, "data": loader.state_dict()})
+        if step % cfg["checkpoint_interval"] == 0 or step in (cfg["steps"], stop_at) or n_stop:
+            save_checkpoint(engine, ckpt_dir, step, loader.state_dict(), rank, cfg["keep_checkpoints"])
+        if n_stop and step < stop_at:
+            raise Preempted(f"stopped by SIGTERM after step {step} of {cfg['steps']}; checkpoint saved in "
+                            f"{ckpt_dir}/step{step}: the same command resumes the run")
     return {"history": history, "rank": rank}
+
+
+def save_checkpoint(engine, ckpt_dir: Path, step: int, data_state: dict, rank: int, keep: int) -> None:
+    """DeepSpeed's checkpoint of every rank, then -- only once all ranks have written theirs
+    (DeepSpeed itself points ``latest`` at the tag as soon as rank 0 is done) -- ``latest``,
+    replaced atomically; then the step checkpoints beyond the newest ``keep`` are removed
+    (0: keep all; never the one ``latest`` names)."""
+    import shutil
+
+    import torch.distributed as dist
+
+    tag = f"step{step}"
+    engine.save_checkpoint(str(ckpt_dir), tag=tag, client_state={"step": step, "data": data_state},
+                           save_latest=False)
+    dist.barrier()
+    if rank == 0:
+        tmp = ckpt_dir / f".latest.{os.getpid()}"
+        tmp.write_text(tag)
+        os.replace(tmp, ckpt_dir / "latest")
+        if keep:
+            from .checkpoint import step_tags
+
+            for old in step_tags(ckpt_dir)[:-keep]:
+                if old != tag:
+                    shutil.rmtree(ckpt_dir / old, ignore_errors=True)
+    dist.barrier()
 
 
 def _last(ckpt_dir: Path) -> str:
@@ -351,6 +394,9 @@ def main(argv=None) -> int:
     except NonFiniteLoss as e:
         print(f"train: error: {e}", file=sys.stderr)
         return 3
+    except Preempted as e:
+        print(f"train: {e}", file=sys.stderr)
+        return PREEMPTED_EXIT
     return 0
 
 
