@@ -123,6 +123,25 @@ def test_loader_index_built_once_reads_every_row_once_per_epoch(tokens):
     assert again.next_batch()[0].shape == (1, 64) and again.pos.epoch == 1
 
 
+def test_loader_index_is_remade_for_a_replaced_shard(tokens, tmp_path):
+    import shutil
+    import time
+
+    import pyarrow.parquet as pq
+
+    data = tmp_path / "t"
+    shutil.copytree(tokens, data)
+    first = TokenLoader(data, 65, 1, prefetch=False)
+    shard = first.files[0]
+    table = pq.read_table(shard)
+    time.sleep(0.01)
+    pq.write_table(table.take(list(range(table.num_rows - 1, -1, -1))), shard)   # the rows reversed
+    again = TokenLoader(data, 65, 1, prefetch=False)
+    rows = table.column("tokens").to_pylist()
+    assert list(again.tokens[0][0][:len(rows[-1])]) == rows[-1][:65]
+    assert list(first.tokens[0][0][:len(rows[0])]) == rows[0][:65]   # what it held before
+
+
 def test_loader_resumes_on_another_number_of_ranks(tokens):
     """The position counts samples of the global stream: 2 ranks x 2 rows for 3 steps, then
     the checkpointed position read by 1 rank x 4 rows gives the rows the 2 ranks would have."""
