@@ -54,8 +54,41 @@ def test_zero_stages_train_and_agree(zero_runs):
         assert all("val_loss" in h for h in history if h["step"] in (4, 8))
         assert all("tokens_per_s" in h and 0 < h["mfu"] < 1 for h in history if h["step"] % 2 == 0)
         assert all(0 < h["grad_norm"] < 1e3 for h in history)             # DeepSpeed's global norm, logged
+        assert all(h["memory_gib"] > 0 for h in history if h["step"] % 2 == 0) and "ETA " in res.stdout
     for stage in (2, 3):  # ZeRO partitions state, it does not change the maths
         assert max(abs(a - b) for a, b in zip(curves[1], curves[stage])) < 1e-4
+
+
+def test_tensorboard_has_every_logged_number(zero_runs, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    res, history = zero_runs[1]
+    tb = Path(res.args[res.args.index("--config") + 1]).with_suffix("") / "tb"
+    acc = EventAccumulator(str(tb))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"train/loss", "train/lr", "train/grad_norm", "train/tokens_per_s", "train/mfu", "train/memory_gib",
+            "val/loss"} <= tags
+    assert [round(e.value, 4) for e in acc.Scalars("train/loss")] == [round(h["loss"], 4) for h in history]
+    assert [e.step for e in acc.Scalars("val/loss")] == [4, 8]
+
+
+def test_mfu_peak_table_and_wandb_without_its_package(tokens, tmp_path):
+    import importlib.util
+
+    from core.errors import InputError
+    from train.flops import gpu_peak_flops
+    from train.launch import launch
+
+    assert gpu_peak_flops("NVIDIA H100 80GB HBM3") == 989.4e12
+    assert gpu_peak_flops("NVIDIA H100 PCIe") == 756e12 and gpu_peak_flops("NVIDIA A100-SXM4-80GB") == 312e12
+    assert gpu_peak_flops("NVIDIA B200") == 2250e12 and gpu_peak_flops("NVIDIA L4") == 121e12
+    assert gpu_peak_flops("NVIDIA GeForce GTX 1080") is None
+    if importlib.util.find_spec("wandb") is None:
+        cfg = tmp_path / "c.json"
+        cfg.write_text(json.dumps({"model": "micro", "data": str(tokens), "seq_len": 65}))
+        with pytest.raises(InputError, match="--wandb needs the wandb package"):
+            launch(str(cfg), nproc=2, extra=["--wandb"], dry_run=True)
 
 
 def test_schedule_warmup_then_cosine_to_ten_percent(zero_runs):

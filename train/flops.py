@@ -5,8 +5,24 @@ import time
 
 import torch
 
-# Dense bf16 peaks (TFLOP/s) of common training GPUs.
-GPU_PEAK_TFLOPS = {"A100": 312.0, "H100": 989.0, "A10": 125.0, "L4": 121.0, "V100": 125.0}
+# Dense (no sparsity) bf16 tensor-core peaks in TFLOP/s from the vendors' data sheets, most
+# specific name first (V100 has no bf16: its fp16 peak).  Matched against
+# torch.cuda.get_device_name(), e.g. "NVIDIA H100 80GB HBM3" (SXM) or "NVIDIA H100 PCIe".
+GPU_PEAK_TFLOPS = [
+    ("GB200", 2500.0), ("B200", 2250.0), ("B100", 1750.0),
+    ("H200", 989.4), ("H100 NVL", 835.0), ("H100 PCIe", 756.0), ("H100", 989.4), ("H800", 989.4),
+    ("GH200", 989.4), ("A100", 312.0), ("A800", 312.0), ("L40S", 362.0), ("L40", 181.0),
+    ("A6000", 154.8), ("A40", 149.7), ("A30", 165.0), ("A10G", 70.0), ("A10", 125.0), ("L4", 121.0),
+    ("V100", 125.0),
+]
+
+
+def gpu_peak_flops(name: str) -> float | None:
+    """The dense bf16 peak of a GPU by its device name, or None when not in the table."""
+    for key, tflops in GPU_PEAK_TFLOPS:
+        if key in name:
+            return tflops * 1e12
+    return None
 
 
 def measure_matmul_peak(n: int = 1024, dtype=torch.float32, seconds: float = 0.5) -> float:
@@ -28,9 +44,13 @@ def measure_matmul_peak(n: int = 1024, dtype=torch.float32, seconds: float = 0.5
 
 
 def device_peak_flops() -> tuple[float, str]:
+    """(peak FLOP/s, where it comes from) for MFU: the data-sheet bf16 peak of a known GPU;
+    else a measured matmul peak, saying so (MFU against it is not comparable to papers')."""
     if torch.cuda.is_available():
         name = torch.cuda.get_device_name()
-        for key, tflops in GPU_PEAK_TFLOPS.items():
-            if key in name:
-                return tflops * 1e12, f"{name} bf16 spec"
+        peak = gpu_peak_flops(name)
+        if peak is not None:
+            return peak, f"{name} bf16 data sheet"
+        return (measure_matmul_peak(4096, torch.bfloat16),
+                f"{name} is not in the peak table: measured bf16 matmul, MFU not comparable to published")
     return measure_matmul_peak(), "measured fp32 matmul"

@@ -105,6 +105,9 @@ def launch(config: str, nproc: int | None = None, hostfile: str | None = None, n
 
     cfg = load_config(config, {})
     shard_files(cfg["data"])  # fail once, here, rather than once per rank
+    from .metrics import check_wandb
+
+    check_wandb(cfg.get("wandb") or ("--wandb" in (extra or []) or None))
     check_data(cfg)
     env = dict(os.environ)
     extra = list(extra or [])

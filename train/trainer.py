@@ -22,6 +22,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -51,7 +52,7 @@ DEFAULTS = {
     "betas": [0.9, 0.95], "eps": 1e-8, "grad_clip": 1.0, "zero_stage": 1, "seed": 0,
     "activation_checkpointing": False, "log_interval": 10, "val_interval": 50, "val_batches": 8,
     "val_fraction": 0.05, "checkpoint_interval": 100, "peak_tflops": None, "init_std": 0.02,
-    "stop_at_step": None, "vocab_size": None, "keep_checkpoints": 3,
+    "stop_at_step": None, "vocab_size": None, "keep_checkpoints": 3, "tensorboard": True, "wandb": None,
 }
 # Fault injection for tests: LLAMA_FAULT_NAN_STEP=k makes rank 1's loss NaN at step k.
 FAULT_NAN_STEP = "LLAMA_FAULT_NAN_STEP"
@@ -77,8 +78,6 @@ def load_config(path: str | None, overrides: dict) -> dict:
             raise InputError(f"{path}: not valid JSON ({e})") from None
     cfg.update({k: v for k, v in overrides.items() if v is not None})
     if cfg["activation_checkpointing"] not in (False, True, "none", "full", "selective"):
-        from filters.errors import InputError
-
         raise InputError(f"activation_checkpointing: false, true, \"full\" or \"selective\", not "
                          f"{cfg['activation_checkpointing']!r}")
     unknown = set(cfg) - set(DEFAULTS) - {"_comment"}
@@ -236,18 +235,20 @@ def train(cfg: dict) -> dict:
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         _truncate_log(log_path, step)  # steps logged after the checkpoint resumed from are redone
+    from .metrics import RunLog
+
+    run_log = RunLog(run_dir, cfg, enabled=rank == 0)
+    if rank == 0:
         (run_dir / "config.json").write_text(json.dumps(dict(cfg, world_size=world, gas=gas), indent=2))
         print(f"model {cfg['model']}: {sum(p.numel() for p in model.parameters()):,} parameters, "
               f"ZeRO-{cfg['zero_stage']}, {world} rank(s), {tokens_per_step:,} tokens/step, "
               f"{cfg['steps']} steps; peak {peak / 1e9:.1f} GFLOP/s per rank ({peak_src})", flush=True)
     history = []
-    t_last, tok_since = time.perf_counter(), 0
+    t_last, tok_since, steps_since, paused = time.perf_counter(), 0, 0, 0.0  # paused: validation, checkpoints
     dev = engine.device
     stop_at = min(cfg["steps"], cfg["stop_at_step"] or cfg["steps"])
     fault_step = int(os.environ.get(FAULT_NAN_STEP, "0"))
     term_step = int(os.environ.get(FAULT_SIGTERM_STEP, "0"))
-    import signal
-
     terminated = []   # SIGTERM (SLURM/Kubernetes pre-emption): finish the step, save, stop
     signal.signal(signal.SIGTERM, lambda signum, frame: terminated.append(signum))
     while step < stop_at:
@@ -283,32 +284,55 @@ def train(cfg: dict) -> dict:
                                 f"saved. Last checkpoint: {_last(ckpt_dir)}")
         step += 1
         tok_since += tokens_per_step
+        steps_since += 1
         mean_loss = total / (gas * world)
         record = {"step": step, "loss": round(mean_loss, 6), "lr": lr}
         if grad_norm is not None:
             record["grad_norm"] = round(grad_norm, 6)
         if step % cfg["log_interval"] == 0 or step == cfg["steps"]:
-            dt = time.perf_counter() - t_last
+            dt = time.perf_counter() - t_last - paused  # training time only
             tps = tok_since / dt
-            record.update(tokens_per_s=round(tps, 1), mfu=round(flops_tok * tps / (peak * world), 5))
-            t_last, tok_since = time.perf_counter(), 0
+            record.update(tokens_per_s=round(tps, 1), mfu=round(flops_tok * tps / (peak * world), 5),
+                          memory_gib=round(peak_memory_gib(), 3))
+            eta = (stop_at - step) * dt / steps_since
+            t_last, tok_since, steps_since, paused = time.perf_counter(), 0, 0, 0.0
             if rank == 0:
                 print(f"step {step:>6}/{cfg['steps']}  loss {mean_loss:.4f}  lr {record['lr']:.2e}  "
-                      f"{tps:,.0f} tok/s  MFU {record['mfu']:.2%}", flush=True)
+                      f"{tps:,.0f} tok/s  MFU {record['mfu']:.2%}  mem {record['memory_gib']:.2f} GiB  "
+                      f"ETA {_duration(eta)}", flush=True)
         if cfg["val_fraction"] > 0 and (step % cfg["val_interval"] == 0 or step == cfg["steps"]):
+            t0 = time.perf_counter()
             record["val_loss"] = round(validate(engine, loader, cfg["val_batches"], dev), 6)
+            paused += time.perf_counter() - t0
             if rank == 0:
                 print(f"step {step:>6}  validation loss {record['val_loss']:.4f}", flush=True)
         history.append(record)
-        if rank == 0:
-            with open(log_path, "a") as f:
-                f.write(json.dumps(record) + "\n")
+        run_log.log(record)
         if step % cfg["checkpoint_interval"] == 0 or step in (cfg["steps"], stop_at) or n_stop:
+            t0 = time.perf_counter()
             save_checkpoint(engine, ckpt_dir, step, loader.state_dict(), rank, cfg["keep_checkpoints"])
+            paused += time.perf_counter() - t0
         if n_stop and step < stop_at:
             raise Preempted(f"stopped by SIGTERM after step {step} of {cfg['steps']}; checkpoint saved in "
                             f"{ckpt_dir}/step{step}: the same command resumes the run")
+    run_log.close()
     return {"history": history, "rank": rank}
+
+
+def peak_memory_gib() -> float:
+    """Peak memory of this rank: the accelerator's allocator on a GPU, else the process's
+    peak resident set."""
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**30
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    d, h, m, sec = seconds // 86400, seconds // 3600 % 24, seconds // 60 % 60, seconds % 60
+    return f"{d}d{h:02d}h" if d else f"{h}h{m:02d}m" if h else f"{m}m{sec:02d}s"
 
 
 def save_checkpoint(engine, ckpt_dir: Path, step: int, data_state: dict, rank: int, keep: int) -> None:
@@ -380,13 +404,15 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int)
     ap.add_argument("--zero-stage", type=int, choices=(0, 1, 2, 3))
     ap.add_argument("--model")
+    ap.add_argument("--wandb", nargs="?", const="llama-repro", default=None, metavar="PROJECT",
+                    help="also log to Weights & Biases (project name; default llama-repro)")
     ap.add_argument("--local_rank", type=int, default=None)  # passed by the deepspeed launcher
     a = ap.parse_args(argv)
     from filters.errors import InputError
 
     try:
         cfg = load_config(a.config, {"data": a.data, "run_dir": a.run_dir, "steps": a.steps,
-                                     "zero_stage": a.zero_stage, "model": a.model})
+                                     "zero_stage": a.zero_stage, "model": a.model, "wandb": a.wandb})
         train(cfg)
     except InputError as e:
         print(f"train: error: {e}", file=sys.stderr)
