@@ -271,4 +271,7 @@ def test_7b_on_cpu_is_refused_with_a_plan(tokens, tmp_path):
     res = subprocess.run([sys.executable, "-m", "pipelines.cli", "train-7b"], capture_output=True, text=True,
                          timeout=120)
     assert res.returncode == 2 and "6,738,415,616 parameters" in res.stdout and "ZeRO-3:" in res.stdout
+    # the paper's compute for 1T tokens (250k steps of 4M... 4,194,304 tokens: 1.05T) and its days on 8 GPUs
+    assert "compute: 86,436 A100-80GB GPU-hours (the paper: 82,432 for 1.0T tokens) = 450.2 days on 8" in res.stdout
+    assert "GiB logits +" in res.stdout and "GiB recompute" in res.stdout
     assert "no GPU on this machine" in res.stderr

@@ -25,8 +25,23 @@ def gpu_count() -> int:
         return 0
 
 
+# The paper's training compute (Table 15, A100-80GB GPU-hours) and the tokens it bought.
+PAPER_GPU_HOURS = {"7B": (82_432, 1.0e12), "13B": (135_168, 1.0e12), "33B": (530_432, 1.4e12),
+                   "65B": (1_022_362, 1.4e12)}
+
+
+def compute_plan(model: str, tokens: float, n_gpus: int) -> str | None:
+    """The paper's A100-hours for ``model``, scaled to ``tokens``, and the days on ``n_gpus``."""
+    if model not in PAPER_GPU_HOURS:
+        return None
+    hours, paper_tokens = PAPER_GPU_HOURS[model]
+    need = hours * tokens / paper_tokens
+    return (f"  compute: {need:,.0f} A100-80GB GPU-hours (the paper: {hours:,} for {paper_tokens / 1e12:.1f}T "
+            f"tokens) = {need / max(1, n_gpus) / 24:,.1f} days on {n_gpus} A100(s) at the paper's throughput")
+
+
 def memory_plan(params: int, n_gpus: int, zero_stage: int, seq_len: int, micro_batch: int, dim: int,
-                n_layers: int, activation_checkpointing: bool = True) -> dict:
+                n_layers: int, activation_checkpointing: bool = True, vocab: int = 32000) -> dict:
     """Bytes per GPU: bf16 weights (2) + bf16 grads (2) + fp32 master/Adam m/v (12) per parameter,
     partitioned by ZeRO stage; activations ~ 2*dim bytes per token per layer with checkpointing
     (the layer inputs), ~34*dim without (Korthikanti et al.)."""
@@ -36,8 +51,12 @@ def memory_plan(params: int, n_gpus: int, zero_stage: int, seq_len: int, micro_b
     full = 2 * dim if activation_checkpointing else 34 * dim
     per_token_layer = (2 * dim + 34 * dim) / 2 if activation_checkpointing == "selective" else full
     acts = per_token_layer * n_layers * seq_len * micro_batch
-    return {"model_states_gib": states / 2**30, "activations_gib": acts / 2**30,
-            "total_gib": (states + acts) / 2**30}
+    # the logits: bf16 from the output layer, their fp32 copy for the loss and its gradient
+    logits = (2 + 4 + 4) * vocab * seq_len * micro_batch
+    # recompute: one checkpointed layer's full activations live during its backward
+    recompute = 34 * dim * seq_len * micro_batch if activation_checkpointing else 0
+    return {"model_states_gib": states / 2**30, "activations_gib": acts / 2**30, "logits_gib": logits / 2**30,
+            "recompute_gib": recompute / 2**30, "total_gib": (states + acts + logits + recompute) / 2**30}
 
 
 def plan_text(cfg: dict, n_nodes: int, gpus_per_node: int) -> str:
@@ -58,15 +77,17 @@ def plan_text(cfg: dict, n_nodes: int, gpus_per_node: int) -> str:
              f"{tokens_per_step * steps / 1e12:.2f}T tokens; lr {cfg['lr']} (warm-up {cfg['warmup_steps']}, "
              f"cosine to {cfg['min_lr_ratio']:.0%})",
              f"  gradient accumulation: {accumulation_steps(cfg, world)}",
+             *filter(None, [compute_plan(cfg["model"], tokens_per_step * steps, world)]),
              "  memory per GPU (bf16 weights+grads, fp32 Adam states; activation checkpointing "
              + {True: "on", "full": "on", "selective": "selective"}.get(cfg["activation_checkpointing"], "off")
              + "):"]
     for stage in (1, 2, 3):
         m = memory_plan(params, world, stage, cfg["seq_len"], cfg["micro_batch"], args.dim, args.n_layers,
-                        cfg["activation_checkpointing"])
+                        cfg["activation_checkpointing"], cfg.get("vocab_size") or args.vocab_size)
         mark = "  <- configured" if stage == cfg["zero_stage"] else ""
         lines.append(f"    ZeRO-{stage}: {m['model_states_gib']:7.1f} GiB states + {m['activations_gib']:5.1f} GiB "
-                     f"activations = {m['total_gib']:7.1f} GiB{mark}")
+                     f"activations + {m['logits_gib']:4.1f} GiB logits + {m['recompute_gib']:4.1f} GiB recompute "
+                     f"= {m['total_gib']:7.1f} GiB{mark}")
     return "\n".join(lines)
 
 
