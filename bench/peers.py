@@ -322,12 +322,9 @@ def _token_shards(inp: Inputs, tokens: int, seq: int = 512) -> tuple[Path, Path]
     """Token shards (the project's TOKEN_SCHEMA) of ``tokens`` real token ids, and the same rows
     as a flat uint16 file for the memmap peer."""
     import numpy as np
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    from core import output
-    from pipelines.tokenize import TOKEN_SCHEMA
     from tokenizer.tokenizer import Tokenizer
+    from train.bench import write_token_shards
 
     d = inp.work / f"tokens-{tokens}"
     flat = inp.work / f"tokens-{tokens}.u16"
@@ -337,17 +334,7 @@ def _token_shards(inp: Inputs, tokens: int, seq: int = 512) -> tuple[Path, Path]
     ids = np.concatenate([np.asarray(x, dtype=np.int32) for x in tok.encode_batch(inp.texts("cc", 4))])
     rows = tokens // seq
     ids = np.resize(ids, rows * seq).reshape(rows, seq)  # cycled to the size asked
-    d.mkdir()
-    per = 8192
-    for k, s in enumerate(range(0, rows, per)):
-        chunk = ids[s:s + per]
-        table = pa.table({"tokens": pa.array(chunk.tolist(), pa.list_(pa.int32())),
-                          "length": pa.array([seq] * len(chunk), pa.int32()),
-                          "doc_ids": pa.array([[f"d{s + i}"] for i in range(len(chunk))]),
-                          "sources": pa.array([["cc"]] * len(chunk)),
-                          "doc_starts": pa.array([[0]] * len(chunk), pa.list_(pa.int32()))}, schema=TOKEN_SCHEMA)
-        pq.write_table(table, d / f"part-{k:05d}.parquet")
-    output.mark_complete(str(d), {"bench": True})
+    write_token_shards(ids, d, "cc", rows_per_file=8192)
     ids.astype(np.uint16).tofile(flat)
     return d, flat
 

@@ -100,8 +100,8 @@ class _HashLines(beam.DoFn):
 
 
 class _Remove(beam.DoFn):
-    def __init__(self, step: str, hash_fn):
-        self.step, self.hash_fn = step, hash_fn
+    def __init__(self, step: str):
+        self.step = step
         self.c = {k: Metrics.counter(step, k) for k in
                   ("documents_in", "documents", "lines_in", "lines", "lines_removed", "documents_emptied")}
 
@@ -109,7 +109,7 @@ class _Remove(beam.DoFn):
         docs, hashes = split_joined(kv[1], 8)  # the document(s) of an id, its duplicate hashes
         duplicates = {int.from_bytes(h, "little") for h in hashes}
         for doc, line_hashes in docs:  # normally one; documents sharing an id share the decisions
-            kept, n = remove_lines(doc["text"], duplicates, self.hash_fn, array("Q", line_hashes))
+            kept, n = remove_lines(doc["text"], duplicates, hashes=array("Q", line_hashes))
             self.c["documents_in"].inc()
             self.c["lines_in"].inc(n)
             self.c["lines_removed"].inc(n - len(kept))
@@ -140,7 +140,7 @@ class CCNetDedup(beam.PTransform):
                 | "DupOfDoc" >> beam.FlatMap(docs_sharing_line).with_output_types(Packed))
         return ({"records": hashed.docs, "items": dups}
                 | "JoinDocs" >> JoinPacked(lambda r: r[0]["id"])
-                | "Remove" >> beam.ParDo(_Remove(self.step, self.hash_fn)))
+                | "Remove" >> beam.ParDo(_Remove(self.step)))
 
 
 # ------------------------------------------------------------------ C4 (tfds)

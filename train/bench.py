@@ -17,12 +17,10 @@ from .flops import measure_matmul_peak
 from .launch import launch
 
 
-def loader_rate(data: str, tokens: int, work: str, seq: int = 512, micro_batch: int = 8,
-                batches: int = 2000) -> float:
-    """Samples/s of the trainer's loader (index laid out beforehand, as training does) over
-    token shards of ``tokens`` tokens: the real rows of ``data``, cycled."""
-    import time
-
+def write_token_shards(ids, out_dir: Path, source: str, rows_per_file: int = 16384,
+                       manifest: str | None = None) -> Path:
+    """Rows of token ids (an array: rows x seq) as complete token shards in the project's
+    ``TOKEN_SCHEMA`` (one document per row), with ``manifest`` (its JSON text) beside them."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -30,27 +28,40 @@ def loader_rate(data: str, tokens: int, work: str, seq: int = 512, micro_batch: 
     from core import output
     from pipelines.tokenize import TOKEN_SCHEMA
 
+    rows, seq = ids.shape
+    out_dir.mkdir()
+    for k, s in enumerate(range(0, rows, rows_per_file)):
+        chunk = ids[s:s + rows_per_file]
+        n = len(chunk)
+        pq.write_table(pa.table({"tokens": pa.array(list(chunk.astype(np.int32)), pa.list_(pa.int32())),
+                                 "length": pa.array(np.full(n, seq, np.int32)),
+                                 "doc_ids": pa.array([[f"d{s + i}"] for i in range(n)]),
+                                 "sources": pa.array([[source]] * n),
+                                 "doc_starts": pa.array([[0]] * n, pa.list_(pa.int32()))}, schema=TOKEN_SCHEMA),
+                       out_dir / f"part-{k:05d}.parquet")
+    if manifest is not None:
+        (out_dir / "manifest.json").write_text(manifest)
+    output.mark_complete(str(out_dir), {"bench": True})
+    return out_dir
+
+
+def loader_rate(data: str, tokens: int, work: str, seq: int = 512, micro_batch: int = 8,
+                batches: int = 2000) -> float:
+    """Samples/s of the trainer's loader (index laid out beforehand, as training does) over
+    token shards of ``tokens`` tokens: the real rows of ``data``, cycled."""
+    import time
+
+    import numpy as np
+    import pyarrow.parquet as pq
+
     from .data import TokenLoader, shard_files
 
     real = np.concatenate([np.concatenate(pq.read_table(f, columns=["tokens"]).column("tokens").to_numpy())
-                           for f in shard_files(data)]).astype(np.int32)
+                           for f in shard_files(data)])
     rows = tokens // seq
-    d = Path(work) / f"tokens-{tokens}"
-    d.mkdir()
-    per = 16384
-    for k, s in enumerate(range(0, rows, per)):
-        n = min(per, rows - s)
-        ids = np.resize(np.roll(real, -s * seq), n * seq).reshape(n, seq)
-        pq.write_table(pa.table({"tokens": pa.array(list(ids), pa.list_(pa.int32())),
-                                 "length": pa.array(np.full(n, seq, np.int32)),
-                                 "doc_ids": pa.array([[f"r{s + i}"] for i in range(n)]),
-                                 "sources": pa.array([["real"]] * n),
-                                 "doc_starts": pa.array([[0]] * n, pa.list_(pa.int32()))}, schema=TOKEN_SCHEMA),
-                       d / f"part-{k:05d}.parquet")
     manifest = Path(data) / "manifest.json"
-    if manifest.is_file():
-        (d / "manifest.json").write_text(manifest.read_text())
-    output.mark_complete(str(d), {"bench": True})
+    d = write_token_shards(np.resize(real, rows * seq).reshape(rows, seq), Path(work) / f"tokens-{tokens}", "real",
+                           manifest=manifest.read_text() if manifest.is_file() else None)
     loader = TokenLoader(str(d), seq, micro_batch, seed=0)
     for _ in range(50):
         loader.next_batch()

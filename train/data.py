@@ -31,7 +31,7 @@ ignored by the loss).
 from __future__ import annotations
 
 import concurrent.futures
-import math
+import json
 import os
 import uuid
 from dataclasses import dataclass
@@ -69,20 +69,37 @@ def shard_files(path: str | Path) -> list[Path]:
 
 # ------------------------------------------------------------------ the sample index
 
-def index_dir(path: str | Path, seq_len: int) -> Path:
+def _token_dir(path: str | Path) -> Path:
     p = Path(path)
-    return (p if p.is_dir() else p.parent) / f"index-seq{seq_len}"
+    return p if p.is_dir() else p.parent
+
+
+def token_manifest(data: str | Path) -> dict:
+    """``llama tokenize``'s manifest.json beside the token shards: the vocabulary and sequence
+    length they were made with -- never guessed."""
+    manifest = _token_dir(data) / "manifest.json"
+    try:
+        m = json.loads(manifest.read_text())
+        m["vocab_size"], m["seq_len"] = int(m["vocab_size"]), int(m.get("seq_len") or 0)
+        return m
+    except FileNotFoundError:
+        raise InputError(f"{data}: no manifest.json beside the token shards (it records the vocabulary "
+                         f"they were made with); make them with `llama tokenize`") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise InputError(f"{manifest}: unreadable token manifest ({type(e).__name__}: {e}); "
+                         f"remake the shards with `llama tokenize`") from None
+
+
+def index_dir(path: str | Path, seq_len: int) -> Path:
+    return _token_dir(path) / f"index-seq{seq_len}"
 
 
 def _vocab_dtype(path: str | Path):
-    """uint16 when the manifest's vocabulary fits (LLaMA's 32000 does), else int32."""
-    p = Path(path)
-    manifest = (p if p.is_dir() else p.parent) / "manifest.json"
+    """uint16 when the manifest's vocabulary fits (LLaMA's 32000 does), else int32 (also for
+    shards without a manifest, which the trainer refuses but a benchmark may read)."""
     try:
-        import json
-
-        vocab = int(json.loads(manifest.read_text())["vocab_size"])
-    except (OSError, ValueError, KeyError, TypeError):
+        vocab = token_manifest(path)["vocab_size"]
+    except InputError:
         return np.int32
     return np.uint16 if vocab <= np.iinfo(np.uint16).max else np.int32
 
@@ -201,19 +218,20 @@ class Permutation:
 
 class TokenLoader:
     def __init__(self, path, seq_len: int, micro_batch: int, rank: int = 0, world: int = 1, seed: int = 0,
-                 val_fraction: float = 0.0, prefetch: bool = True):
+                 val_fraction: float = 0.0, prefetch: bool = True, build: bool = True):
+        """``build=False``: the index is known to be current (the trainer's rank 0 built it
+        before every rank opens it), so its stamps are not read again on every rank."""
         self.files = shard_files(path)
         self.seq_len, self.micro_batch, self.rank, self.world, self.seed = seq_len, micro_batch, rank, world, seed
-        idx = build_index(path, seq_len)
+        idx = build_index(path, seq_len) if build else index_dir(path, seq_len)
         self.tokens = [np.load(idx / f"{f.stem}.npy", mmap_mode="r") for f in self.files]
         self.lengths = [np.load(idx / f"{f.stem}.len.npy", mmap_mode="r") for f in self.files]
-        rows = [len(t) for t in self.tokens]
-        self.val_rows = [math.ceil(n * val_fraction) if val_fraction > 0 else 0 for n in rows]
-        self.train_rows = [n - v for n, v in zip(rows, self.val_rows)]
+        rows = np.array([len(t) for t in self.tokens], np.int64)
+        val_rows = np.ceil(rows * val_fraction).astype(np.int64) if val_fraction > 0 else np.zeros_like(rows)
+        self.train_rows = rows - val_rows
         self.cum = np.concatenate([[0], np.cumsum(self.train_rows)]).astype(np.int64)
-        self.val_cum = np.concatenate([[0], np.cumsum(self.val_rows)]).astype(np.int64)
+        self.val_cum = np.concatenate([[0], np.cumsum(val_rows)]).astype(np.int64)
         self.epoch_len = int(self.cum[-1])
-        self._zeros, self._train_rows = np.zeros(len(rows), np.int64), np.asarray(self.train_rows, np.int64)
         self.global_batch = micro_batch * world
         if self.epoch_len < self.global_batch:
             raise InputError(f"{path}: {self.epoch_len} training sequences, fewer than one global micro-batch "
@@ -224,11 +242,12 @@ class TokenLoader:
         self._ahead = None  # (position it was read at, future of the batch)
 
     # -- reading rows
-    def _rows(self, cum, global_rows, first_rows) -> tuple[torch.Tensor, torch.Tensor]:
+    def _rows(self, cum, global_rows, first_rows=None) -> tuple[torch.Tensor, torch.Tensor]:
         """(inputs, targets) of the rows at ``global_rows`` of the index space ``cum``
-        (cumulative rows per shard; ``first_rows``: each shard's first row of that space)."""
+        (cumulative rows per shard; ``first_rows``: each shard's first row of that space, 0
+        when None)."""
         shards = np.searchsorted(cum, global_rows, side="right") - 1
-        local = global_rows - cum[shards] + first_rows[shards]
+        local = global_rows - cum[shards] + (0 if first_rows is None else first_rows[shards])
         rows = np.empty((len(global_rows), self.seq_len), dtype=np.int64)
         lens = np.empty(len(global_rows), dtype=np.int64)
         for s in np.unique(shards).tolist():  # one gather per shard touched
@@ -243,7 +262,7 @@ class TokenLoader:
 
     def _read(self, pos: Position):
         start = pos.offset + self.rank * self.micro_batch
-        return self._rows(self.cum, self._stream(pos.epoch, start, start + self.micro_batch), self._zeros)
+        return self._rows(self.cum, self._stream(pos.epoch, start, start + self.micro_batch))
 
     def _stream(self, epoch: int, start: int, stop: int) -> np.ndarray:
         """Stream positions ``[start, stop)`` of ``epoch`` -> global row indices, computed
@@ -255,10 +274,6 @@ class TokenLoader:
             lo, hi = c0 * PERM_CHUNK, min((c1 + 1) * PERM_CHUNK, self.epoch_len)
             cached = self._perm = (epoch, c0, perm(np.arange(lo, hi)))
         return cached[2][start - c0 * PERM_CHUNK:stop - c0 * PERM_CHUNK]
-
-    def _advance(self, pos: Position) -> Position:
-        """The position of the micro-batch after the one at ``pos`` (which must be valid)."""
-        return Position(pos.epoch, pos.offset + self.global_batch)
 
     def _valid(self, pos: Position) -> Position:
         if pos.offset + self.global_batch > self.epoch_len:
@@ -272,7 +287,7 @@ class TokenLoader:
             batch = self._ahead[1].result()
         else:
             batch = self._read(pos)
-        self.pos = self._advance(pos)
+        self.pos = Position(pos.epoch, pos.offset + self.global_batch)
         if self._prefetch is not None:
             nxt = self._valid(self.pos)
             self._ahead = (nxt, self._prefetch.submit(self._read, nxt))
@@ -295,4 +310,4 @@ class TokenLoader:
             n_batches = min(n_batches, max_batches)
         for b in range(n_batches):
             start = (b * self.world + self.rank) * self.micro_batch
-            yield self._rows(self.val_cum, np.arange(start, start + self.micro_batch), self._train_rows)
+            yield self._rows(self.val_cum, np.arange(start, start + self.micro_batch), self.train_rows)

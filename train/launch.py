@@ -48,19 +48,21 @@ def memory_plan(params: int, n_gpus: int, zero_stage: int, seq_len: int, micro_b
     w, g, o = 2 * params, 2 * params, 12 * params
     n = max(1, n_gpus)
     states = {0: w + g + o, 1: w + g + o / n, 2: w + (g + o) / n, 3: (w + g + o) / n}[zero_stage]
-    full = 2 * dim if activation_checkpointing else 34 * dim
-    per_token_layer = (2 * dim + 34 * dim) / 2 if activation_checkpointing == "selective" else full
+    from model.llama import Transformer
+
+    every = Transformer.CHECKPOINTING[activation_checkpointing]  # 0: none, 1: every layer, 2: every second
+    per_token_layer = 34 * dim if not every else (2 * dim + (every - 1) * 34 * dim) / every
     acts = per_token_layer * n_layers * seq_len * micro_batch
     # the logits: bf16 from the output layer, their fp32 copy for the loss and its gradient
     logits = (2 + 4 + 4) * vocab * seq_len * micro_batch
     # recompute: one checkpointed layer's full activations live during its backward
-    recompute = 34 * dim * seq_len * micro_batch if activation_checkpointing else 0
+    recompute = 34 * dim * seq_len * micro_batch if every else 0
     return {"model_states_gib": states / 2**30, "activations_gib": acts / 2**30, "logits_gib": logits / 2**30,
             "recompute_gib": recompute / 2**30, "total_gib": (states + acts + logits + recompute) / 2**30}
 
 
 def plan_text(cfg: dict, n_nodes: int, gpus_per_node: int) -> str:
-    from model.llama import count_parameters, get_config
+    from model.llama import Transformer, count_parameters, get_config
 
     from .trainer import accumulation_steps
 
@@ -79,8 +81,7 @@ def plan_text(cfg: dict, n_nodes: int, gpus_per_node: int) -> str:
              f"  gradient accumulation: {accumulation_steps(cfg, world)}",
              *filter(None, [compute_plan(cfg["model"], tokens_per_step * steps, world)]),
              "  memory per GPU (bf16 weights+grads, fp32 Adam states; activation checkpointing "
-             + {True: "on", "full": "on", "selective": "selective"}.get(cfg["activation_checkpointing"], "off")
-             + "):"]
+             + ("off", "on", "selective")[Transformer.CHECKPOINTING[cfg["activation_checkpointing"]]] + "):"]
     for stage in (1, 2, 3):
         m = memory_plan(params, world, stage, cfg["seq_len"], cfg["micro_batch"], args.dim, args.n_layers,
                         cfg["activation_checkpointing"], cfg.get("vocab_size") or args.vocab_size)
@@ -128,7 +129,7 @@ def launch(config: str, nproc: int | None = None, hostfile: str | None = None, n
     shard_files(cfg["data"])  # fail once, here, rather than once per rank
     from .metrics import check_wandb
 
-    check_wandb(cfg.get("wandb") or ("--wandb" in (extra or []) or None))
+    check_wandb(cfg.get("wandb") or any(a.split("=")[0] == "--wandb" for a in extra or []))
     check_data(cfg)
     env = dict(os.environ)
     extra = list(extra or [])
@@ -160,9 +161,8 @@ def launch(config: str, nproc: int | None = None, hostfile: str | None = None, n
 def spawn_local(cmd: list[str], n: int, env: dict) -> int:
     """Start ``n`` ranks of ``cmd`` on this machine (what torchrun does for one node, without
     its extra failure report); if one fails, stop the others; return the first failure's code."""
-    import time
-
     import signal
+    import time
 
     port = str(_free_port())
     procs = []

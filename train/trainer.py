@@ -31,6 +31,8 @@ import torch
 
 from core.errors import InputError
 
+from .data import token_manifest
+
 
 def cosine_with_warmup(warmup: int, total: int, min_ratio: float = 0.1):
     """LR multiplier of optimizer step ``s`` (0-based): linear warm-up to 1 at ``s = warmup-1``,
@@ -68,8 +70,6 @@ class Preempted(RuntimeError):
 def load_config(path: str | None, overrides: dict) -> dict:
     cfg = dict(DEFAULTS)
     if path:
-        from filters.errors import InputError
-
         try:
             cfg.update(json.loads(Path(path).read_text()))
         except FileNotFoundError:
@@ -77,34 +77,15 @@ def load_config(path: str | None, overrides: dict) -> dict:
         except json.JSONDecodeError as e:
             raise InputError(f"{path}: not valid JSON ({e})") from None
     cfg.update({k: v for k, v in overrides.items() if v is not None})
-    if cfg["activation_checkpointing"] not in (False, True, "none", "full", "selective"):
+    from model.llama import Transformer
+
+    if cfg["activation_checkpointing"] not in Transformer.CHECKPOINTING:
         raise InputError(f"activation_checkpointing: false, true, \"full\" or \"selective\", not "
                          f"{cfg['activation_checkpointing']!r}")
     unknown = set(cfg) - set(DEFAULTS) - {"_comment"}
     if unknown:
-        from filters.errors import InputError
-
         raise InputError(f"unknown training option(s): {', '.join(sorted(unknown))}")
     return cfg
-
-
-def token_manifest(data: str) -> dict:
-    """``llama tokenize``'s manifest.json beside the token shards: the vocabulary and sequence
-    length they were made with -- never guessed."""
-    from filters.errors import InputError
-
-    p = Path(data)
-    manifest = (p if p.is_dir() else p.parent) / "manifest.json"
-    try:
-        m = json.loads(manifest.read_text())
-        m["vocab_size"], m["seq_len"] = int(m["vocab_size"]), int(m.get("seq_len") or 0)
-        return m
-    except FileNotFoundError:
-        raise InputError(f"{data}: no manifest.json beside the token shards (it records the vocabulary "
-                         f"they were made with); make them with `llama tokenize`") from None
-    except (ValueError, KeyError, TypeError) as e:
-        raise InputError(f"{manifest}: unreadable token manifest ({type(e).__name__}: {e}); "
-                         f"remake the shards with `llama tokenize`") from None
 
 
 def vocab_size_of(data: str) -> int:
@@ -118,8 +99,6 @@ def check_data(cfg: dict) -> dict:
     (shorter rows would be padded -- 512-token rows in 2048 slots are 75% padding) and, when
     the config names one (``vocab_size``: the paper's models use 32000), that vocabulary.  A
     mismatch is one line saying what to rebuild.  Returns the manifest."""
-    from filters.errors import InputError
-
     m = token_manifest(cfg["data"])
     fixes = []
     if m["seq_len"] and m["seq_len"] != cfg["seq_len"]:
@@ -208,7 +187,7 @@ def train(cfg: dict) -> dict:
         build_index(cfg["data"], cfg["seq_len"], progress=True)
     dist.barrier()
     loader = TokenLoader(cfg["data"], cfg["seq_len"], cfg["micro_batch"], rank, world, cfg["seed"],
-                         cfg["val_fraction"])
+                         cfg["val_fraction"], build=False)
 
     optimizer = torch.optim.AdamW(param_groups(model, cfg["weight_decay"]), lr=cfg["lr"],
                                   betas=tuple(cfg["betas"]), eps=cfg["eps"])
@@ -231,14 +210,12 @@ def train(cfg: dict) -> dict:
     tokens_per_step = cfg["micro_batch"] * (cfg["seq_len"] - 1) * gas * world
     flops_tok = flops_per_token(args, cfg["seq_len"])
     peak, peak_src = (cfg["peak_tflops"] * 1e12, "config") if cfg["peak_tflops"] else device_peak_flops()
-    log_path = run_dir / "log.jsonl"
-    if rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _truncate_log(log_path, step)  # steps logged after the checkpoint resumed from are redone
     from .metrics import RunLog
 
     run_log = RunLog(run_dir, cfg, enabled=rank == 0)
     if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _truncate_log(run_log.path, step)  # steps logged after the checkpoint resumed from are redone
         (run_dir / "config.json").write_text(json.dumps(dict(cfg, world_size=world, gas=gas), indent=2))
         print(f"model {cfg['model']}: {sum(p.numel() for p in model.parameters()):,} parameters, "
               f"ZeRO-{cfg['zero_stage']}, {world} rank(s), {tokens_per_step:,} tokens/step, "
@@ -408,8 +385,6 @@ def main(argv=None) -> int:
                     help="also log to Weights & Biases (project name; default llama-repro)")
     ap.add_argument("--local_rank", type=int, default=None)  # passed by the deepspeed launcher
     a = ap.parse_args(argv)
-    from filters.errors import InputError
-
     try:
         cfg = load_config(a.config, {"data": a.data, "run_dir": a.run_dir, "steps": a.steps,
                                      "zero_stage": a.zero_stage, "model": a.model, "wandb": a.wandb})
