@@ -60,13 +60,52 @@ def from_hf(hf_state: dict, args: ModelArgs) -> dict:
     return {ours: unpermute(hf_state[hf], args.n_heads) if qk else hf_state[hf] for ours, hf, qk in _names(args)}
 
 
-def export_hf(model, out_dir) -> None:
-    """Write a HuggingFace checkpoint directory (config.json + safetensors)."""
-    from transformers import LlamaForCausalLM
+def save_hf(state: dict, args: ModelArgs, out_dir, dtype: str = "float32", max_shard_bytes: int = 5 * 2**30) -> list[str]:
+    """Write this model's ``state`` (Meta names) as a HuggingFace LLaMA checkpoint: config.json,
+    generation_config.json and safetensors shards of at most ``max_shard_bytes`` (with
+    ``model.safetensors.index.json`` when there is more than one), one tensor converted at a
+    time.  Returns the files written."""
+    import json
+    from pathlib import Path
 
-    hf = LlamaForCausalLM(hf_config(model.args))
-    hf.load_state_dict(to_hf({k: v.detach().clone() for k, v in model.state_dict().items()}, model.args))
-    hf.save_pretrained(str(out_dir))
+    from safetensors.torch import save_file
+
+    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    shards, current, size = [], {}, 0
+    for ours, hf, qk in _names(args):
+        t = state[ours]
+        t = (permute(t, args.n_heads) if qk else t).to(torch_dtype).contiguous()
+        if current and size + t.numel() * t.element_size() > max_shard_bytes:
+            shards.append(current)
+            current, size = {}, 0
+        current[hf] = t
+        size += t.numel() * t.element_size()
+    shards.append(current)
+    names = ["model.safetensors"] if len(shards) == 1 else \
+        [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
+    weight_map, total = {}, 0
+    for name, shard in zip(names, shards):
+        save_file(shard, str(out / name), metadata={"format": "pt"})
+        for k, t in shard.items():
+            weight_map[k] = name
+            total += t.numel() * t.element_size()
+    written = list(names)
+    if len(shards) > 1:
+        (out / "model.safetensors.index.json").write_text(json.dumps(
+            {"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
+        written.append("model.safetensors.index.json")
+    config = hf_config(args)
+    config.dtype = dtype
+    config.save_pretrained(str(out))
+    (out / "generation_config.json").write_text(json.dumps({"bos_token_id": 1, "eos_token_id": 2}, indent=2))
+    return written + ["config.json", "generation_config.json"]
+
+
+def export_hf(model, out_dir) -> None:
+    """Write a HuggingFace checkpoint directory (config.json + safetensors) of ``model``."""
+    save_hf({k: v.detach() for k, v in model.state_dict().items()}, model.args, out_dir)
 
 
 def import_hf(path_or_model, args: ModelArgs | None = None):

@@ -155,15 +155,38 @@ class Transformer(nn.Module):
         self.register_buffer("rope_sin", sin, persistent=False)
 
     def init_weights(self, std: float = 0.02, seed: int | None = None) -> "Transformer":
+        """N(0, std) weight matrices (the residual projections ``wo``/``w2`` scaled by
+        1/sqrt(2 * n_layers), GPT-2 style), ones for the norms -- drawn in the same order from
+        one generator, so a model built whole, on the meta device, or partitioned by ZeRO-3
+        (``deepspeed.zero.Init``: each parameter gathered alone, drawn on rank 0, and
+        scattered) starts from the same weights.  Also (re)computes the rotary tables, which a
+        meta-device construction leaves empty."""
+        from contextlib import nullcontext
+
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        writer = True
         for name, p in self.named_parameters():
-            if p.dim() == 1:
-                nn.init.ones_(p)
-            else:
-                # residual projections scaled by depth (GPT-2 style), others N(0, std)
-                scale = std / math.sqrt(2 * self.args.n_layers) if name.endswith(("wo.weight", "w2.weight")) else std
-                with torch.no_grad():
-                    p.copy_(torch.randn(p.shape, generator=gen) * scale)
+            ctx = nullcontext()
+            if hasattr(p, "ds_id"):  # a ZeRO-3 partition: this rank holds 1/world of it
+                import deepspeed
+                import torch.distributed as dist
+
+                ctx, writer = deepspeed.zero.GatheredParameters([p], modifier_rank=0), dist.get_rank() == 0
+            with ctx, torch.no_grad():
+                if not writer:
+                    continue
+                if p.dim() == 1:
+                    p.fill_(1.0)
+                else:
+                    scale = std / math.sqrt(2 * self.args.n_layers) if name.endswith(("wo.weight", "w2.weight")) \
+                        else std
+                    if p.device.type == "cpu":  # in place: no temporary the size of the parameter
+                        p.normal_(0.0, scale, generator=gen)
+                    else:  # the same numbers, drawn by the CPU generator
+                        p.copy_(torch.randn(p.shape, generator=gen) * scale)
+        cos, sin = rope_cos_sin(self.args.head_dim, self.args.max_seq_len, self.args.rope_theta,
+                                device=self.rope_cos.device)
+        self.rope_cos, self.rope_sin = cos, sin
         return self
 
     def forward(self, tokens, targets=None):

@@ -264,6 +264,34 @@ def cmd_train_7b(a, extra):
     return train_7b(a.config, a.hostfile, a.num_nodes, a.num_gpus, extra)
 
 
+def cmd_export_hf(a, _):
+    from train.export import export_hf
+
+    files = export_hf(a.checkpoint, a.out, tokenizer=a.tokenizer, dtype=a.dtype)
+    print(f"export-hf: {a.out}: {', '.join(files)}")
+    print(f"load with: transformers.AutoModelForCausalLM.from_pretrained({a.out!r})")
+    return 0
+
+
+def cmd_import_meta(a, _):
+    from train.export import import_meta
+
+    files = import_meta(a.checkpoint, a.out, tokenizer=a.tokenizer)
+    print(f"import-meta: {a.out}: {', '.join(files)} (llama export-hf / eval read it; init_from in a training "
+          f"config starts a run from it)")
+    return 0
+
+
+def cmd_eval(a, _):
+    from train.evaluate import evaluate
+
+    res = evaluate(a.checkpoint, a.out, [t for t in (a.tasks or "").split(",") if t], text=a.text, limit=a.limit,
+                   batch_size=a.batch_size, device=a.device, tokenizer=a.tokenizer)
+    print(res["table"])
+    print(f"eval: results in {a.out}/results.json")
+    return 0
+
+
 def cmd_lm(a, _):
     from pipelines.lm import train_lm
 
@@ -454,6 +482,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-nodes", type=int, default=1)
     p.add_argument("--num-gpus", type=int, default=8, help="GPUs per node")
     p.set_defaults(fn=cmd_train_7b)
+
+    p = sub.add_parser("export-hf", help="a checkpoint (any ZeRO stage) as a HuggingFace LLaMA directory")
+    p.add_argument("checkpoint", help="a run directory, its checkpoints/ or checkpoints/step<N>, a Meta "
+                                      "checkpoint or an imported model")
+    p.add_argument("out")
+    p.add_argument("--tokenizer", help="SentencePiece model (default: the one the run's token shards name)")
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
+    p.set_defaults(fn=cmd_export_hf)
+
+    p = sub.add_parser("import-meta", help="Meta's consolidated.*.pth (+ params.json) as this project's weights")
+    p.add_argument("checkpoint", help="directory with params.json and consolidated.NN.pth")
+    p.add_argument("out")
+    p.add_argument("--tokenizer", help="Meta's tokenizer.model (default: beside the checkpoint or one level up)")
+    p.set_defaults(fn=cmd_import_meta)
+
+    p = sub.add_parser("eval", help="lm-evaluation-harness on a checkpoint (pip install -e .[eval])")
+    p.add_argument("checkpoint", help="as for export-hf, or a HuggingFace directory")
+    p.add_argument("--tasks", default="", help="lm-eval task names, comma-separated (e.g. hellaswag,arc_easy)")
+    p.add_argument("--text", help="also the perplexity of these documents (Parquet shards, e.g. out/wikipedia/en)")
+    p.add_argument("--limit", type=int, help="at most this many examples per task")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--tokenizer")
+    p.add_argument("--out", default=str(paths.out_dir() / "eval"))
+    p.set_defaults(fn=cmd_eval)
 
     p = sub.add_parser("lm", help="train the SentencePiece + KenLM perplexity model on Wikipedia")
     p.add_argument("dumps", nargs="*", help="MediaWiki XML dumps (default: bundled enwiki sample)")

@@ -59,6 +59,33 @@ def test_zero_stages_train_and_agree(zero_runs):
         assert max(abs(a - b) for a, b in zip(curves[1], curves[stage])) < 1e-4
 
 
+def test_zero3_construction_never_holds_a_whole_copy(tmp_path):
+    """Each rank's peak resident memory while the trainer builds and initialises a 171M-parameter
+    model (resident memory tracks live tensors: glibc is told to map every allocation over 64 kB
+    on its own, so a freed tensor leaves the peak).  Whole-model stages hold every parameter;
+    ZeRO-3 (deepspeed.zero.Init) holds its 1/world share plus one layer, plus the gloo gather's
+    second copy of the one parameter being initialised (NCCL gathers in place).  Both build the
+    same weights."""
+    from train.launch import spawn_local
+
+    env = dict(os.environ, DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).parent.parent),
+               MALLOC_MMAP_THRESHOLD_="65536")
+    got = {}
+    for stage in (1, 3):
+        out = tmp_path / f"z{stage}"
+        assert spawn_local([sys.executable, str(Path(__file__).parent / "zero3_probe.py"), str(stage), str(out)],
+                           2, env) == 0
+        got[stage] = [json.loads(Path(f"{out}.{rank}.json").read_text()) for rank in (0, 1)]
+    total = got[1][0]["total"] * 4
+    assert all(r["held"] == r["total"] and r["peak_bytes"] >= total for r in got[1])   # the measure sees a copy
+    for r in got[3]:
+        assert r["held"] * 2 == r["total"]
+        bound = total / 2 + 4 * r["layer"] + 4 * r["largest"]
+        assert r["peak_bytes"] < bound, (r["peak_bytes"] / 2**20, bound / 2**20)
+        assert r["peak_bytes"] < 0.62 * total
+    assert len({r["checksum"] for r in got[1] + got[3]}) == 1   # the same initial weights
+
+
 def test_tensorboard_has_every_logged_number(zero_runs, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -275,3 +302,110 @@ def test_7b_on_cpu_is_refused_with_a_plan(tokens, tmp_path):
     assert "compute: 86,436 A100-80GB GPU-hours (the paper: 82,432 for 1.0T tokens) = 450.2 days on 8" in res.stdout
     assert "GiB logits +" in res.stdout and "GiB recompute" in res.stdout
     assert "no GPU on this machine" in res.stderr
+
+
+def _run_dir(zero_runs, stage) -> Path:
+    """The run directory of a _train run (its config file is the run dir + .json)."""
+    config = zero_runs[stage][0].args[zero_runs[stage][0].args.index("--config") + 1]
+    return Path(config).with_suffix("")
+
+
+def _our_model(state, args):
+    from model.llama import Transformer
+
+    m = Transformer(args).eval()
+    m.load_state_dict(state)
+    return m
+
+
+def test_export_hf_from_zero_1_and_3_loads_in_transformers_with_our_logits(zero_runs, tokens, tokenizer_model,
+                                                                          tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from pipelines import cli
+    from tokenizer import Tokenizer
+    from train.export import load_weights
+
+    x, _ = next(iter(TokenLoader(tokens, 65, 2, 0, 1, 0, 0.05).val_batches(1)))
+    ours = Tokenizer(tokenizer_model)
+    text = "The Parliament of Ukraine — Верховна Рада — met on 12 May 1990.  Two  spaces, a tab\tand ½."
+    exported = {}
+    for stage in (1, 3):
+        run = _run_dir(zero_runs, stage)
+        out = tmp_path / f"hf{stage}"
+        assert cli.main(["export-hf", str(run), str(out)]) == 0
+        state, args, _ = load_weights(run / "checkpoints" / "step8")
+        hf = AutoModelForCausalLM.from_pretrained(str(out)).eval()
+        with torch.no_grad():
+            want = _our_model(state, args)(x)
+            assert (hf(x).logits - want).abs().max().item() < 1e-4
+        exported[stage] = want
+        tok = AutoTokenizer.from_pretrained(str(out))
+        assert tok(text)["input_ids"] == ours.encode(text)
+        assert tok.decode(tok(text)["input_ids"], skip_special_tokens=True) == ours.decode(ours.encode(text))
+    # ZeRO-3's partitions gathered by zero_to_fp32 are the same model ZeRO-1 trained
+    assert (exported[1] - exported[3]).abs().max().item() < 1e-3
+    assert cli.main(["export-hf", str(tmp_path / "nothing"), str(tmp_path / "x")]) == 2
+
+
+def test_import_meta_merges_model_parallel_shards(zero_runs, tokens, tokenizer_model, tmp_path):
+    from model.meta import save_meta
+    from pipelines import cli
+    from train.export import load_weights
+
+    run = _run_dir(zero_runs, 1)
+    state, args, _ = load_weights(run)
+    save_meta(state, args, tmp_path / "meta", shards=2)   # Meta's 13B layout: two model-parallel files
+    shard = torch.load(tmp_path / "meta" / "consolidated.01.pth", weights_only=True)
+    assert shard["tok_embeddings.weight"].shape[1] == args.dim // 2 and "rope.freqs" in shard
+    assert cli.main(["import-meta", str(tmp_path / "meta"), str(tmp_path / "imported"),
+                     "--tokenizer", str(tokenizer_model)]) == 0
+    back, back_args, tok = load_weights(tmp_path / "imported")
+    from dataclasses import replace
+
+    # Meta's params.json has no context length: LLaMA-1's 2048
+    assert back_args.max_seq_len == 2048 and replace(back_args, max_seq_len=65) == args
+    assert tok and set(back) == set(state)
+    assert all(torch.equal(back[k], state[k]) for k in state)
+    x, _ = next(iter(TokenLoader(tokens, 65, 2, 0, 1, 0, 0.05).val_batches(1)))
+    with torch.no_grad():
+        assert torch.equal(_our_model(back, args)(x), _our_model(state, args)(x))
+    # a run started from the imported weights (init_from) begins where the trained model ended
+    res, cont = _train(tokens, tmp_path / "cont", init_from=str(tmp_path / "imported"), steps=2, val_fraction=0)
+    assert res.returncode == 0 and "initialised from" in res.stdout, res.stderr[-2000:]
+    assert cont[0]["loss"] < zero_runs[1][1][0]["loss"] - 0.1
+    (tmp_path / "meta" / "params.json").write_text(json.dumps({"dim": 64, "n_layers": 2, "n_heads": 4,
+                                                               "n_kv_heads": 2, "vocab_size": -1}))
+    assert cli.main(["import-meta", str(tmp_path / "meta"), str(tmp_path / "x")]) == 2   # LLaMA-2: refused
+
+
+def test_eval_perplexity_is_the_models_own(zero_runs, corpus, tmp_path):
+    """lm-evaluation-harness on the exported checkpoint gives the word perplexity our model
+    computes itself over the same rolling windows."""
+    import math
+    import re
+
+    import pyarrow.parquet as pq
+    from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
+
+    from pipelines import cli
+    from tokenizer import Tokenizer
+    from train.export import load_weights
+
+    run = _run_dir(zero_runs, 1)
+    shard = sorted((corpus / "wikipedia" / "en").glob("*.parquet"))[0]
+    assert cli.main(["eval", str(run), "--text", str(shard), "--limit", "2", "--out", str(tmp_path / "ev")]) == 0
+    got = json.loads((tmp_path / "ev" / "results.json").read_text())["results"]["llama_text"]
+    state, args, tok_path = load_weights(run)
+    model, tok = _our_model(state, args), Tokenizer(tok_path)
+    ll, words = 0.0, 0
+    for doc in pq.read_table(shard, columns=["text"]).column("text").to_pylist()[:2]:
+        ids = tok.encode(doc)  # lm-eval encodes with the tokenizer's BOS (as for HF's LLaMA), then rolls
+        for ctx, cont in map(make_disjoint_window, get_rolling_token_windows(ids, tok.bos_id, args.max_seq_len, 1)):
+            inp = torch.tensor([(ctx + cont)[:-1]])
+            with torch.no_grad():
+                logp = torch.log_softmax(model(inp)[0, -len(cont):].double(), -1)
+            ll += logp[torch.arange(len(cont)), torch.tensor(cont)].sum().item()
+        words += len(re.split(r"\s+", doc))
+    want = math.exp(-ll / words)
+    assert abs(got["word_perplexity,none"] - want) / want < 1e-4, (got, want)

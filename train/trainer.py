@@ -55,6 +55,7 @@ DEFAULTS = {
     "activation_checkpointing": False, "log_interval": 10, "val_interval": 50, "val_batches": 8,
     "val_fraction": 0.05, "checkpoint_interval": 100, "peak_tflops": None, "init_std": 0.02,
     "stop_at_step": None, "vocab_size": None, "keep_checkpoints": 3, "tensorboard": True, "wandb": None,
+    "init_from": None,
 }
 # Fault injection for tests: LLAMA_FAULT_NAN_STEP=k makes rank 1's loss NaN at step k.
 FAULT_NAN_STEP = "LLAMA_FAULT_NAN_STEP"
@@ -149,9 +150,55 @@ def accumulation_steps(cfg: dict, world: int) -> int:
 
 
 def param_groups(model, weight_decay: float):
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]  # RMSNorm weights
+    def ndim(p):  # a ZeRO-3 partition is flat; its parameter's shape is ds_shape
+        return len(p.ds_shape) if hasattr(p, "ds_shape") else p.dim()
+
+    decay = [p for p in model.parameters() if ndim(p) >= 2]
+    no_decay = [p for p in model.parameters() if ndim(p) < 2]  # RMSNorm weights
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def build_model(args, cfg: dict, ds: dict, device=None):
+    """The model, without a whole fp32 copy in any rank's host memory.  ZeRO-3: built inside
+    ``deepspeed.zero.Init``, which partitions each module's parameters as soon as it is
+    constructed (a rank's peak is its 1/world share plus the one module being built), then
+    initialised one gathered parameter at a time.  Other stages (which keep the whole model
+    on every device anyway): built on the meta device and materialised on ``device`` (the
+    GPU), so a 7B rank never stages 27 GB of fp32 weights in host RAM first."""
+    from model.llama import Transformer
+
+    if cfg["zero_stage"] == 3:
+        import deepspeed
+
+        with deepspeed.zero.Init(config_dict_or_path=ds):
+            model = Transformer(args, activation_checkpointing=cfg["activation_checkpointing"])
+    else:
+        with torch.device("meta"):
+            model = Transformer(args, activation_checkpointing=cfg["activation_checkpointing"])
+        model.to_empty(device=device or "cpu")
+    return model.init_weights(std=cfg["init_std"], seed=cfg["seed"])
+
+
+def load_initial_weights(model, path: str, args, rank: int) -> None:
+    """``init_from``: start from the weights at ``path`` (a run, an imported Meta model, ...;
+    ``train.export.load_weights``) -- continued pretraining.  Under ZeRO-3 only rank 0 reads
+    them, and each parameter is scattered from it in turn."""
+    from .export import load_weights
+
+    partitioned = any(hasattr(p, "ds_id") for p in model.parameters())
+    state, src, _ = load_weights(path) if rank == 0 or not partitioned else (None, args, None)
+    shape = ("dim", "n_layers", "n_heads", "vocab_size", "hidden_dim")
+    if any(getattr(src, k) != getattr(args, k) for k in shape):
+        raise InputError(f"init_from {path}: a model of " + ", ".join(f"{k} {getattr(src, k)}" for k in shape)
+                         + "; the config's has " + ", ".join(f"{k} {getattr(args, k)}" for k in shape))
+    import deepspeed
+
+    for name, p in model.named_parameters():
+        with deepspeed.zero.GatheredParameters([p], modifier_rank=0, enabled=partitioned), torch.no_grad():
+            if state is not None:
+                p.copy_(state[name])
+    if rank == 0:
+        print(f"initialised from {path}", flush=True)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -162,7 +209,7 @@ def train(cfg: dict) -> dict:
     import deepspeed
     import torch.distributed as dist
 
-    from model.llama import Transformer, flops_per_token, get_config
+    from model.llama import count_parameters, flops_per_token, get_config
 
     from .data import TokenLoader
     from .flops import device_peak_flops
@@ -178,9 +225,9 @@ def train(cfg: dict) -> dict:
 
     args = get_config(cfg["model"], vocab_size=check_data(cfg)["vocab_size"],
                       max_seq_len=max(cfg["seq_len"], 2), **cfg["model_overrides"])
-    model = Transformer(args, activation_checkpointing=cfg["activation_checkpointing"])
-    model.init_weights(std=cfg["init_std"], seed=cfg["seed"])
     gas = accumulation_steps(cfg, world)
+    ds = ds_config(cfg, gas, on_gpu)
+    model = build_model(args, cfg, ds, torch.device("cuda", torch.cuda.current_device()) if on_gpu else None)
     if rank == 0:  # the sample index, laid out once (shared filesystem), before any rank opens it
         from .data import build_index
 
@@ -189,17 +236,19 @@ def train(cfg: dict) -> dict:
     loader = TokenLoader(cfg["data"], cfg["seq_len"], cfg["micro_batch"], rank, world, cfg["seed"],
                          cfg["val_fraction"], build=False)
 
+    from train.checkpoint import resume_tag
+
+    tag = resume_tag(ckpt_dir)  # the newest whole checkpoint (a damaged newest one is skipped, with a warning)
+    if tag is None and cfg["init_from"]:
+        load_initial_weights(model, cfg["init_from"], args, rank)
     optimizer = torch.optim.AdamW(param_groups(model, cfg["weight_decay"]), lr=cfg["lr"],
                                   betas=tuple(cfg["betas"]), eps=cfg["eps"])
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, cosine_with_warmup(cfg["warmup_steps"], cfg["steps"], cfg["min_lr_ratio"]))
     engine, _, _, scheduler = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=schedule,
-                                                   config=ds_config(cfg, gas, on_gpu))
-
-    from train.checkpoint import resume_tag
+                                                   config=ds)
 
     step = 0
-    tag = resume_tag(ckpt_dir)  # the newest whole checkpoint (a damaged newest one is skipped, with a warning)
     if tag is not None:
         _, client = engine.load_checkpoint(str(ckpt_dir), tag=tag)
         step = int(client["step"])
@@ -216,8 +265,9 @@ def train(cfg: dict) -> dict:
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         _truncate_log(run_log.path, step)  # steps logged after the checkpoint resumed from are redone
-        (run_dir / "config.json").write_text(json.dumps(dict(cfg, world_size=world, gas=gas), indent=2))
-        print(f"model {cfg['model']}: {sum(p.numel() for p in model.parameters()):,} parameters, "
+        (run_dir / "config.json").write_text(json.dumps(dict(cfg, world_size=world, gas=gas,
+                                                              model_args=args.to_dict()), indent=2))
+        print(f"model {cfg['model']}: {count_parameters(args):,} parameters, "
               f"ZeRO-{cfg['zero_stage']}, {world} rank(s), {tokens_per_step:,} tokens/step, "
               f"{cfg['steps']} steps; peak {peak / 1e9:.1f} GFLOP/s per rank ({peak_src})", flush=True)
     history = []
