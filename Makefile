@@ -12,6 +12,7 @@ SEQ    ?= 512
 HOSTFILE  ?=
 NUM_NODES ?= 1
 NUM_GPUS  ?= 8
+LAUNCHER  ?= auto
 
 .PHONY: setup test test-fast lm ccnet sources tokenizer tokens train-tiny train-7b demo bench bench-setup bench-train bench-scale clean
 
@@ -56,7 +57,7 @@ train-tiny: tokens
 
 train-7b:
 	$(LLAMA) train-7b --config configs/train_7b.json --num-nodes $(NUM_NODES) --num-gpus $(NUM_GPUS) \
-		$(if $(HOSTFILE),--hostfile $(HOSTFILE))
+		--launcher $(LAUNCHER) $(if $(HOSTFILE),--hostfile $(HOSTFILE))
 
 # The README's main command: the whole DAG on the bundled data (dag.test(), no scheduler).
 demo:

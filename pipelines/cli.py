@@ -239,7 +239,7 @@ def cmd_tokenize(a, beam_args):
     sources = tokenize.source_dirs(a.root, mixture)
     m = tokenize.run(sources, a.tokenizer, a.out, mixture, seq_len=a.seq_len, seed=a.seed,
                      total_tokens=a.total_tokens, shard_tokens=a.shard_tokens, runner=a.runner,
-                     beam_args=beam_args, force=a.force, dry_run=_dry(a))
+                     beam_args=beam_args, force=a.force, dry_run=_dry(a), val_fraction=a.val_fraction)
     if m is None or m.get("dry_run"):
         return _report(m, a.out)
     print(f"{m['sequences']} sequences, {m['tokens']:,} tokens in {len(m['shards'])} shard(s) under {a.out}")
@@ -247,6 +247,9 @@ def cmd_tokenize(a, beam_args):
     for s, v in m["sources"].items():
         print(f"  {s:<14} {v['weight_target']:>7.3f} {v['weight_achieved']:>9.3f} "
               f"{v['epochs_achieved']:>7.3f} {v['tokens']:>9,}")
+    v = m.get("val", {})
+    print(f"  held out: {v.get('documents', 0):,} documents, {v.get('sequences', 0)} sequences, "
+          f"{v.get('tokens', 0):,} tokens in {a.out}/val/ (validation only)")
     print(f"inspect with: llama inspect {a.out}")
     return 0
 
@@ -255,13 +258,13 @@ def cmd_train(a, extra):
     from train.launch import launch
 
     return launch(a.config, nproc=a.nproc, hostfile=a.hostfile, n_nodes=a.num_nodes, gpus=a.num_gpus,
-                  extra=extra)
+                  extra=extra, launcher=a.launcher)
 
 
 def cmd_train_7b(a, extra):
     from train.launch import train_7b
 
-    return train_7b(a.config, a.hostfile, a.num_nodes, a.num_gpus, extra)
+    return train_7b(a.config, a.hostfile, a.num_nodes, a.num_gpus, extra, launcher=a.launcher)
 
 
 def cmd_export_hf(a, _):
@@ -465,6 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--total-tokens", type=int, default=None, help="cap on the mixture's total tokens")
     p.add_argument("--shard-tokens", type=int, default=1 << 24, help="tokens per shard (target)")
+    p.add_argument("--val-fraction", type=_fraction, default=0.01,
+                   help="documents held out for validation into <out>/val/ (never trained on)")
     _add_runner(p, inputs=False)
     p.set_defaults(fn=cmd_tokenize)
 
@@ -474,6 +479,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hostfile")
     p.add_argument("--num-nodes", type=int, default=1)
     p.add_argument("--num-gpus", type=int, default=None)
+    p.add_argument("--launcher", choices=("auto", "slurm"), default="auto",
+                   help="slurm: sbatch from a login node, srun inside an allocation (shared filesystem needed)")
     p.set_defaults(fn=cmd_train)
 
     p = sub.add_parser("train-7b", help="the paper's 7B run; without GPUs: print the plan and exit")
@@ -481,6 +488,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hostfile")
     p.add_argument("--num-nodes", type=int, default=1)
     p.add_argument("--num-gpus", type=int, default=8, help="GPUs per node")
+    p.add_argument("--launcher", choices=("auto", "slurm"), default="auto",
+                   help="slurm: print the plan, then submit with sbatch (shared filesystem needed)")
     p.set_defaults(fn=cmd_train_7b)
 
     p = sub.add_parser("export-hf", help="a checkpoint (any ZeRO stage) as a HuggingFace LLaMA directory")

@@ -16,9 +16,15 @@ ordered by their hash and concatenated into ``seq_len``-token rows.  No token is
 or padded: the last row of a shard may be shorter (``length`` column).  Rows carry the
 ids and sources of the documents they contain and where each starts.
 
+Held-out split: before any sampling, a document goes to validation with probability
+``val_fraction`` (a hash of seed, source and document id: the same documents whatever the
+runner), and none of it is trained on.  Held-out documents are taken once each (no mixture
+copies: the validation loss is that of unseen documents as the sources hold them) and packed
+the same way into ``val/part-NNNNN.parquet``.
+
 Output: ``part-NNNNN.parquet`` (columns ``tokens: list<int32>, length, doc_ids,
-sources, doc_starts``) and ``manifest.json`` (shards, sequences, tokens per source,
-target vs achieved mixture and epochs).
+sources, doc_starts``), ``val/part-NNNNN.parquet`` and ``manifest.json`` (shards, sequences,
+tokens per source, target vs achieved mixture and epochs, the held-out split).
 """
 from __future__ import annotations
 
@@ -81,11 +87,20 @@ def plan(sizes: dict[str, int], mixture: dict, total_tokens: int | None = None) 
     return {"total": total, "copies": {s: w[s] * total / present[s] for s in present}}
 
 
-class Tokenize(beam.DoFn):
-    """(source, row) -> (source, unit id, int32 tokens) for each unit of the document."""
+VAL = "val"  # the held-out split's output and subdirectory
 
-    def __init__(self, model_path: str, unit_tokens: int):
+
+def held_out(seed: int, source: str, doc_id: str, val_fraction: float) -> bool:
+    return val_fraction > 0 and _u64(seed, "heldout", source, doc_id) / 2**64 < val_fraction
+
+
+class Tokenize(beam.DoFn):
+    """(source, row) -> (source, unit id, int32 tokens) for each unit of the document; the
+    units of a held-out document go to the ``val`` output."""
+
+    def __init__(self, model_path: str, unit_tokens: int, val_fraction: float = 0.0, seed: int = 0):
         self.model_path, self.unit_tokens = model_path, unit_tokens
+        self.val_fraction, self.seed = val_fraction, seed
 
     def setup(self):
         from tokenizer import Tokenizer
@@ -95,10 +110,26 @@ class Tokenize(beam.DoFn):
     def process(self, item):
         source, row = item
         ids = np.asarray(self.tok.encode(row["text"] or "", bos=True, eos=True), dtype=np.int32)
-        Metrics.counter("tokenize", f"{source}_documents").inc()
-        Metrics.counter("tokenize", f"{source}_tokens").inc(len(ids))
+        val = held_out(self.seed, source, row["id"], self.val_fraction)
+        kind = "val_" if val else ""
+        Metrics.counter("tokenize", f"{source}_{kind}documents").inc()
+        Metrics.counter("tokenize", f"{source}_{kind}tokens").inc(len(ids))
         for j, start in enumerate(range(0, len(ids), self.unit_tokens)):
-            yield source, f"{row['id']}#{j}", ids[start:start + self.unit_tokens]
+            unit = (source, f"{row['id']}#{j}", ids[start:start + self.unit_tokens])
+            yield beam.pvalue.TaggedOutput(VAL, unit) if val else unit
+
+
+class HeldOut(beam.DoFn):
+    """A held-out unit -> (val shard, (order key, source, unit id, tokens)), once each."""
+
+    def __init__(self, seed, shard_tokens):
+        self.seed, self.shard_tokens = seed, shard_tokens
+
+    def process(self, item, sizes):
+        source, doc_id, ids = item
+        n_shards = max(1, math.ceil(sizes.get(VAL, 0) / self.shard_tokens))
+        key = _u64(self.seed, "val-order", source, doc_id)
+        yield key % n_shards, (key, source, doc_id, ids)
 
 
 class Sample(beam.DoFn):
@@ -123,8 +154,8 @@ class Sample(beam.DoFn):
 class PackShard(beam.DoFn):
     """(shard, document copies) -> (``part-NNNNN``, packed row) records for ``WriteParquetFiles``."""
 
-    def __init__(self, seq_len):
-        self.seq_len = seq_len
+    def __init__(self, seq_len, prefix: str = "part", counters: str = "pack"):
+        self.seq_len, self.prefix, self.counters = seq_len, prefix, counters
 
     def process(self, kv):
         shard, docs = kv
@@ -146,9 +177,9 @@ class PackShard(beam.DoFn):
                     buf, ids, srcs, starts, fill = [], [], [], [], 0
         if fill:
             rows.append(self._row(buf, ids, srcs, starts))
-        Metrics.counter("pack", "sequences").inc(len(rows))
-        Metrics.counter("pack", "tokens").inc(sum(r["length"] for r in rows))
-        name = f"part-{shard:05d}"
+        Metrics.counter(self.counters, "sequences").inc(len(rows))
+        Metrics.counter(self.counters, "tokens").inc(sum(r["length"] for r in rows))
+        name = f"{self.prefix}-{shard:05d}"
         for r in rows:
             yield name, beam_utils.pack(r)
 
@@ -166,17 +197,27 @@ def _read_source(p, name, directory):
 
 
 def build(p, sources: dict, tokenizer_model, out_dir, mixture, seq_len, seed, total_tokens, shard_tokens,
-          unit_tokens=None):
+          unit_tokens=None, val_fraction=0.0):
     tagged = [_read_source(p, name, d) for name, d in sorted(sources.items())]
-    docs = (tagged | "All" >> beam.Flatten()
-                   | "Tokenize" >> beam.ParDo(Tokenize(tokenizer_model, unit_tokens or seq_len)))
-    sizes = (docs | "Sizes" >> beam.Map(lambda d: (d[0], len(d[2])))
-                  | "SumPerSource" >> beam.CombinePerKey(sum))
-    return (docs | "Sample" >> beam.ParDo(Sample(mixture, seed, total_tokens, shard_tokens),
-                                          sizes=beam.pvalue.AsDict(sizes))
-                 | "ByShard" >> beam.GroupByKey()
-                 | "Pack" >> beam.ParDo(PackShard(seq_len)).with_output_types(beam_utils.Packed)
-                 | "Write" >> beam_utils.WriteParquetFiles(out_dir, TOKEN_SCHEMA))
+    split = (tagged | "All" >> beam.Flatten()
+                    | "Tokenize" >> beam.ParDo(Tokenize(tokenizer_model, unit_tokens or seq_len, val_fraction, seed))
+                                        .with_outputs(VAL, main="train"))
+    docs, val = split.train, split[VAL]
+    # tokens per source, and of the held-out split (one number per key: never grows with the corpus)
+    sizes = ((docs | "Sizes" >> beam.Map(lambda d: (d[0], len(d[2]))),
+              val | "ValSizes" >> beam.Map(lambda d: (VAL, len(d[2]))))
+             | "AllSizes" >> beam.Flatten()
+             | "SumPerSource" >> beam.CombinePerKey(sum))
+    train_rows = (docs | "Sample" >> beam.ParDo(Sample(mixture, seed, total_tokens, shard_tokens),
+                                                sizes=beam.pvalue.AsDict(sizes))
+                       | "ByShard" >> beam.GroupByKey()
+                       | "Pack" >> beam.ParDo(PackShard(seq_len)).with_output_types(beam_utils.Packed))
+    val_rows = (val | "HeldOut" >> beam.ParDo(HeldOut(seed, shard_tokens), sizes=beam.pvalue.AsDict(sizes))
+                    | "ValByShard" >> beam.GroupByKey()
+                    | "PackVal" >> beam.ParDo(PackShard(seq_len, "part", "pack_val"))
+                                         .with_output_types(beam_utils.Packed))
+    val_rows | "WriteVal" >> beam_utils.WriteParquetFiles(fs.join(out_dir, VAL), TOKEN_SCHEMA)
+    return train_rows | "Write" >> beam_utils.WriteParquetFiles(out_dir, TOKEN_SCHEMA)
 
 
 def source_dirs(root: str, mixture: dict, overrides: dict | None = None) -> dict[str, str]:
@@ -193,21 +234,25 @@ def source_dirs(root: str, mixture: dict, overrides: dict | None = None) -> dict
 def run(sources: dict[str, str], tokenizer_model: str, out_dir: str, mixture: dict, seq_len: int = 2048,
         seed: int = 0, total_tokens: int | None = None, shard_tokens: int = 1 << 24,
         unit_tokens: int | None = None, runner: str = "DirectRunner", beam_args=None,
-        force: bool = False, dry_run: bool = False) -> dict | None:
+        force: bool = False, dry_run: bool = False, val_fraction: float = 0.01) -> dict | None:
     from tokenizer import Tokenizer
 
     if seq_len < 2:
         raise InputError(f"--seq-len must be at least 2, got {seq_len}")
+    if not 0 <= val_fraction < 1:
+        raise InputError(f"--val-fraction must be in [0, 1), got {val_fraction}")
     tok = Tokenizer(tokenizer_model)
 
     def write_manifest(stats):  # before _SUCCESS: a complete output always has its manifest
+        fs.delete(fs.join(out_dir, VAL, output.TMP))  # the held-out split's writer's temporary directory
         fs.write_json(fs.join(out_dir, "manifest.json"), make_manifest(stats, mixture, out_dir))
 
     stats = beam_utils.run_step(
         lambda p: build(p, sources, tokenizer_model, out_dir, mixture, seq_len, seed, total_tokens, shard_tokens,
-                        unit_tokens),
+                        unit_tokens, val_fraction),
         out_dir, runner, beam_args, force, dry=dry_run, before_complete=write_manifest,
         extra={"sources": sources, "seq_len": seq_len, "seed": seed, "tokenizer": str(tokenizer_model),
+               "val_fraction": val_fraction,
                "mixture": mixture, "total_tokens_cap": total_tokens,
                "vocab_size": tok.vocab_size})
     if stats is None or dry_run:
@@ -227,11 +272,16 @@ def make_manifest(stats: dict, mixture: dict, out_dir: str) -> dict:
         per_source[s] = {"documents": tok.get(f"{s}_documents", 0), "source_tokens": n, "tokens": got,
                          "weight_target": round(m["weight"], 4), "weight_achieved": round(got / total_sampled, 4),
                          "epochs_target": m["epochs"], "epochs_achieved": round(got / n, 3) if n else 0.0}
-    shards = {name: n for name, n in stats["shards"].items()}
+    shards = {name: n for name, n in stats["shards"].items() if not name.startswith(f"{VAL}/")}
+    pv = c.get("pack_val", {})
+    val = {"fraction": stats.get("val_fraction", 0.0),
+           "documents": sum(tok.get(f"{s}_val_documents", 0) for s in mixture),
+           "sequences": pv.get("sequences", 0), "tokens": pv.get("tokens", 0),
+           "shards": {name: n for name, n in stats["shards"].items() if name.startswith(f"{VAL}/")}}
     return {"seq_len": stats["seq_len"], "seed": stats["seed"], "tokenizer": stats["tokenizer"],
             "vocab_size": stats["vocab_size"], "sequences": c.get("pack", {}).get("sequences", 0),
             "tokens": c.get("pack", {}).get("tokens", 0), "shards": shards, "sources": per_source,
-            "seconds": stats["seconds"]}
+            "val": val, "seconds": stats["seconds"]}
 
 
 def train_tokenizer_sampled(inputs: list[str], out_dir: str, vocab_size: int = 32000,

@@ -103,7 +103,7 @@ def _mixture(**weights_epochs):
 
 def test_packing_loses_no_token_and_round_trips(corpus, tokenizer_model, ours, tmp_path):
     mix = _mixture(arxiv=(1.0, 1.0))  # one source, one epoch: every unit exactly once
-    m = _run(corpus, tokenizer_model, tmp_path / "t", mix, seq_len=300)
+    m = _run(corpus, tokenizer_model, tmp_path / "t", mix, seq_len=300, val_fraction=0)
     docs = pq.read_table(next((corpus / "arxiv" / "arxiv").glob("*.parquet"))).to_pylist()
     expected = {d["id"]: ours.encode(d["text"], bos=True, eos=True) for d in docs}
     assert m["tokens"] == sum(len(v) for v in expected.values())
@@ -119,6 +119,37 @@ def test_packing_loses_no_token_and_round_trips(corpus, tokenizer_model, ours, t
                                  key=lambda u: int(u.rsplit("#", 1)[1])) for t in units[k]]
         assert got == ids
         assert ours.decode(got) == next(d["text"] for d in docs if d["id"] == doc_id)
+
+
+def test_held_out_documents_are_a_split_of_their_own(corpus, tokenizer_model, ours, tmp_path):
+    """`llama tokenize --val-fraction`: whole documents held out into val/, never in a training
+    shard; the loader trains on every row of the training shards and validates on val/ only."""
+    from pipelines.tokenize import held_out
+    from train.data import TokenLoader
+
+    mix = _mixture(stackexchange=(1.0, 1.0))  # one source, one epoch: every training unit once
+    m = _run(corpus, tokenizer_model, tmp_path / "t", mix, seq_len=128, val_fraction=0.1, shard_tokens=50_000)
+    docs = pq.read_table(next((corpus / "stackexchange" / "stackexchange").glob("*.parquet"))).to_pylist()
+
+    def doc_ids(files):
+        return {d.rsplit("#", 1)[0] for f in files for r in pq.read_table(f).to_pylist() for d in r["doc_ids"]}
+
+    train_files = sorted((tmp_path / "t").glob("part-*.parquet"))
+    val_files = sorted((tmp_path / "t" / "val").glob("part-*.parquet"))
+    trained, val = doc_ids(train_files), doc_ids(val_files)
+    want = {d["id"] for d in docs if held_out(0, "stackexchange", d["id"], 0.1)}
+    assert val == want and 0.05 * len(docs) < len(val) < 0.15 * len(docs)
+    assert trained.isdisjoint(val) and trained | val == {d["id"] for d in docs}
+    val_tokens = sum(len(ours.encode(d["text"], bos=True, eos=True)) for d in docs if d["id"] in val)
+    assert m["val"]["documents"] == len(val) and m["val"]["tokens"] == val_tokens
+    assert m["tokens"] + val_tokens == sum(len(ours.encode(d["text"], bos=True, eos=True)) for d in docs)
+    assert set(m["shards"]) == {f.name for f in train_files}
+    loader = TokenLoader(tmp_path / "t", 128, 1, val_fraction=0.05, prefetch=False)
+    assert loader.epoch_len == sum(pq.read_metadata(f).num_rows for f in train_files)   # nothing withheld
+    assert loader.val_cum[-1] == m["val"]["sequences"] == sum(pq.read_metadata(f).num_rows for f in val_files)
+    first_val = pq.read_table(val_files[0]).column("tokens").to_pylist()[0]
+    x, y = next(loader.val_batches(1))
+    assert x[0].tolist() == first_val[:-1] and y[0].tolist() == first_val[1:]
 
 
 def test_mixture_matches_proportions_within_sampling_error(corpus, tokenizer_model, tmp_path):

@@ -20,18 +20,18 @@ def tokens(corpus, tokenizer_model, tmp_path_factory):
     mix = {k: mix[k] for k in ("stackexchange", "wikipedia")}
     out = tmp_path_factory.mktemp("tokens") / "t"
     tokenize.run(tokenize.source_dirs(corpus, mix), str(tokenizer_model), str(out), mix, seq_len=65,
-                 total_tokens=60_000, shard_tokens=20_000)
+                 total_tokens=60_000, shard_tokens=20_000, val_fraction=0.05)
     return out
 
 
-def _train(tokens, run_dir, env_extra=None, **cfg):
+def _train(tokens, run_dir, env_extra=None, cli_args=(), **cfg):
     config = {"model": "micro", "data": str(tokens), "run_dir": str(run_dir), "seq_len": 65, "micro_batch": 2,
               "steps": 8, "lr": 3e-3, "warmup_steps": 3, "log_interval": 2, "val_interval": 4,
               "val_fraction": 0.05, "val_batches": 2, "checkpoint_interval": 4, **cfg}
     path = Path(run_dir).with_suffix(".json")
     path.write_text(json.dumps(config))
     env = dict(os.environ, DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", **(env_extra or {}))
-    res = subprocess.run([sys.executable, "-m", "pipelines.cli", "train", "--config", str(path), "--nproc", "2"],
+    res = subprocess.run([sys.executable, "-m", "pipelines.cli", "train", "--config", str(path), "--nproc", "2", *cli_args],
                          capture_output=True, text=True, env=env, timeout=600)
     log = Path(run_dir) / "log.jsonl"
     history = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
@@ -84,6 +84,29 @@ def test_zero3_construction_never_holds_a_whole_copy(tmp_path):
         assert r["peak_bytes"] < bound, (r["peak_bytes"] / 2**20, bound / 2**20)
         assert r["peak_bytes"] < 0.62 * total
     assert len({r["checksum"] for r in got[1] + got[3]}) == 1   # the same initial weights
+
+
+def test_slurm_sbatch_then_srun_trains_as_the_local_launcher(zero_runs, tokens, tmp_path):
+    """`llama train --launcher slurm` from a "login node" writes and submits the sbatch script;
+    inside the allocation it runs one srun step whose tasks take their ranks from SLURM's
+    variables.  sbatch/srun/scontrol are stand-ins (tests/fake_slurm) that run the script and
+    its tasks on this machine with the variables SLURM sets."""
+    fake = Path(__file__).parent / "fake_slurm"
+    log = tmp_path / "sbatch.txt"
+    res, history = _train(tokens, tmp_path / "slurm", cli_args=["--launcher", "slurm"],
+                          env_extra={"PATH": f"{fake}:{os.environ['PATH']}", "FAKE_SBATCH_LOG": str(log)})
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "Submitted batch job 4242" in res.stdout and "srun --kill-on-bad-exit=1" in res.stdout
+    script = log.read_text()
+    for line in ("#SBATCH --nodes=1", "#SBATCH --ntasks-per-node=2", "#SBATCH --requeue", "#SBATCH --signal=TERM@180",
+                 "train --launcher slurm", "filesystem every node mounts"):
+        assert line in script
+    assert [h["loss"] for h in history] == [h["loss"] for h in zero_runs[1][1]]   # the same run as torchrun-style
+    # outside SLURM: one line, not a traceback
+    res = subprocess.run([sys.executable, "-m", "pipelines.cli", "train", "--launcher", "slurm", "--config",
+                          str((tmp_path / "slurm").with_suffix(".json"))], capture_output=True, text=True,
+                         env=dict(os.environ, PATH=os.path.dirname(sys.executable) + ":/usr/bin:/bin"), timeout=120)
+    assert res.returncode == 2 and "sbatch not found" in res.stderr and "Traceback" not in res.stderr
 
 
 def test_tensorboard_has_every_logged_number(zero_runs, tmp_path):

@@ -22,8 +22,10 @@ global stream, so a checkpoint resumes exactly where it left off -- also on anot
 of ranks (a stream remainder smaller than one global micro-batch is skipped at the epoch
 end).  The next micro-batch is read ahead in a background thread.
 
-The last ``val_fraction`` of each shard's rows are held out for validation; every rank
-gets the same number of validation batches (ZeRO-3 gathers parameters collectively, so
+Validation reads the held-out split ``llama tokenize`` made (``<data>/val/``: documents never
+trained on), laid out the same way; training then reads every row of the training shards.
+Shards made without that split fall back to holding out the last ``val_fraction`` of each
+shard's rows, with a warning.  Every rank gets the same number of validation batches (ZeRO-3 gathers parameters collectively, so
 ranks with uneven batch counts would wait on each other forever).  Inputs are
 ``tokens[:-1]``, targets ``tokens[1:]``; a short row is padded (pad id 0, targets -100,
 ignored by the loss).
@@ -55,11 +57,13 @@ class Position:
         return {"epoch": self.epoch, "offset": self.offset}
 
 
-def shard_files(path: str | Path) -> list[Path]:
+def shard_files(path: str | Path, complete: bool = True) -> list[Path]:
+    """The token shards directly in ``path`` (not its ``val/`` split); ``complete=False``: the
+    directory is part of an output already checked (the split itself)."""
     from core import output
 
     p = Path(path)
-    if p.is_dir():  # the same completion check as every other consumer
+    if p.is_dir() and complete:  # the same completion check as every other consumer
         output.require_complete(str(p), "the token shards", "llama tokenize")
     files = [p] if p.is_file() else sorted(f for f in p.glob("*.parquet"))
     if not files:
@@ -94,11 +98,20 @@ def index_dir(path: str | Path, seq_len: int) -> Path:
     return _token_dir(path) / f"index-seq{seq_len}"
 
 
+VAL = "val"  # llama tokenize's held-out split, a subdirectory of the token shards
+
+
+def val_dir(path: str | Path) -> Path | None:
+    d = _token_dir(path) / VAL
+    return d if d.is_dir() and any(d.glob("*.parquet")) else None
+
+
 def _vocab_dtype(path: str | Path):
     """uint16 when the manifest's vocabulary fits (LLaMA's 32000 does), else int32 (also for
     shards without a manifest, which the trainer refuses but a benchmark may read)."""
     try:
-        vocab = token_manifest(path)["vocab_size"]
+        vocab = token_manifest(path if (_token_dir(path) / "manifest.json").is_file()
+                               else _token_dir(path).parent)["vocab_size"]
     except InputError:
         return np.int32
     return np.uint16 if vocab <= np.iinfo(np.uint16).max else np.int32
@@ -161,10 +174,16 @@ def _build_shard(src: Path, tokens_out: Path, lengths_out: Path, seq_len: int, d
 
 
 def build_index(path: str | Path, seq_len: int, progress: bool = False) -> Path:
-    """Lay out every shard that has no index yet (see the module docstring); returns the
-    index directory.  Idempotent; safe to run twice at once (each writes its own temporary
-    files and renames them into place)."""
-    files = shard_files(path)
+    """Lay out every shard that has no index yet (see the module docstring), and those of the
+    held-out split; returns the index directory.  Idempotent; safe to run twice at once (each
+    writes its own temporary files and renames them into place)."""
+    held = val_dir(path)
+    if held is not None:
+        _build_dir(held, shard_files(held, complete=False), seq_len, progress)
+    return _build_dir(path, shard_files(path), seq_len, progress)
+
+
+def _build_dir(path, files, seq_len: int, progress: bool) -> Path:
     out = index_dir(path, seq_len)
     out.mkdir(exist_ok=True)
     dtype = _vocab_dtype(path)
@@ -174,6 +193,11 @@ def build_index(path: str | Path, seq_len: int, progress: bool = False) -> Path:
             print(f"indexing token shards: {k + 1}/{len(todo)} {f.name}", flush=True)
         _build_shard(f, out / f"{f.stem}.npy", out / f"{f.stem}.len.npy", seq_len, dtype)
     return out
+
+
+def _open(idx: Path, files: list[Path]):
+    return ([np.load(idx / f"{f.stem}.npy", mmap_mode="r") for f in files],
+            [np.load(idx / f"{f.stem}.len.npy", mmap_mode="r") for f in files])
 
 
 # ------------------------------------------------------------------ the permutation
@@ -224,13 +248,28 @@ class TokenLoader:
         self.files = shard_files(path)
         self.seq_len, self.micro_batch, self.rank, self.world, self.seed = seq_len, micro_batch, rank, world, seed
         idx = build_index(path, seq_len) if build else index_dir(path, seq_len)
-        self.tokens = [np.load(idx / f"{f.stem}.npy", mmap_mode="r") for f in self.files]
-        self.lengths = [np.load(idx / f"{f.stem}.len.npy", mmap_mode="r") for f in self.files]
+        self.tokens, self.lengths = _open(idx, self.files)
         rows = np.array([len(t) for t in self.tokens], np.int64)
-        val_rows = np.ceil(rows * val_fraction).astype(np.int64) if val_fraction > 0 else np.zeros_like(rows)
+        held = val_dir(path)
+        if held is not None:  # llama tokenize's held-out documents: training keeps every row
+            self.val_files = shard_files(held, complete=False)
+            self.val_tokens, self.val_lengths = _open(index_dir(held, seq_len), self.val_files)
+            val_rows, self.val_first = np.zeros_like(rows), None
+            held_rows = np.array([len(t) for t in self.val_tokens], np.int64)
+        else:
+            if val_fraction > 0:
+                import warnings
+
+                warnings.warn(f"{path}: the token shards have no held-out split (val/); holding out the last "
+                              f"{val_fraction:.0%} of every shard's rows instead. Remake them with `llama tokenize` "
+                              f"for documents never trained on", stacklevel=2)
+            val_rows = np.ceil(rows * val_fraction).astype(np.int64) if val_fraction > 0 else np.zeros_like(rows)
+            self.val_files, self.val_tokens, self.val_lengths = self.files, self.tokens, self.lengths
+            held_rows, self.val_first = val_rows, rows - val_rows
         self.train_rows = rows - val_rows
         self.cum = np.concatenate([[0], np.cumsum(self.train_rows)]).astype(np.int64)
-        self.val_cum = np.concatenate([[0], np.cumsum(val_rows)]).astype(np.int64)
+        self.val_cum = np.concatenate([[0], np.cumsum(held_rows)]).astype(np.int64) if val_fraction > 0 \
+            else np.zeros(1, np.int64)
         self.epoch_len = int(self.cum[-1])
         self.global_batch = micro_batch * world
         if self.epoch_len < self.global_batch:
@@ -242,18 +281,19 @@ class TokenLoader:
         self._ahead = None  # (position it was read at, future of the batch)
 
     # -- reading rows
-    def _rows(self, cum, global_rows, first_rows=None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _rows(self, cum, global_rows, first_rows=None, val: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """(inputs, targets) of the rows at ``global_rows`` of the index space ``cum``
         (cumulative rows per shard; ``first_rows``: each shard's first row of that space, 0
-        when None)."""
+        when None) of the training shards, or of the validation shards (``val``)."""
+        tokens, lengths = (self.val_tokens, self.val_lengths) if val else (self.tokens, self.lengths)
         shards = np.searchsorted(cum, global_rows, side="right") - 1
         local = global_rows - cum[shards] + (0 if first_rows is None else first_rows[shards])
         rows = np.empty((len(global_rows), self.seq_len), dtype=np.int64)
         lens = np.empty(len(global_rows), dtype=np.int64)
         for s in np.unique(shards).tolist():  # one gather per shard touched
             m = shards == s
-            rows[m] = self.tokens[s][local[m]]
-            lens[m] = self.lengths[s][local[m]]
+            rows[m] = tokens[s][local[m]]
+            lens[m] = lengths[s][local[m]]
         t = torch.from_numpy(rows)
         x, y = t[:, :-1].clone(), t[:, 1:].clone()
         pad = torch.arange(self.seq_len - 1)[None, :] >= torch.from_numpy(lens - 1)[:, None]
@@ -310,4 +350,4 @@ class TokenLoader:
             n_batches = min(n_batches, max_batches)
         for b in range(n_batches):
             start = (b * self.world + self.rank) * self.micro_batch
-            yield self._rows(self.val_cum, np.arange(start, start + self.micro_batch), self.train_rows)
+            yield self._rows(self.val_cum, np.arange(start, start + self.micro_batch), self.val_first, val=True)

@@ -1,7 +1,13 @@
 """Launching training: `llama train` (any config) and `llama train-7b` (the paper's 7B run).
 
-On CPU the processes are started with torchrun (gloo, DS_ACCELERATOR=cpu); with GPUs with
-the deepspeed launcher (hostfile, nodes, GPUs per node).  `train-7b` on a machine without
+On CPU the processes are started here, one per rank (gloo, DS_ACCELERATOR=cpu); with GPUs with
+the deepspeed launcher (hostfile, nodes, GPUs per node); on a SLURM cluster (``--launcher
+slurm``) by ``srun``, one task per GPU: from a login node `llama train --launcher slurm`
+writes ``<run_dir>/slurm/train.sbatch`` and submits it with ``sbatch``; inside the allocation
+the same command runs ``srun`` and every task maps SLURM's ranks to torch.distributed's
+(``slurm_rendezvous``).  SLURM needs the repository, the token shards and ``run_dir`` on a
+filesystem every node mounts at the same path (NFS, Lustre, GPFS): every rank writes its part
+of each checkpoint there and reads ``latest`` from it on resume.  `train-7b` on a machine without
 GPUs prints the plan -- memory per GPU for the chosen ZeRO stage, steps, tokens -- and
 exits with status 2 instead of trying to train a 6.7B model on a CPU.
 """
@@ -119,7 +125,8 @@ def check_cpu_memory(cfg: dict, nproc: int) -> None:
 
 
 def launch(config: str, nproc: int | None = None, hostfile: str | None = None, n_nodes: int = 1,
-           gpus: int | None = None, extra: list[str] | None = None, dry_run: bool = False) -> int:
+           gpus: int | None = None, extra: list[str] | None = None, dry_run: bool = False,
+           launcher: str = "auto") -> int:
     if not Path(config).is_file():
         raise InputError(f"{config}: training config not found")
     from .data import shard_files
@@ -134,6 +141,13 @@ def launch(config: str, nproc: int | None = None, hostfile: str | None = None, n
     env = dict(os.environ)
     extra = list(extra or [])
     n_gpu = gpu_count()
+    if launcher == "slurm":  # the login node may have no GPU; the allocation's nodes do
+        if n_gpu == 0 and gpus is None:
+            env.setdefault("DS_ACCELERATOR", "cpu")
+            env.setdefault("OMP_NUM_THREADS", "1")
+        elif env.get("DS_ACCELERATOR") == "cpu":
+            env.pop("DS_ACCELERATOR")
+        return launch_slurm(config, cfg, n_nodes, gpus or nproc or 2, gpus is not None, extra, env, dry_run)
     if n_gpu == 0:
         check_cpu_memory(cfg, nproc or 2)
         env.setdefault("DS_ACCELERATOR", "cpu")
@@ -156,6 +170,82 @@ def launch(config: str, nproc: int | None = None, hostfile: str | None = None, n
     if dry_run:
         return 0
     return subprocess.call(cmd, env=env)
+
+
+SLURM_PORT = 29500
+
+
+def slurm_rendezvous(env=None) -> bool:
+    """Inside an ``srun`` task, torch.distributed's rank variables from SLURM's (what torchrun
+    would set): RANK = SLURM_PROCID, LOCAL_RANK = SLURM_LOCALID, WORLD_SIZE = SLURM_NTASKS;
+    MASTER_ADDR/PORT come from the launcher (the allocation's first node).  True if set."""
+    env = os.environ if env is None else env
+    if "RANK" in env or "SLURM_PROCID" not in env or "MASTER_ADDR" not in env:
+        return False
+    world, nodes = int(env["SLURM_NTASKS"]), int(env.get("SLURM_NNODES", "1"))
+    env.update(RANK=env["SLURM_PROCID"], LOCAL_RANK=env.get("SLURM_LOCALID", "0"), WORLD_SIZE=str(world),
+               LOCAL_WORLD_SIZE=str(world // nodes), MASTER_PORT=env.get("MASTER_PORT", str(SLURM_PORT)))
+    return True
+
+
+def sbatch_script(config: str, n_nodes: int, tasks_per_node: int, run_dir: Path, gpus: bool, extra) -> str:
+    import shlex
+
+    llama = Path(sys.executable).parent / "llama"
+    repo = Path(__file__).resolve().parent.parent
+    args = " ".join(shlex.quote(a) for a in ["--config", str(Path(config).resolve()), "--num-nodes", str(n_nodes),
+                                             "--num-gpus" if gpus else "--nproc", str(tasks_per_node), *extra])
+    return "\n".join([
+        "#!/bin/bash",
+        f"#SBATCH --job-name=llama-{Path(config).stem}",
+        f"#SBATCH --nodes={n_nodes}",
+        f"#SBATCH --ntasks-per-node={tasks_per_node}",
+        *([f"#SBATCH --gpus-per-node={tasks_per_node}"] if gpus else []),
+        "#SBATCH --exclusive",
+        "#SBATCH --requeue",
+        "#SBATCH --signal=TERM@180",  # 3 minutes before the time limit: finish the step, checkpoint, exit 143
+        f"#SBATCH --output={run_dir.resolve()}/slurm/%j.out",
+        "# The repository, the token shards and run_dir must be on a filesystem every node mounts at the",
+        "# same path: every rank writes its part of each checkpoint there and reads `latest` on resume.",
+        "# Requeued or resubmitted, the same script resumes from the newest whole checkpoint.",
+        "set -euo pipefail",
+        f"cd {shlex.quote(str(repo))}",
+        f"exec {shlex.quote(str(llama))} train --launcher slurm {args}",
+        ""])
+
+
+def launch_slurm(config: str, cfg: dict, n_nodes: int, tasks_per_node: int, gpus: bool, extra: list[str],
+                 env: dict, dry_run: bool = False) -> int:
+    """Outside an allocation: write the sbatch script and submit it.  Inside one (SLURM_JOB_ID):
+    one ``srun`` step with a task per GPU (per rank on CPU) on every node."""
+    if not os.environ.get("SLURM_JOB_ID"):
+        run_dir = Path(cfg["run_dir"])
+        script = run_dir / "slurm" / "train.sbatch"
+        script.parent.mkdir(parents=True, exist_ok=True)
+        script.write_text(sbatch_script(config, n_nodes, tasks_per_node, run_dir, gpus, extra))
+        print(f"launch: wrote {script}", flush=True)
+        sbatch = shutil.which("sbatch")
+        if dry_run:
+            return 0
+        if sbatch is None:
+            raise InputError(f"sbatch not found: not a SLURM login node; submit {script} where SLURM runs")
+        return subprocess.call([sbatch, str(script)], env=env)
+    srun = shutil.which("srun")
+    if srun is None:
+        raise InputError("SLURM_JOB_ID is set but srun is not on PATH")
+    nodes = os.environ.get("SLURM_JOB_NODELIST", "localhost")
+    try:
+        head = subprocess.run(["scontrol", "show", "hostnames", nodes], capture_output=True, text=True,
+                              check=True).stdout.split()[0]
+    except (OSError, subprocess.CalledProcessError, IndexError):
+        head = nodes.split(",")[0]
+    env = dict(env, MASTER_ADDR=head, MASTER_PORT=str(SLURM_PORT))
+    for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE"):  # each task's own come from slurm_rendezvous
+        env.pop(k, None)
+    cmd = [srun, "--kill-on-bad-exit=1", f"--nodes={n_nodes}", f"--ntasks-per-node={tasks_per_node}",
+           sys.executable, "-m", "train.trainer", "--config", config, *extra]
+    print("launch:", " ".join(cmd), f"(rendezvous {head}:{SLURM_PORT})", flush=True)
+    return 0 if dry_run else subprocess.call(cmd, env=env)
 
 
 def spawn_local(cmd: list[str], n: int, env: dict) -> int:
@@ -205,7 +295,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def train_7b(config: str, hostfile: str | None, n_nodes: int, gpus_per_node: int, extra=None) -> int:
+def train_7b(config: str, hostfile: str | None, n_nodes: int, gpus_per_node: int, extra=None,
+             launcher: str = "auto") -> int:
     from .trainer import check_data, load_config
 
     cfg = load_config(config, {})
@@ -213,6 +304,8 @@ def train_7b(config: str, hostfile: str | None, n_nodes: int, gpus_per_node: int
         check_data(cfg)
     n_gpu = gpu_count()
     print(plan_text(cfg, n_nodes, gpus_per_node if n_gpu == 0 else (gpus_per_node or n_gpu)))
+    if launcher == "slurm":  # submitted from a login node without GPUs: the plan, then sbatch
+        return launch(config, n_nodes=n_nodes, gpus=gpus_per_node, extra=extra, launcher="slurm")
     if n_gpu == 0:
         print("train-7b: no GPU on this machine: the plan above is what would run. Launch it on a GPU "
               "cluster with `make train-7b HOSTFILE=hostfile NUM_NODES=N NUM_GPUS=G`.", file=sys.stderr)

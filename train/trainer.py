@@ -214,6 +214,9 @@ def train(cfg: dict) -> dict:
     from .data import TokenLoader
     from .flops import device_peak_flops
 
+    from .launch import slurm_rendezvous
+
+    slurm_rendezvous()  # an srun task: ranks from SLURM's variables
     on_gpu = torch.cuda.is_available()
     deepspeed.init_distributed(dist_backend="nccl" if on_gpu else "gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
