@@ -60,7 +60,8 @@ def from_hf(hf_state: dict, args: ModelArgs) -> dict:
     return {ours: unpermute(hf_state[hf], args.n_heads) if qk else hf_state[hf] for ours, hf, qk in _names(args)}
 
 
-def save_hf(state: dict, args: ModelArgs, out_dir, dtype: str = "float32", max_shard_bytes: int = 5 * 2**30) -> list[str]:
+def save_hf(state: dict, args: ModelArgs, out_dir, dtype: str = "float32",
+            max_shard_bytes: int = 5 * 2**30) -> list[str]:
     """Write this model's ``state`` (Meta names) as a HuggingFace LLaMA checkpoint: config.json,
     generation_config.json and safetensors shards of at most ``max_shard_bytes`` (with
     ``model.safetensors.index.json`` when there is more than one), one tensor converted at a

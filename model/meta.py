@@ -24,7 +24,7 @@ def is_meta_checkpoint(path: str | Path) -> bool:
 
 
 def meta_args(params: dict, vocab_size: int) -> ModelArgs:
-    unsupported = sorted(set(params) & {"n_kv_heads", "ffn_dim_multiplier"} - {k for k, v in params.items() if v is None})
+    unsupported = sorted(k for k in ("n_kv_heads", "ffn_dim_multiplier") if params.get(k) is not None)
     if unsupported:
         raise InputError(f"params.json has {', '.join(unsupported)}: a LLaMA-2/3 checkpoint; this is LLaMA-1's "
                          f"architecture (no grouped-query attention, no FFN multiplier)")

@@ -31,7 +31,8 @@ def _train(tokens, run_dir, env_extra=None, cli_args=(), **cfg):
     path = Path(run_dir).with_suffix(".json")
     path.write_text(json.dumps(config))
     env = dict(os.environ, DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", **(env_extra or {}))
-    res = subprocess.run([sys.executable, "-m", "pipelines.cli", "train", "--config", str(path), "--nproc", "2", *cli_args],
+    res = subprocess.run([sys.executable, "-m", "pipelines.cli", "train", "--config", str(path), "--nproc", "2",
+                          *cli_args],
                          capture_output=True, text=True, env=env, timeout=600)
     log = Path(run_dir) / "log.jsonl"
     history = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
@@ -123,7 +124,7 @@ def test_tensorboard_has_every_logged_number(zero_runs, tmp_path):
     assert [e.step for e in acc.Scalars("val/loss")] == [4, 8]
 
 
-def test_mfu_peak_table_and_wandb_without_its_package(tokens, tmp_path):
+def test_mfu_peak_table_and_wandb_without_its_package(tokens, tmp_path, monkeypatch):
     import importlib.util
 
     from core.errors import InputError
@@ -134,11 +135,53 @@ def test_mfu_peak_table_and_wandb_without_its_package(tokens, tmp_path):
     assert gpu_peak_flops("NVIDIA H100 PCIe") == 756e12 and gpu_peak_flops("NVIDIA A100-SXM4-80GB") == 312e12
     assert gpu_peak_flops("NVIDIA B200") == 2250e12 and gpu_peak_flops("NVIDIA L4") == 121e12
     assert gpu_peak_flops("NVIDIA GeForce GTX 1080") is None
-    if importlib.util.find_spec("wandb") is None:
-        cfg = tmp_path / "c.json"
-        cfg.write_text(json.dumps({"model": "micro", "data": str(tokens), "seq_len": 65}))
-        with pytest.raises(InputError, match="--wandb needs the wandb package"):
-            launch(str(cfg), nproc=2, extra=["--wandb"], dry_run=True)
+    find_spec = importlib.util.find_spec   # as if wandb were not installed
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else find_spec(name, *a))
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"model": "micro", "data": str(tokens), "seq_len": 65}))
+    with pytest.raises(InputError, match="--wandb needs the wandb package"):
+        launch(str(cfg), nproc=2, extra=["--wandb"], dry_run=True)
+
+
+def _wandb_history(run_dir: Path) -> list[dict]:
+    """The history records of an offline W&B run file (``run-*.wandb``: LevelDB's log format --
+    32 kB blocks of crc/length/type-framed chunks -- holding protobuf ``Record``s)."""
+    import struct
+
+    from wandb.proto import wandb_internal_pb2
+
+    (path,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
+    data, pos, buf, history = path.read_bytes(), 7, b"", []
+    assert data[:4] == b":W&B"
+    while pos + 7 <= len(data):
+        left = 32768 - pos % 32768
+        _, n, kind = struct.unpack("<IHB", data[pos:pos + 7]) if left >= 7 else (0, 0, 0)
+        if kind == 0:   # the rest of a block is padding
+            pos += left
+            continue
+        buf += data[pos + 7:pos + 7 + n]
+        pos += 7 + n
+        if kind in (1, 4):   # a whole record, or the last chunk of one
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(buf)
+            buf = b""
+            if record.WhichOneof("record_type") == "history":
+                items = record.history.item
+                history.append({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in items})
+    return history
+
+
+def test_wandb_gets_every_logged_number(tokens, tmp_path):
+    """`--wandb PROJECT` on a real run (W&B offline: the run file is read back)."""
+    res, history = _train(tokens, tmp_path / "wb", cli_args=["--wandb=llama-test"], steps=4,
+                          env_extra={"WANDB_MODE": "offline", "WANDB_SILENT": "true"})
+    assert res.returncode == 0, res.stderr[-2000:]
+    got = {h["_step"]: h for h in _wandb_history(tmp_path / "wb")}
+    assert sorted(got) == [1, 2, 3, 4]
+    for h in history:
+        for k in ("loss", "lr", "grad_norm", "tokens_per_s", "mfu", "val_loss"):
+            if k in h:
+                assert got[h["step"]][k] == pytest.approx(h[k], rel=1e-5), (k, h)
 
 
 def test_schedule_warmup_then_cosine_to_ten_percent(zero_runs):

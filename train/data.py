@@ -25,10 +25,10 @@ end).  The next micro-batch is read ahead in a background thread.
 Validation reads the held-out split ``llama tokenize`` made (``<data>/val/``: documents never
 trained on), laid out the same way; training then reads every row of the training shards.
 Shards made without that split fall back to holding out the last ``val_fraction`` of each
-shard's rows, with a warning.  Every rank gets the same number of validation batches (ZeRO-3 gathers parameters collectively, so
-ranks with uneven batch counts would wait on each other forever).  Inputs are
-``tokens[:-1]``, targets ``tokens[1:]``; a short row is padded (pad id 0, targets -100,
-ignored by the loss).
+shard's rows, with a warning.  Every rank gets the same number of validation batches
+(ZeRO-3 gathers parameters collectively, so ranks with uneven batch counts would wait on
+each other forever).  Inputs are ``tokens[:-1]``, targets ``tokens[1:]``; a short row is
+padded (pad id 0, targets -100, ignored by the loss).
 """
 from __future__ import annotations
 
