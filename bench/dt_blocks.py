@@ -80,7 +80,7 @@ class LocalFT176(FT176LID):
         if self._model is None:
             from fasttext.FastText import _FastText
 
-            from filters import paths
+            from core import paths
 
             self._model = _FastText(str(paths.lid_model()))
         return self._model
@@ -101,7 +101,7 @@ def run_ccnet(corpus: str, out: str, tasks: int) -> None:
     from datatrove.pipeline.readers import JsonlReader
     from datatrove.pipeline.writers import JsonlWriter
 
-    from filters import paths
+    from core import paths
 
     lm = paths.lm_dir()
     pipe = [JsonlReader(corpus, glob_pattern="*.jsonl.gz"), language_filter(),

@@ -50,7 +50,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from filters import paths  # noqa: E402
+from core import paths  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results.json"
@@ -428,7 +428,7 @@ def stage_pipeline(inp: Inputs, repeats: int, workers: int):
     def project():
         runs["k"] += 1
         out = inp.work / f"cc-{workers}-{runs['k']}"
-        res = subprocess.run([sys.executable, "-m", "pipelines.cli", "-q", "ccnet", str(corpus), "--out", str(out),
+        res = subprocess.run([sys.executable, "-m", "cli", "-q", "ccnet", str(corpus), "--out", str(out),
                               "--direct_num_workers", str(workers)], capture_output=True, text=True)
         if res.returncode:
             raise RuntimeError(res.stderr[-2000:])

@@ -32,7 +32,7 @@ import time
 
 import psutil
 
-from filters import paths
+from core import paths
 
 
 def real_documents() -> list[tuple[str, str]]:

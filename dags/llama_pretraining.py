@@ -45,7 +45,7 @@ PARAMS = {
 def _run_step(name, fn, params):
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-    from filters.errors import InputError
+    from core.errors import InputError
 
     p = steps.params_with_defaults(dict(params))
     t0 = time.time()

@@ -25,7 +25,7 @@ def main(argv=None) -> int:
         print(f"run_local: error: --conf is not JSON ({e})", file=sys.stderr)
         return 2
     from core import fs
-    from filters import paths
+    from core import paths
 
     data = str(conf.get("data") or paths.shared_data())
     if not fs.isdir(data):

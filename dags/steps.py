@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from core import fs, output
-from filters import paths
+from core import paths
 
 SOURCES = ("common_crawl", "c4", "github", "wikipedia", "books", "arxiv", "stackexchange")
 # source name -> output directory name under `out`
@@ -39,7 +39,7 @@ def params_with_defaults(p: dict | None) -> dict:
     out.update({k: v for k, v in (p or {}).items() if v is not None})
     unknown = set(out["sources"]) - set(SOURCES)
     if unknown:
-        from filters.errors import InputError
+        from core.errors import InputError
 
         raise InputError(f"unknown source(s) {sorted(unknown)}; choose from {', '.join(SOURCES)}")
     return out
@@ -174,7 +174,7 @@ def tokens(p):
 
 
 def train(p):
-    from filters.errors import InputError
+    from core.errors import InputError
     from train.launch import launch
 
     if not p["train_steps"]:

@@ -61,7 +61,7 @@ def count_sentences(text: str, splitter: str = "rule") -> int:
         try:
             return len(_punkt().tokenize(text))
         except (ImportError, LookupError):
-            from .errors import InputError
+            from core.errors import InputError
 
             raise InputError(PUNKT_MISSING) from None
     return len(_SENTENCE_END_RE.findall(text)) + 1 if text.strip() else 0

@@ -58,7 +58,7 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from .errors import InputError
+from core.errors import InputError
 
 SECTIONING = ("part", "chapter", "section", "subsection", "subsubsection", "paragraph", "subparagraph")
 _FIRST_SECTION_RE = re.compile(r"\\(?:%s)\*?\s*[\[{]" % "|".join(SECTIONING))

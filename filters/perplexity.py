@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputError
+from core.errors import InputError
 from .text import normalize
 
 # cc_net's English cutoffs (cutoff.csv rows 30 and 60: PerplexityBucket's default percentiles).

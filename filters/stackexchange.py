@@ -20,7 +20,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Iterator
 
-from .errors import InputError
+from core.errors import InputError
 
 # The 28 largest StackExchange sites by dump size (LLaMA: "the 28 largest websites").
 PAPER_SITES = (

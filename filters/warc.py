@@ -30,7 +30,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator
 
-from .errors import InputError
+from core.errors import InputError
 
 _GZIP_MAGIC = b"\x1f\x8b"
 MAX_RECORD_BYTES = 64 << 20   # per record block (and per inflated HTTP payload)

@@ -41,7 +41,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Iterator
 
-from .errors import InputError
+from core.errors import InputError
 
 LLAMA_WIKI_LANGS = ("bg ca cs da de en es fr hr hu it nl pl pt ro ru sl sr sv uk").split()
 # MediaWiki's names and aliases of the File (6) and Category (14) namespaces in the 20

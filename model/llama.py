@@ -55,7 +55,7 @@ CONFIGS = {
 
 def get_config(name: str, **overrides) -> ModelArgs:
     if name not in CONFIGS:
-        from filters.errors import InputError
+        from core.errors import InputError
 
         raise InputError(f"unknown model config {name!r}; choose from {', '.join(CONFIGS)}")
     return replace(CONFIGS[name], **overrides)

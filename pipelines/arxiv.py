@@ -12,12 +12,12 @@ import logging
 import apache_beam as beam
 
 from core import fs
-from filters.errors import InputError
+from core.errors import InputError
 from filters.latex import (MAX_SCAN_BYTES, CleanReport, Limits, PaperTooLarge, ReferenceFailure, clean_paper,
                            clean_paper_reference, load_paper, load_paper_bytes)
 
 from . import beam_utils
-from .schema import make_doc
+from core.schema import make_doc
 
 PAPER_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".gz", ".tex")
 

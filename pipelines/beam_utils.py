@@ -35,7 +35,7 @@ from apache_beam.options.value_provider import StaticValueProvider
 from core import fs, lock, output
 from core.errors import InputError
 
-from .schema import DOC_SCHEMA, rows_to_table
+from core.schema import DOC_SCHEMA, rows_to_table
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ from apache_beam.metrics import Metrics
 from core import fs
 from filters.decode import decode_text, has_bom
 from filters.books import band_keys, drop_by_components, estimated_jaccard, lsh_bands, minhash, strip_gutenberg
-from filters.errors import InputError
+from core.errors import InputError
 
 from . import beam_utils
-from .schema import make_doc
+from core.schema import make_doc
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ import logging
 
 from filters.c4 import (LANG_IDS, MIN_NUM_SENTENCES, PUNKT_MISSING, SPLITTERS, clean_page, default_splitter,
                         has_badword, langdetect_english, punkt_available)
-from filters.errors import InputError
+from core.errors import InputError
 
 from . import beam_utils
 from filters.warc import MAX_RECORD_BYTES

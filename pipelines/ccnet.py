@@ -28,13 +28,13 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from core import fs
-from filters.errors import InputError
+from core.errors import InputError
 from filters.perplexity import DEFAULT_CUTOFFS, LMPaths, bucket
 from filters.text import line_hash
 from filters.warc import MAX_RECORD_BYTES, ReadReport, check_warc_file, read_documents
 
 from . import beam_utils, dedup
-from .schema import make_doc
+from core.schema import make_doc
 
 log = logging.getLogger(__name__)
 WARC_SUFFIXES = (".warc", ".wet", ".warc.gz", ".wet.gz", ".warc.wet", ".warc.wet.gz")

@@ -20,13 +20,13 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from core import fs
-from filters import paths
-from filters.errors import InputError
+from core import paths
+from core.errors import InputError
 from filters.github import (PERMISSIVE, TokenCounter, clean_copyright_comments, detect_license,
                             discard_reason, is_license_file, skip_reason)
 
 from . import beam_utils
-from .schema import make_doc
+from core.schema import make_doc
 
 MAX_FILE_BYTES = 1 << 20   # a repository file larger than this is skipped (counted: oversized_files)
 MAX_LINE_BYTES = 64 << 20  # a JSON line larger than this is skipped unread (oversized_lines; --max-line-mb)

@@ -6,7 +6,7 @@ import textwrap
 from collections import Counter
 
 from core import fs, output
-from filters.errors import InputError
+from core.errors import InputError
 
 
 def _files(target: str) -> list[str]:

@@ -23,7 +23,7 @@ import apache_beam as beam
 from tqdm import tqdm
 
 from core import fs, lock, output
-from filters.errors import InputError
+from core.errors import InputError
 from filters.perplexity import LMPaths
 from filters.text import normalize
 from filters.wikipedia import DumpInfo, clean_wikitext, dump_units, is_index, iter_pages

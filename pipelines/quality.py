@@ -54,7 +54,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from core import fs, lock, output
-from filters.errors import InputError
+from core.errors import InputError
 from filters.wikirefs import url_key
 
 from . import beam_utils

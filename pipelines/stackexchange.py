@@ -8,12 +8,12 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from core import fs
-from filters.errors import InputError
+from core.errors import InputError
 from filters.stackexchange import (MAX_ROW_BYTES, SEVEN_Z_MAGIC, ARCHIVE, PAPER_SITES, format_question, is_meta, is_posts_input,
                                   iter_archive_posts, iter_posts, post_units, site_of)
 
 from . import beam_utils
-from .schema import make_doc
+from core.schema import make_doc
 
 
 def check_inputs(inputs, prefix=None):

@@ -35,23 +35,16 @@ import math
 
 import apache_beam as beam
 import numpy as np
-import pyarrow as pa
 from apache_beam.metrics import Metrics
 
 from core import fs, output
-from filters.errors import InputError
+from core.schema import TOKEN_SCHEMA
+from core.errors import InputError
 
 from . import beam_utils
 
 log = logging.getLogger(__name__)
 
-TOKEN_SCHEMA = pa.schema([
-    ("tokens", pa.list_(pa.int32())),
-    ("length", pa.int32()),
-    ("doc_ids", pa.list_(pa.string())),
-    ("sources", pa.list_(pa.string())),
-    ("doc_starts", pa.list_(pa.int32())),
-])
 
 
 def load_mixture(path: str) -> dict:

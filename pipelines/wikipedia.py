@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import apache_beam as beam
 
-from filters.errors import InputError
+from core.errors import InputError
 from filters.wikipedia import (LLAMA_WIKI_LANGS, MAX_PAGE_BYTES, UNIT_BYTES, DumpInfo, clean_wikitext, dump_units,
                                is_index, iter_pages)
 
 from . import beam_utils
-from .schema import make_doc
+from core.schema import make_doc
 
 SUFFIXES = (".xml", ".bz2", ".gz")
 

@@ -5,7 +5,7 @@ import pytest
 
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
-from filters import paths  # noqa: E402
+from core import paths  # noqa: E402
 
 DATA = paths.shared_data()
 

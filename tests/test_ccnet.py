@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
-from filters import paths
+from core import paths
 from filters.perplexity import LMPaths, PerplexityScorer, bucket
 from filters.text import line_hash
 from filters.warc import read_documents
@@ -155,7 +155,7 @@ def test_output_is_complete_and_rerun_is_skipped(ccnet_out):
     assert run(cfg) is None  # complete: skipped
     from dataclasses import replace
 
-    from filters.errors import InputError
+    from core.errors import InputError
 
     other = replace(cfg, inputs=[str(Path(cfg.inputs[0]) / "cc_net_test_sample.warc.wet")])
     with pytest.raises(InputError, match="output of a different run .inputs differ"):
@@ -176,7 +176,7 @@ def test_partial_output_is_redone(ccnet_out, tmp_path, data, lm_dir):
 
 
 def _llama(*args):
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True)
 
 
 def test_cli_inspect_and_clear_errors(ccnet_out, data, tmp_path):

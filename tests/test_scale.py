@@ -9,12 +9,12 @@ import sys
 
 import pytest
 
-from filters import paths
+from core import paths
 from tests.emulators import environ, gcs_emulator, s3_server, upload_tree
 
 
 def _llama(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True,
                           env=dict(os.environ, **(env or {})))
 
 
@@ -43,7 +43,7 @@ def test_user_beam_flags_win_in_both_forms():
     from apache_beam.options.pipeline_options import DirectOptions
 
     from pipelines.beam_utils import pipeline_options
-    from pipelines.cli import join_beam_flags
+    from cli.common import join_beam_flags
 
     default = pipeline_options("DirectRunner", []).view_as(DirectOptions)
     assert default.direct_running_mode == "multi_processing"

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from filters import paths
+from core import paths
 from filters.books import estimated_jaccard, minhash, shingles, strip_gutenberg
 from filters.c4 import clean_page, has_badword
 from filters.github import clean_copyright_comments, detect_license
@@ -176,7 +176,7 @@ def test_corrupt_dump_is_named(tmp_path, data):
     raw = (data / "wikipedia" / "bgwiki-latest-pages-articles-shortened.xml.bz2").read_bytes()
     bad = tmp_path / "bgwiki-cut.xml.bz2"
     bad.write_bytes(raw[: len(raw) // 2])
-    res = subprocess.run([sys.executable, "-m", "pipelines.cli", "-q", "wikipedia", str(bad), "--out",
+    res = subprocess.run([sys.executable, "-m", "cli", "-q", "wikipedia", str(bad), "--out",
                           str(tmp_path / "o")], capture_output=True, text=True)
     assert res.returncode != 0
     assert "bgwiki-cut.xml.bz2" in res.stderr and "cannot decompress" in res.stderr and "Traceback" not in res.stderr
@@ -418,7 +418,7 @@ def test_stackexchange_site_archive_7z_reads_like_its_posts_xml(tmp_path, data, 
     assert len(got) == 663 and got == sorted((r["id"], r["text"]) for r in se_rows)
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "x.stackexchange.com.7z").write_bytes(b"not an archive")
-    res = subprocess.run([sys.executable, "-m", "pipelines.cli", "stackexchange", str(tmp_path / "bad"),
+    res = subprocess.run([sys.executable, "-m", "cli", "stackexchange", str(tmp_path / "bad"),
                           "--out", str(tmp_path / "o2")], capture_output=True, text=True)
     assert res.returncode == 2 and "not a 7z archive" in res.stderr
 
@@ -462,7 +462,7 @@ def test_other_readers_read_20x_the_sample_in_the_same_memory(tmp_path, data):
 
 @pytest.mark.slow
 def test_stackexchange_meta_site_excluded(tmp_path, data):
-    from filters.errors import InputError
+    from core.errors import InputError
     from pipelines import stackexchange
 
     meta_dir = tmp_path / "meta.beer.stackexchange.com"
@@ -652,9 +652,9 @@ def test_quality_positives_are_cited_crawled_pages_joined_by_url(tmp_path, corpu
     """--refs: the pages of the CCNet output whose URL is cited (in another spelling) are the
     positives when they have >= 1000 characters; cited pages are never negatives."""
     from core import output
-    from filters.errors import InputError
+    from core.errors import InputError
     from pipelines import beam_utils, quality, wikirefs
-    from pipelines.schema import rows_to_table
+    from core.schema import rows_to_table
 
     pages = [r for r in rows_of(corpus / "ccnet") if r["bucket"] in ("head", "middle")]
     long = [r for r in pages if len(r["text"]) >= quality.MIN_CHARS][:5]
@@ -695,14 +695,14 @@ def test_unreadable_input_file_leaves_the_step_incomplete(tmp_path, data):
     books.mkdir()
     shutil.copy(data / "books" / "pg345_dracula.txt", books)
     (books / "scan.txt").write_bytes(bytes(range(256)) * 4)  # a binary file named like a book
-    res = subprocess.run([sys.executable, "-m", "pipelines.cli", "-q", "books", str(books), "--out",
+    res = subprocess.run([sys.executable, "-m", "cli", "-q", "books", str(books), "--out",
                           str(tmp_path / "out")], capture_output=True, text=True)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "scan.txt: binary file, not a plain-text book" in res.stderr
     assert "1 input file(s) could not be read (" in res.stderr and "scan.txt;" in res.stderr
     assert not (tmp_path / "out" / "_SUCCESS").exists()   # nothing downstream will read it
     (books / "scan.txt").unlink()                          # fixed: the next run redoes the step
-    res = subprocess.run([sys.executable, "-m", "pipelines.cli", "-q", "books", str(books), "--out",
+    res = subprocess.run([sys.executable, "-m", "cli", "-q", "books", str(books), "--out",
                           str(tmp_path / "out")], capture_output=True, text=True)
     assert res.returncode == 0 and (tmp_path / "out" / "_SUCCESS").exists()
 
@@ -713,7 +713,7 @@ def test_posts_xml_broken_half_way_fails_the_step_naming_it(tmp_path, data):
     site.mkdir()
     raw = (data / "stackexchange" / "beer.stackexchange.com" / "Posts.xml").read_bytes()
     (site / "Posts.xml").write_bytes(raw[: len(raw) // 2])  # starts well, ends mid-element
-    res = subprocess.run([sys.executable, "-m", "pipelines.cli", "-q", "stackexchange", str(tmp_path),
+    res = subprocess.run([sys.executable, "-m", "cli", "-q", "stackexchange", str(tmp_path),
                           "--out", str(tmp_path / "out")], capture_output=True, text=True)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "malformed Posts.xml" in res.stderr and "cut.stackexchange.com/Posts.xml;" in res.stderr
@@ -788,7 +788,7 @@ def test_c4_badwords_list_is_the_one_tfds_pins():
 
 def test_c4_counts_sentences_with_punkt_when_installed_else_by_rule_and_says_which(tmp_path, data):
     from filters.c4 import count_sentences, default_splitter, punkt_available
-    from filters.errors import InputError
+    from core.errors import InputError
     from pipelines import c4
 
     line = "Dr. Smith went to Washington. He arrived at 3 p.m. on Monday! Was it raining? No."

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from filters.errors import InputError
+from core.errors import InputError
 from filters.text import line_hash, normalize, normalize_for_dedup
 from filters.warc import ReadReport, check_warc_file, iter_warc_records, read_documents
 
@@ -163,7 +163,7 @@ def test_language_id_dequantised_predicts_bit_identically(data):
     import json
     from itertools import islice
 
-    from filters import paths
+    from core import paths
     from filters.langid import LanguageIdentifier, quantized_rows
     from filters.wikipedia import iter_articles
     from pipelines.ccnet import read_cc_file

@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from filters.errors import InputError
+from core.errors import InputError
 from tokenizer import Tokenizer
 
 LLAMA_JSON = "models/llama-tokenizer-hf/llama-test-tokenizer.json"
@@ -184,7 +184,7 @@ def test_inspect_decodes_token_shards(corpus, tokenizer_model, tmp_path):
     import sys
 
     _run(corpus, tokenizer_model, tmp_path / "t", _mixture(stackexchange=None), seq_len=256)
-    res = subprocess.run([sys.executable, "-m", "pipelines.cli", "inspect", str(tmp_path / "t"), "-n", "1"],
+    res = subprocess.run([sys.executable, "-m", "cli", "inspect", str(tmp_path / "t"), "-n", "1"],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "stackexchange=" in res.stdout and "(100.0%)" in res.stdout

@@ -31,7 +31,7 @@ def _train(tokens, run_dir, env_extra=None, cli_args=(), **cfg):
     path = Path(run_dir).with_suffix(".json")
     path.write_text(json.dumps(config))
     env = dict(os.environ, DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", **(env_extra or {}))
-    res = subprocess.run([sys.executable, "-m", "pipelines.cli", "train", "--config", str(path), "--nproc", "2",
+    res = subprocess.run([sys.executable, "-m", "cli", "train", "--config", str(path), "--nproc", "2",
                           *cli_args],
                          capture_output=True, text=True, env=env, timeout=600)
     log = Path(run_dir) / "log.jsonl"
@@ -104,7 +104,7 @@ def test_slurm_sbatch_then_srun_trains_as_the_local_launcher(zero_runs, tokens, 
         assert line in script
     assert [h["loss"] for h in history] == [h["loss"] for h in zero_runs[1][1]]   # the same run as torchrun-style
     # outside SLURM: one line, not a traceback
-    res = subprocess.run([sys.executable, "-m", "pipelines.cli", "train", "--launcher", "slurm", "--config",
+    res = subprocess.run([sys.executable, "-m", "cli", "train", "--launcher", "slurm", "--config",
                           str((tmp_path / "slurm").with_suffix(".json"))], capture_output=True, text=True,
                          env=dict(os.environ, PATH=os.path.dirname(sys.executable) + ":/usr/bin:/bin"), timeout=120)
     assert res.returncode == 2 and "sbatch not found" in res.stderr and "Traceback" not in res.stderr
@@ -357,11 +357,11 @@ def test_7b_on_cpu_is_refused_with_a_plan(tokens, tmp_path):
     cfg.update(data=str(tokens), seq_len=manifest["seq_len"], vocab_size=manifest["vocab_size"])  # shards fit
     path = tmp_path / "7b.json"
     path.write_text(json.dumps(cfg))
-    res = subprocess.run([sys.executable, "-m", "pipelines.cli", "train", "--config", str(path)],
+    res = subprocess.run([sys.executable, "-m", "cli", "train", "--config", str(path)],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "model 7B needs ~" in res.stderr and "GiB is available" in res.stderr
     assert "launch:" not in res.stdout  # nothing was started
-    res = subprocess.run([sys.executable, "-m", "pipelines.cli", "train-7b"], capture_output=True, text=True,
+    res = subprocess.run([sys.executable, "-m", "cli", "train-7b"], capture_output=True, text=True,
                          timeout=120)
     assert res.returncode == 2 and "6,738,415,616 parameters" in res.stdout and "ZeRO-3:" in res.stdout
     # the paper's compute for 1T tokens (250k steps of 4M... 4,194,304 tokens: 1.05T) and its days on 8 GPUs
@@ -388,7 +388,7 @@ def test_export_hf_from_zero_1_and_3_loads_in_transformers_with_our_logits(zero_
                                                                           tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from pipelines import cli
+    import cli
     from tokenizer import Tokenizer
     from train.export import load_weights
 
@@ -416,7 +416,7 @@ def test_export_hf_from_zero_1_and_3_loads_in_transformers_with_our_logits(zero_
 
 def test_import_meta_merges_model_parallel_shards(zero_runs, tokens, tokenizer_model, tmp_path):
     from model.meta import save_meta
-    from pipelines import cli
+    import cli
     from train.export import load_weights
 
     run = _run_dir(zero_runs, 1)
@@ -454,7 +454,7 @@ def test_eval_perplexity_is_the_models_own(zero_runs, corpus, tmp_path):
     import pyarrow.parquet as pq
     from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 
-    from pipelines import cli
+    import cli
     from tokenizer import Tokenizer
     from train.export import load_weights
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from filters.errors import InputError
+from core.errors import InputError
 
 
 class Tokenizer:

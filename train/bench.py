@@ -26,7 +26,7 @@ def write_token_shards(ids, out_dir: Path, source: str, rows_per_file: int = 163
     import pyarrow.parquet as pq
 
     from core import output
-    from pipelines.tokenize import TOKEN_SCHEMA
+    from core.schema import TOKEN_SCHEMA
 
     rows, seq = ids.shape
     out_dir.mkdir()

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from core.output import open_shard
-from filters.errors import InputError
+from core.errors import InputError
 
 PERM_CHUNK = 4096  # stream positions permuted at once
 

@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from filters.errors import InputError
+from core.errors import InputError
 
 
 def gpu_count() -> int:

@@ -16,7 +16,7 @@ from core.errors import InputError
 
 
 def llama(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", "-q", *map(str, args)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "cli", "-q", *map(str, args)], capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -97,7 +97,7 @@ def test_a_second_run_on_the_same_output_is_refused_naming_the_first(tmp_path, d
     from core.lock import OutputLock
 
     out = tmp_path / "books"
-    first = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "-q", "books", str(data / "books"),
+    first = subprocess.Popen([sys.executable, "-m", "cli", "-q", "books", str(data / "books"),
                               "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while True:  # until the first run holds the lock
@@ -524,7 +524,7 @@ def test_ctrl_c_during_a_step_ends_in_one_line_and_leaves_the_output_unmarked(tm
 
     before = _sdk_workers()
     out = tmp_path / "wiki"
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "-q", "wikipedia", str(data / "wikipedia"),
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "-q", "wikipedia", str(data / "wikipedia"),
                              "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     deadline = time.time() + 120

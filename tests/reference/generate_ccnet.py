@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cc-net", required=True, help=f"a checkout of facebookresearch/cc_net at {CC_NET_COMMIT[:7]}")
     a = ap.parse_args(argv)
-    from filters import paths
+    from core import paths
 
     data, lm = paths.shared_data(), paths.lm_dir()
     docs = sample_documents(data)  # (Beam imported before pandas is stubbed: Beam probes pandas)

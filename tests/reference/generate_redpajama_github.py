@@ -10,7 +10,7 @@ or the top-level LICENSE; the MD5 of the raw content; ``clean_copyright_comments
 SHA-1; ``get_filecontent_stats``) and ``github_run_filter.discard_record``'s decision.
 ``discard_record`` counts tokens with ``transformers.AutoTokenizer.from_pretrained(
 "EleutherAI/pythia-6.9b-deduped")``; here that name is given the LLaMA vocabulary
-(``filters.paths.llama_tokenizer()``, through HuggingFace ``tokenizers``), the deliberate
+(``core.paths.llama_tokenizer()``, through HuggingFace ``tokenizers``), the deliberate
 deviation ``filters/github.py`` documents -- so the record also says, per file, the
 alphabetic characters per token.  The scripts' command lines are given empty arguments.
 """
@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     from tokenizers import Tokenizer
 
-    from filters import paths
+    from core import paths
 
     llama = Tokenizer.from_file(str(paths.llama_tokenizer()))
 
@@ -88,7 +88,7 @@ def main(argv=None) -> int:
                    discard=bool(run_filter.discard_record(record)))
         rows.append(row)
     EXPECTED.write_text(json.dumps({"reference": f"togethercomputer/RedPajama-Data@{REDPAJAMA_COMMIT}",
-                                    "tokenizer": "LLaMA vocabulary (filters.paths.llama_tokenizer) for Pythia's",
+                                    "tokenizer": "LLaMA vocabulary (core.paths.llama_tokenizer) for Pythia's",
                                     "files": rows}, indent=1) + "\n")
     print(f"{len(rows)} files -> {EXPECTED}")
     return 0

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from filters import paths
+from core import paths
 from filters.langid import LanguageIdentifier
 from filters.perplexity import LMPaths, PerplexityScorer
 from filters.text import normalize

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from filters import paths
+from core import paths
 from filters.github import TokenCounter, clean_copyright_comments, discard_reason, file_stats, skip_reason
 from tests.reference.generate_redpajama_github import EXPECTED, sample_files
 

@@ -1,4 +1,5 @@
-"""The document schema shared by every source pipeline."""
+"""The schemas every package shares: documents (every source pipeline's output) and token
+shards (``llama tokenize``'s output, the trainer's input)."""
 from __future__ import annotations
 
 import pyarrow as pa
@@ -13,6 +14,16 @@ DOC_SCHEMA = pa.schema([
     ("perplexity", pa.float32()),
     ("bucket", pa.string()),
     ("metadata", pa.map_(pa.string(), pa.string())),
+])
+
+
+# llama tokenize's packed sequences: ids, the real length, and the documents each row holds
+TOKEN_SCHEMA = pa.schema([
+    ("tokens", pa.list_(pa.int32())),
+    ("length", pa.int32()),
+    ("doc_ids", pa.list_(pa.string())),
+    ("sources", pa.list_(pa.string())),
+    ("doc_starts", pa.list_(pa.int32())),
 ])
 
 

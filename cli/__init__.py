@@ -1,0 +1,97 @@
+"""The ``llama`` command line, the top of the house: one module per command group (``data``,
+``tokens``, ``train``) over the packages it drives, which never import it.  User mistakes end
+in one ``llama: error: ...`` line, exit 2."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+
+from core.errors import InputError
+
+from . import data, tokens, train
+from .common import WORKER_LOG_ENV, join_beam_flags, own_flags, setup_logging
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="only warnings and errors")
+    ap = argparse.ArgumentParser(prog="llama", description="LLaMA-1 pretraining system reproduction",
+                                 parents=[common])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    _sub = sub.add_parser
+    sub.add_parser = lambda *a, **k: _sub(*a, parents=[common], **k)
+    for group in (data, tokens, train):
+        group.add_commands(sub)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    argv = join_beam_flags(list(sys.argv[1:] if argv is None else argv), own_flags(parser))
+    args, extra = parser.parse_known_args(argv)
+    bad = [x for x in extra if not x.startswith("--")]
+    if bad or (extra and args.cmd not in BEAM_COMMANDS):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    setup_logging(not getattr(args, "quiet", False))
+    signal.signal(signal.SIGINT, _interrupted)
+    try:
+        if hasattr(args, "runner"):
+            from pipelines.beam_utils import check_runner
+
+            check_runner(args.runner)
+        code = args.fn(args, extra)
+    except InputError as e:
+        print(f"llama: error: {e}", file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:
+        _stop_children()
+        print("llama: interrupted (the output is left incomplete: no _SUCCESS)", file=sys.stderr)
+        code = 130
+    _drop_worker_log()  # kept only when the command ends in a traceback
+    return code
+
+
+def _drop_worker_log() -> None:
+    path = os.environ.get(WORKER_LOG_ENV)
+    if path and os.path.isfile(path):
+        os.unlink(path)
+
+
+def _interrupted(signum, frame):
+    """Ctrl-C: the runner's threads will see their workers end -- quietly; then the usual
+    KeyboardInterrupt in the main thread."""
+    import threading
+
+    threading.excepthook = lambda args: None
+    logging.getLogger("apache_beam").setLevel(logging.CRITICAL)  # its shutdown complaints, too
+    raise KeyboardInterrupt
+
+
+def _stop_children() -> None:
+    """After Ctrl-C: stop the children this process still has (the local runner's SDK workers
+    end on Ctrl-C themselves; whatever else a command started, a DeepSpeed launcher say, is
+    stopped here rather than left behind)."""
+    me = str(os.getpid())
+    for stat in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not stat.isdigit():
+            continue
+        try:
+            with open(f"/proc/{stat}/stat") as fh:
+                ppid = fh.read().rsplit(")", 1)[1].split()[1]
+        except (OSError, IndexError):
+            continue
+        if ppid == me:
+            try:
+                os.kill(int(stat), signal.SIGTERM)
+            except OSError:
+                pass
+
+
+
+BEAM_COMMANDS = {"ccnet", "c4", "github", "wikipedia", "books", "arxiv", "stackexchange", "quality", "tokenize",
+                 "extract-wiki-refs", "train-quality-classifier", "train-tokenizer",
+                 "train", "train-7b"}  # the last two pass extra --flags to the trainer
