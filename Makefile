@@ -3,6 +3,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 LLAMA  := $(VENV)/bin/llama
 OUT    ?= out
+# every default output location follows OUT too (core/paths.py reads LLAMA_OUT)
+export LLAMA_OUT := $(abspath $(OUT))
 # DS_ACCELERATOR=cpu is set where a step runs on the CPU (train/launch.py's CPU branch, the
 # tests, the local DAG run); exported to every target it would reach a GPU launch too.
 
@@ -30,7 +32,7 @@ lm:
 	$(LLAMA) lm --out $(OUT)/lm
 
 ccnet: lm
-	$(LLAMA) ccnet --out $(OUT)/ccnet
+	$(LLAMA) ccnet --lm-dir $(OUT)/lm --out $(OUT)/ccnet
 
 sources: ccnet
 	$(LLAMA) -q c4 --out $(OUT)/c4
@@ -47,16 +49,18 @@ sources: ccnet
 
 # The bundled sample supports ~10k-30k pieces; LLaMA's 32000 needs more text: VOCAB=32000 on real data.
 tokenizer: sources
-	$(LLAMA) -q train-tokenizer --vocab-size $(VOCAB) --out $(OUT)/tokenizer
+	$(LLAMA) -q train-tokenizer --vocab-size $(VOCAB) --out $(OUT)/tokenizer \
+		$(addprefix $(OUT)/,cc c4 github wikipedia books arxiv stackexchange)
 
 tokens: tokenizer
 	$(LLAMA) -q tokenize --root $(OUT) --tokenizer $(OUT)/tokenizer/tokenizer.model --seq-len $(SEQ) --out $(OUT)/tokens
 
 train-tiny: tokens
-	$(LLAMA) train --config configs/train_tiny.json --nproc 2
+	$(LLAMA) train --config configs/train_tiny.json --nproc 2 --data $(OUT)/tokens --run-dir $(OUT)/runs/tiny
 
 train-7b:
 	$(LLAMA) train-7b --config configs/train_7b.json --num-nodes $(NUM_NODES) --num-gpus $(NUM_GPUS) \
+		--data $(OUT)/tokens --run-dir $(OUT)/runs/7b \
 		--launcher $(LAUNCHER) $(if $(HOSTFILE),--hostfile $(HOSTFILE))
 
 # The README's main command: the whole DAG on the bundled data (dag.test(), no scheduler).

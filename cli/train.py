@@ -8,13 +8,14 @@ def cmd_train(a, extra):
     from train.launch import launch
 
     return launch(a.config, nproc=a.nproc, hostfile=a.hostfile, n_nodes=a.num_nodes, gpus=a.num_gpus,
-                  extra=extra, launcher=a.launcher)
+                  extra=extra, launcher=a.launcher, data=a.data, run_dir=a.run_dir)
 
 
 def cmd_train_7b(a, extra):
     from train.launch import train_7b
 
-    return train_7b(a.config, a.hostfile, a.num_nodes, a.num_gpus, extra, launcher=a.launcher)
+    return train_7b(a.config, a.hostfile, a.num_nodes, a.num_gpus, extra, launcher=a.launcher, data=a.data,
+                    run_dir=a.run_dir)
 
 
 def cmd_export_hf(a, _):
@@ -56,6 +57,8 @@ def add_commands(sub) -> None:
     p.add_argument("--num-gpus", type=int, default=None)
     p.add_argument("--launcher", choices=("auto", "slurm"), default="auto",
                    help="slurm: sbatch from a login node, srun inside an allocation (shared filesystem needed)")
+    p.add_argument("--data", help="token shards (default: the config's)")
+    p.add_argument("--run-dir", help="checkpoints and logs (default: the config's)")
     p.set_defaults(fn=cmd_train)
 
     p = sub.add_parser("train-7b", help="the paper's 7B run; without GPUs: print the plan and exit")
@@ -65,6 +68,8 @@ def add_commands(sub) -> None:
     p.add_argument("--num-gpus", type=int, default=8, help="GPUs per node")
     p.add_argument("--launcher", choices=("auto", "slurm"), default="auto",
                    help="slurm: print the plan, then submit with sbatch (shared filesystem needed)")
+    p.add_argument("--data", help="token shards (default: the config's)")
+    p.add_argument("--run-dir", help="checkpoints and logs (default: the config's)")
     p.set_defaults(fn=cmd_train_7b)
 
     p = sub.add_parser("export-hf", help="a checkpoint (any ZeRO stage) as a HuggingFace LLaMA directory")

@@ -42,3 +42,20 @@ def test_the_checker_sees_an_upward_import(tmp_path, monkeypatch):
     (tmp_path / "pipelines" / "x.py").write_text("def f():\n    from train.launch import launch\n")
     monkeypatch.setattr(__import__(__name__), "REPO", tmp_path)
     assert [(str(f), top) for f, _, top in _imports("pipelines")] == [("pipelines/x.py", "train")]
+
+
+def test_the_makefile_passes_out_to_every_step_that_reads_another():
+    """`make ... OUT=dir`: every `llama` command reads and writes under dir, none under out/."""
+    import subprocess
+
+    res = subprocess.run(["make", "-n", "-B", "train-tiny", "train-7b", "bench-train", "OUT=/elsewhere/o"],
+                         cwd=REPO, capture_output=True, text=True, check=True)
+    commands = [c for c in res.stdout.replace("\\\n", " ").splitlines() if "llama " in c or "-m " in c]
+    reads = {"ccnet": "--lm-dir /elsewhere/o/lm", "train-tokenizer": "/elsewhere/o/stackexchange",
+             "tokenize": "--root /elsewhere/o --tokenizer /elsewhere/o/tokenizer",
+             "train ": "--data /elsewhere/o/tokens",
+             "train-7b": "--data /elsewhere/o/tokens", "train.bench": "/elsewhere/o/tokens"}
+    for cmd, flags in reads.items():
+        assert any(cmd in c and flags in c for c in commands), (cmd, commands)
+    assert not [c for c in commands if " out/" in c or "=out/" in c]
+    assert "export LLAMA_OUT := $(abspath $(OUT))" in (REPO / "Makefile").read_text()

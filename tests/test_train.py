@@ -172,10 +172,15 @@ def _wandb_history(run_dir: Path) -> list[dict]:
 
 
 def test_wandb_gets_every_logged_number(tokens, tmp_path):
-    """`--wandb PROJECT` on a real run (W&B offline: the run file is read back)."""
-    res, history = _train(tokens, tmp_path / "wb", cli_args=["--wandb=llama-test"], steps=4,
+    """`--wandb PROJECT` on a real run (W&B offline: the run file is read back).  The config names
+    token shards and a run directory that do not exist: `--data`/`--run-dir` (what `make
+    train-tiny OUT=...` passes) override them for the launcher's checks and for every rank."""
+    res, history = _train(tmp_path / "no-such-tokens", tmp_path / "config-run-dir", steps=4,
+                          cli_args=["--wandb=llama-test", "--data", str(tokens), "--run-dir", str(tmp_path / "wb")],
                           env_extra={"WANDB_MODE": "offline", "WANDB_SILENT": "true"})
     assert res.returncode == 0, res.stderr[-2000:]
+    assert not (tmp_path / "config-run-dir").exists()
+    history = [json.loads(line) for line in (tmp_path / "wb" / "log.jsonl").read_text().splitlines()]
     got = {h["_step"]: h for h in _wandb_history(tmp_path / "wb")}
     assert sorted(got) == [1, 2, 3, 4]
     for h in history:

@@ -126,20 +126,21 @@ def check_cpu_memory(cfg: dict, nproc: int) -> None:
 
 def launch(config: str, nproc: int | None = None, hostfile: str | None = None, n_nodes: int = 1,
            gpus: int | None = None, extra: list[str] | None = None, dry_run: bool = False,
-           launcher: str = "auto") -> int:
+           launcher: str = "auto", data: str | None = None, run_dir: str | None = None) -> int:
+    """``data``/``run_dir`` override the config's (``make ... OUT=dir``); every rank gets them."""
     if not Path(config).is_file():
         raise InputError(f"{config}: training config not found")
     from .data import shard_files
     from .trainer import check_data, load_config
 
-    cfg = load_config(config, {})
+    cfg = load_config(config, {"data": data, "run_dir": run_dir})
+    extra = list(extra or []) + [f"--{k}={v}" for k, v in (("data", data), ("run-dir", run_dir)) if v]
     shard_files(cfg["data"])  # fail once, here, rather than once per rank
     from .metrics import check_wandb
 
     check_wandb(cfg.get("wandb") or any(a.split("=")[0] == "--wandb" for a in extra or []))
     check_data(cfg)
     env = dict(os.environ)
-    extra = list(extra or [])
     n_gpu = gpu_count()
     if launcher == "slurm":  # the login node may have no GPU; the allocation's nodes do
         if n_gpu == 0 and gpus is None:
@@ -296,18 +297,20 @@ def _free_port() -> int:
 
 
 def train_7b(config: str, hostfile: str | None, n_nodes: int, gpus_per_node: int, extra=None,
-             launcher: str = "auto") -> int:
+             launcher: str = "auto", data: str | None = None, run_dir: str | None = None) -> int:
     from .trainer import check_data, load_config
 
-    cfg = load_config(config, {})
+    cfg = load_config(config, {"data": data, "run_dir": run_dir})
     if Path(cfg["data"]).exists():  # the shards must be the config's (a planning machine may have none)
         check_data(cfg)
     n_gpu = gpu_count()
     print(plan_text(cfg, n_nodes, gpus_per_node if n_gpu == 0 else (gpus_per_node or n_gpu)))
     if launcher == "slurm":  # submitted from a login node without GPUs: the plan, then sbatch
-        return launch(config, n_nodes=n_nodes, gpus=gpus_per_node, extra=extra, launcher="slurm")
+        return launch(config, n_nodes=n_nodes, gpus=gpus_per_node, extra=extra, launcher="slurm", data=data,
+                      run_dir=run_dir)
     if n_gpu == 0:
         print("train-7b: no GPU on this machine: the plan above is what would run. Launch it on a GPU "
               "cluster with `make train-7b HOSTFILE=hostfile NUM_NODES=N NUM_GPUS=G`.", file=sys.stderr)
         return 2
-    return launch(config, hostfile=hostfile, n_nodes=n_nodes, gpus=gpus_per_node, extra=extra)
+    return launch(config, hostfile=hostfile, n_nodes=n_nodes, gpus=gpus_per_node, extra=extra, data=data,
+                  run_dir=run_dir)
