@@ -32,10 +32,10 @@ lm:
 	$(LLAMA) lm --out $(OUT)/lm
 
 ccnet: lm
-	$(LLAMA) ccnet --lm-dir $(OUT)/lm --out $(OUT)/ccnet
+	$(LLAMA) ccnet --lm-dir $(OUT)/lm --out $(OUT)/ccnet --rejected
 
 sources: ccnet
-	$(LLAMA) -q c4 --out $(OUT)/c4
+	$(LLAMA) -q c4 --out $(OUT)/c4 --rejected
 	$(LLAMA) -q github --out $(OUT)/github
 	$(LLAMA) -q wikipedia --out $(OUT)/wikipedia
 	$(LLAMA) -q books --out $(OUT)/books

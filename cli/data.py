@@ -9,6 +9,10 @@ from filters.c4 import LANG_IDS
 from .common import MAX_RECORD_HELP, add_runner, cutoffs, dry, fraction, report
 
 
+REJECTED_HELP = ("also keep the documents a filter dropped, with the step and reason, in <out>/_rejected/ "
+                 "(llama inspect <out> --rejected [--reason R])")
+
+
 def cmd_ccnet(a, beam_args):
     from pipelines.ccnet import CCNetConfig, run
 
@@ -17,7 +21,8 @@ def cmd_ccnet(a, beam_args):
                       lang_threshold=a.lang_threshold, cutoffs={a.lang[0]: a.cutoffs},
                       target_shard_bytes=int(a.target_shard_mb * 2**20), runner=a.runner,
                       beam_args=beam_args, force=a.force, input_prefix=a.input_prefix, dry_run=dry(a),
-                      dedup_group_files=a.dedup_group_files, max_record_mb=a.max_record_mb)
+                      dedup_group_files=a.dedup_group_files, max_record_mb=a.max_record_mb,
+                      rejected=a.rejected)
     return report(run(cfg), a.out)
 
 
@@ -88,7 +93,7 @@ def cmd_lm(a, _):
 def cmd_inspect(a, _):
     from pipelines.inspect_shards import inspect
 
-    print(inspect(a.shard, rows=a.rows, width=a.width, as_json=a.json))
+    print(inspect(a.shard, rows=a.rows, width=a.width, as_json=a.json, rejected=a.rejected, reason=a.reason))
     return 0
 
 
@@ -102,6 +107,7 @@ def add_commands(sub) -> None:
     p.add_argument("--lang", nargs="+", default=["en"], help="languages to keep (first one is bucketed)")
     p.add_argument("--lang-threshold", type=fraction, default=0.5)
     p.add_argument("--cutoffs", type=cutoffs, default=(340.0, 520.0), help="head,middle perplexity cutoffs")
+    p.add_argument("--rejected", action="store_true", help=REJECTED_HELP)
     p.add_argument("--dedup-group-files", type=int, default=0, metavar="N",
                    help="dedup lines within groups of N consecutive input files, as cc_net's hash_in_mem "
                         "(default 0: across the whole run)")
@@ -124,6 +130,7 @@ def add_commands(sub) -> None:
         p.add_argument("--out", default=str(out / name))
         fixed = {}
         if name == "c4":
+            p.add_argument("--rejected", action="store_true", default=None, help=REJECTED_HELP)
             p.add_argument("--lid-model", default=str(paths.lid_model()))
             p.add_argument("--lang-threshold", type=fraction, default=0.5, help="for --lang-id fasttext")
             p.add_argument("--lang-id", choices=LANG_IDS, default=LANG_IDS[0],
@@ -134,7 +141,7 @@ def add_commands(sub) -> None:
                                 "punctuation rule (the default without it, with a warning)")
             p.add_argument("--max-record-mb", type=float, default=None, help=MAX_RECORD_HELP)
             fixed = {"lid_model": None, "lang_threshold": None, "lang_id": None, "sentences": None,
-                     "max_record_mb": None}
+                     "max_record_mb": None, "rejected": None}
         elif name == "github":
             p.add_argument("--tokenizer", default=str(paths.llama_tokenizer()),
                            help="tokenizer for RedPajama's alpha-per-token rule: a HuggingFace tokenizer.json "
@@ -235,4 +242,7 @@ def add_commands(sub) -> None:
     p.add_argument("-n", "--rows", type=int, default=3)
     p.add_argument("--width", type=int, default=300, help="characters of text shown per row")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--rejected", action="store_true",
+                   help="the documents the step's filters dropped (kept by running it with --rejected)")
+    p.add_argument("--reason", help="only those dropped for this reason (implies --rejected)")
     p.set_defaults(fn=cmd_inspect)

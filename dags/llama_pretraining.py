@@ -39,6 +39,9 @@ PARAMS = {
                            description="quality classifier's fastText epochs (RedPajama: 5 on ~600k pages)"),
     "quality_lr": Param(0.5, type="number", exclusiveMinimum=0,
                         description="quality classifier's fastText learning rate (RedPajama: 0.1)"),
+    "rejected": Param(True, type="boolean",
+                      description="keep the documents the filters drop in <step out>/_rejected/ (llama inspect "
+                                  "--rejected)"),
 }
 
 

@@ -27,6 +27,8 @@ DEFAULT_PARAMS = {
     # fastText's epochs and learning rate for the quality classifier: RedPajama's are the defaults
     # (5, 0.1) on ~600k lines; the bundled sample's ~100 lines learn nothing in 5 epochs
     "quality_epoch": 50, "quality_lr": 0.5,
+    # keep the documents the filters drop in <step out>/_rejected/ (llama inspect --rejected)
+    "rejected": True,
 }
 
 
@@ -85,7 +87,7 @@ def ccnet(p):
 
     cfg = m.CCNetConfig([_data(p, "cc")], _out(p, "ccnet"), p["lm_dir"] or _out(p, "lm"),
                         _data(p, "models", "fasttext-lid.176", "lid.176.ftz"),
-                        runner=p["runner"], beam_args=beam_args(p))
+                        runner=p["runner"], beam_args=beam_args(p), rejected=bool(p["rejected"]))
     return _summary(m.run(cfg), cfg.out_dir)
 
 
@@ -98,6 +100,7 @@ def source(name):
         kwargs = {}
         if name == "c4":
             kwargs["lid_model"] = _data(p, "models", "fasttext-lid.176", "lid.176.ftz")
+            kwargs["rejected"] = bool(p["rejected"])
         return _summary(m.run([_data(p, "cc" if name == "c4" else name)], _out(p, name), runner=p["runner"],
                               beam_args=beam_args(p), **kwargs), _out(p, name))
     step.__name__ = name

@@ -455,9 +455,9 @@ class _Count(beam.DoFn):
     a local destination's directory (fileio's final rename does not create directories on
     local disk)."""
 
-    def __init__(self, out_dir: str):
+    def __init__(self, out_dir: str, counter: str = "rows"):
         self.out_dir = out_dir
-        self.rows = Metrics.counter("_write", "rows")
+        self.rows = Metrics.counter("_write", counter)
 
     def start_bundle(self):
         self._dirs = set()
@@ -485,15 +485,15 @@ class WriteParquetFiles(beam.PTransform):
     and the sink decodes one at a time); ``b""`` only makes the file exist.  ``run_pipeline``
     checks that the rows in the final files are the rows written."""
 
-    def __init__(self, out_dir: str, schema=None):
+    def __init__(self, out_dir: str, schema=None, counter: str = "rows"):
         super().__init__()
-        self.out_dir = str(out_dir)
+        self.out_dir, self.counter = str(out_dir), counter
         self.schema = schema if schema is not None else DOC_SCHEMA
 
     def expand(self, records):
         schema = self.schema
         return (records
-                | "Count" >> beam.ParDo(_Count(self.out_dir))
+                | "Count" >> beam.ParDo(_Count(self.out_dir, self.counter))
                 | "Write" >> fileio.WriteToFiles(
                     self.out_dir, destination=lambda rec: rec[0], sink=lambda dest: ParquetSink(schema),
                     file_naming=_shard_name, shards=1, max_writers_per_bundle=0,
@@ -509,10 +509,11 @@ class WriteShards(beam.PTransform):
     corpus) and ``target_bytes``; rows go to shards by a hash of their id."""
 
     def __init__(self, out_dir: str, key_fn: Callable[[dict], str], target_bytes: int = 256 << 20,
-                 schema=None):
+                 schema=None, counter: str = "rows"):
         super().__init__()
         self.out_dir, self.key_fn, self.target_bytes = str(out_dir), key_fn, max(1, int(target_bytes))
         self.schema = schema if schema is not None else DOC_SCHEMA
+        self.counter = counter
 
     def expand(self, rows):
         key_fn, target = self.key_fn, self.target_bytes
@@ -529,7 +530,60 @@ class WriteShards(beam.PTransform):
         ).with_output_types(Packed)
         return ((assigned, every_shard)
                 | "All" >> beam.Flatten()
-                | "Files" >> WriteParquetFiles(self.out_dir, self.schema))
+                | "Files" >> WriteParquetFiles(self.out_dir, self.schema, self.counter))
+
+
+# ------------------------------------------------------------------------------ the filter contract
+
+REJECT = "rejected"
+
+
+class _KeepIf(beam.DoFn):
+    def __init__(self, step: str, check: Callable[[dict], str | None], rejected: bool):
+        self.step, self.check, self.rejected = step, check, rejected
+
+    def process(self, doc):
+        reason = self.check(doc)
+        if reason is None:
+            Metrics.counter(self.step, "documents").inc()
+            yield doc
+            return
+        Metrics.counter(self.step, f"dropped_{reason}").inc()
+        if self.rejected:
+            meta = dict(doc.get("metadata") or {}, rejected_step=self.step, rejected_reason=reason)
+            yield beam.pvalue.TaggedOutput(REJECT, dict(doc, metadata=meta))
+
+
+class Rejects:
+    """The one filter contract.  A filter is a pure function ``check(doc) -> None | reason``
+    (None keeps the document; a reason is a short snake_case string).  ``keep_if`` applies it
+    as a Beam step that counts ``<step>/documents`` (kept) and ``<step>/dropped_<reason>``, and
+    -- when rejects are kept (``llama <source> --rejected``) -- sends each dropped document,
+    with ``rejected_step`` and ``rejected_reason`` in its metadata, to
+    ``<out>/_rejected/<step>/part-*.parquet`` in the document schema (``write``, once, at the
+    end of the pipeline).  ``llama inspect <out> --rejected [--reason R]`` reads them; readers
+    of the output never do (``core.fs.SKIP_DIRS``)."""
+
+    DIR = "_rejected"
+
+    def __init__(self, out_dir: str, enabled: bool = False, target_bytes: int = 256 << 20):
+        self.out_dir, self.enabled, self.target_bytes = str(out_dir), enabled, target_bytes
+        self.outputs = []
+
+    def keep_if(self, docs, step: str, check: Callable[[dict], str | None], label: str | None = None):
+        res = docs | (label or step.capitalize()) >> beam.ParDo(_KeepIf(step, check, self.enabled)).with_outputs(
+            REJECT, main="kept")
+        if self.enabled:
+            self.outputs.append(res[REJECT])
+        return res.kept
+
+    def write(self, p):
+        if not self.outputs:
+            return None
+        return (tuple(self.outputs) | "AllRejected" >> beam.Flatten()
+                | "WriteRejected" >> WriteShards(fs.join(self.out_dir, self.DIR),
+                                                 lambda d: d["metadata"]["rejected_step"], self.target_bytes,
+                                                 counter="rejected_rows"))
 
 
 def shard_rows(out_dir: str) -> dict[str, int]:
@@ -567,10 +621,18 @@ def run_pipeline(build_fn, out_dir: str, runner: str, beam_args: list[str], extr
              "runner": runner, "run_id": run_id, **(extra or {})}
     fs.delete(fs.join(out_dir, output.TMP))
     stats["shards"] = shard_rows(out_dir)
-    written = stats["counters"].pop("_write", {}).get("rows", 0)
+    writes = stats["counters"].pop("_write", {})
+    written = writes.get("rows", 0)
     if written != sum(stats["shards"].values()):
         raise RuntimeError(f"{out_dir}: {written} rows were written but the shards hold "
                            f"{sum(stats['shards'].values())}; the output is left incomplete")
+    if "rejected_rows" in writes:  # the dropped documents, kept on request (Rejects)
+        rejected_dir = fs.join(out_dir, Rejects.DIR)
+        fs.delete(fs.join(rejected_dir, output.TMP))
+        stats["rejected"] = {k: n for k, n in shard_rows(rejected_dir).items() if n}
+        if writes["rejected_rows"] != sum(stats["rejected"].values()):
+            raise RuntimeError(f"{rejected_dir}: {writes['rejected_rows']} rejected rows were written but the "
+                               f"shards hold {sum(stats['rejected'].values())}")
     broken = sum(v.get("file_errors", 0) for v in stats["counters"].values())
     if broken:
         # Not complete: stats.json for the record, no _SUCCESS, so nothing downstream reads it

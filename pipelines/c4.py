@@ -31,16 +31,15 @@ from core.errors import InputError
 from . import beam_utils
 from filters.warc import MAX_RECORD_BYTES
 
-from .ccnet import LanguageID, check_inputs, read_cc_inputs
+from .ccnet import check_inputs, filter_language, read_cc_inputs
 from .dedup import C4Dedup, DedupUrls
 
 MAX_PAGE_CHARS = 190_000  # tfds is_valid_length
 
 
-def _valid_length(doc):
-    ok = len(doc["text"]) <= MAX_PAGE_CHARS
-    Metrics.counter("length", "documents" if ok else "dropped_too_long").inc()
-    return ok
+def too_long(doc) -> str | None:
+    """tfds ``is_valid_length``."""
+    return None if len(doc["text"]) <= MAX_PAGE_CHARS else "too_long"
 
 
 class CleanPage(beam.DoFn):
@@ -58,41 +57,37 @@ class CleanPage(beam.DoFn):
         yield dict(doc, text=text)
 
 
-class DetectEnglish(beam.DoFn):
-    """tfds ``detect_english`` (``filters.c4.langdetect_english``)."""
-
-    def process(self, doc):
-        reason = langdetect_english(doc["text"])
-        if reason:
-            Metrics.counter("langid", f"dropped_{reason}").inc()
-            return
-        Metrics.counter("langid", "documents").inc()
-        yield dict(doc, language="en")
+def not_english(doc) -> str | None:
+    """tfds ``detect_english`` (``filters.c4.langdetect_english``): None for English."""
+    return langdetect_english(doc["text"])
 
 
-def _no_badwords(doc):
-    bad = has_badword(doc["text"])
-    Metrics.counter("badwords", "dropped" if bad else "documents").inc()
-    return not bad
+def badword(doc) -> str | None:
+    """tfds' LDNOOBW page filter."""
+    return "badword" if has_badword(doc["text"]) else None
 
 
 def build(p, inputs, out_dir, lid_model, lang_threshold=0.5, target_bytes=256 << 20, input_prefix=None,
-          lang_id="tfds", sentences="rule", max_record_bytes=MAX_RECORD_BYTES):
+          lang_id="tfds", sentences="rule", max_record_bytes=MAX_RECORD_BYTES, rejected=False):
+    rejects = beam_utils.Rejects(out_dir, rejected, target_bytes)
     docs = read_cc_inputs(p, inputs, "c4", input_prefix, max_record_bytes=max_record_bytes)
-    lang = (DetectEnglish() if lang_id == "tfds" else LanguageID(lid_model, ("en",), lang_threshold))
-    return (docs
-            | "Length" >> beam.Filter(_valid_length)
+    docs = (rejects.keep_if(docs, "length", too_long)
             | "UrlDedup" >> DedupUrls()
             | "Clean" >> beam.ParDo(CleanPage(sentences))
-            | "Dedup" >> C4Dedup("dedup", MIN_NUM_SENTENCES, sentences)
-            | "LangID" >> beam.ParDo(lang)
-            | "BadWords" >> beam.Filter(_no_badwords)
-            | "Shards" >> beam_utils.WriteShards(out_dir, lambda d: "c4", target_bytes))
+            | "Dedup" >> C4Dedup("dedup", MIN_NUM_SENTENCES, sentences))
+    if lang_id == "tfds":
+        english = rejects.keep_if(docs, "langid", not_english, label="LangID") | "English" >> beam.Map(
+            lambda d: dict(d, language="en"))
+    else:
+        english = filter_language(docs, rejects, lid_model, ("en",), lang_threshold)
+    kept = rejects.keep_if(english, "badwords", badword, label="BadWords")
+    rejects.write(p)
+    return kept | "Shards" >> beam_utils.WriteShards(out_dir, lambda d: "c4", target_bytes)
 
 
 def run(inputs, out_dir, lid_model, lang_threshold=0.5, target_bytes=256 << 20, runner="DirectRunner",
         beam_args=None, force=False, input_prefix=None, dry_run=False, lang_id="tfds", sentences=None,
-        max_record_mb: float | None = None):
+        max_record_mb: float | None = None, rejected: bool = False):
     """``sentences``: "punkt" (tfds), "rule", or None for punkt when installed, else the rule.
     ``max_record_mb``: a WARC record or JSON line over this is skipped and counted (default 64)."""
     check_inputs(inputs, input_prefix)
@@ -108,7 +103,7 @@ def run(inputs, out_dir, lid_model, lang_threshold=0.5, target_bytes=256 << 20, 
         raise InputError(PUNKT_MISSING)
     return beam_utils.run_step(
         lambda p: build(p, inputs, out_dir, lid_model, lang_threshold, target_bytes, input_prefix, lang_id,
-                        sentences, beam_utils.megabytes(max_record_mb, MAX_RECORD_BYTES)),
+                        sentences, beam_utils.megabytes(max_record_mb, MAX_RECORD_BYTES), rejected),
         out_dir, runner, beam_args, force, dry=dry_run,
         extra={"inputs": list(inputs), "config": {"lang_id": lang_id, "sentences": sentences,
                                                   **({"max_record_mb": max_record_mb} if max_record_mb else {})}})

@@ -58,6 +58,7 @@ class CCNetConfig:
     dedup_group_files: int = 0  # 0: dedup across the whole run; N: within groups of N input files
     dry_run: bool = False
     max_record_mb: float | None = None  # skip (and count) a WARC record or JSON line over this (default 64)
+    rejected: bool = False  # keep the dropped documents in out_dir/_rejected/ (beam_utils.Rejects)
 
 
 SUFFIXES = WARC_SUFFIXES + JSONL_SUFFIXES
@@ -162,11 +163,12 @@ def _read_jsonl(path, name, source, counter, max_record_bytes):
         log.warning("%s: stream stopped after line %d (%s: %s)", path, i + 1, type(e).__name__, e)
 
 
-class LanguageID(beam.DoFn):
-    def __init__(self, model_path: str, languages, threshold: float):
-        self.model_path, self.languages, self.threshold = model_path, set(languages), threshold
-        self.kept = Metrics.counter("langid", "documents")
-        self.lines = Metrics.counter("langid", "lines")
+class IdentifyLanguage(beam.DoFn):
+    """fastText lid.176 on the whole document (newlines joined, as cc_net): ``language`` and
+    the raw ``lang_score``; ``language_kept`` decides, ``round_score`` rounds the kept."""
+
+    def __init__(self, model_path: str):
+        self.model_path = model_path
 
     def setup(self):
         from filters.langid import LanguageIdentifier
@@ -175,13 +177,30 @@ class LanguageID(beam.DoFn):
 
     def process(self, doc):
         lang, score = self.lid.predict(doc["text"])
-        if lang not in self.languages or score < self.threshold:
-            reason = lang if lang not in self.languages else f"{lang}_below_threshold"
-            Metrics.counter("langid", f"dropped_{reason}").inc()
-            return
-        self.kept.inc()
-        self.lines.inc(doc["text"].count("\n") + 1)
-        yield dict(doc, language=lang, lang_score=round(score, 4))
+        yield dict(doc, language=lang, lang_score=score)
+
+
+def language_kept(languages, threshold: float, doc) -> str | None:
+    """cc_net's language filter: one of ``languages`` at ``score >= threshold`` (the raw score)."""
+    lang = doc["language"]
+    if lang not in languages:
+        return lang
+    return None if doc["lang_score"] >= threshold else f"{lang}_below_threshold"
+
+
+def round_score(doc):
+    Metrics.counter("langid", "lines").inc(doc["text"].count("\n") + 1)
+    return dict(doc, lang_score=round(doc["lang_score"], 4))
+
+
+def filter_language(docs, rejects, lid_model: str, languages, threshold: float, step: str = "langid"):
+    """Language identification and cc_net's filter on it, through the filter contract."""
+    import functools
+
+    scored = docs | "IdentifyLanguage" >> beam.ParDo(IdentifyLanguage(lid_model))
+    kept = rejects.keep_if(scored, step, functools.partial(language_kept, frozenset(languages), threshold),
+                           label="LangID")
+    return kept | "RoundScore" >> beam.Map(round_score)
 
 
 class Perplexity(beam.DoFn):
@@ -211,8 +230,10 @@ def build(p: beam.Pipeline, cfg: CCNetConfig):
     docs = read_cc_inputs(p, cfg.inputs, "common_crawl", cfg.input_prefix, cfg.dedup_group_files,
                           beam_utils.megabytes(cfg.max_record_mb, MAX_RECORD_BYTES))
     deduped = docs | "Dedup" >> dedup.CCNetDedup("dedup", line_hash)
-    lid = deduped | "LangID" >> beam.ParDo(LanguageID(cfg.lid_model, cfg.languages, cfg.lang_threshold))
+    rejects = beam_utils.Rejects(cfg.out_dir, cfg.rejected, cfg.target_shard_bytes)
+    lid = filter_language(deduped, rejects, cfg.lid_model, cfg.languages, cfg.lang_threshold)
     scored = lid | "Perplexity" >> beam.ParDo(Perplexity(cfg.lm_dir, cfg.cutoffs))
+    rejects.write(p)
     return scored | "Shards" >> beam_utils.WriteShards(
         cfg.out_dir, key_fn=lambda d: f"{d['language']}_{d['bucket']}",
         target_bytes=cfg.target_shard_bytes)

@@ -26,9 +26,47 @@ def _files(target: str) -> list[str]:
     return files
 
 
-def inspect(target: str, rows: int = 3, width: int = 300, as_json: bool = False) -> str:
-    files = _files(target)
-    tables = [(f, output.read_shard(f)) for f in files]
+def _rejected(target: str, reason: str | None):
+    """The documents a step's filters dropped (``<out>/_rejected/``, kept with ``--rejected``),
+    those of one ``reason`` when given, and the count of each step/reason."""
+    import pyarrow as pa
+
+    from pipelines.beam_utils import Rejects
+
+    where = fs.join(target, Rejects.DIR)
+    files = output.shard_files(where) if fs.isdir(where) else []
+    if not files:
+        raise InputError(f"{target}: no rejected documents kept; run the step again with --rejected")
+    tables, reasons = [], Counter()
+    for f in files:
+        t = output.read_shard(f)
+        rows = t.to_pylist()
+        for r in rows:
+            meta = dict(r["metadata"] or [])
+            reasons[f"{meta.get('rejected_step')}/{meta.get('rejected_reason')}"] += 1
+        if reason is not None:
+            rows = [r for r in rows if dict(r["metadata"] or []).get("rejected_reason") == reason]
+            t = pa.Table.from_pylist(rows, schema=t.schema)
+        if t.num_rows:
+            tables.append((f, t))
+    if not tables:
+        raise InputError(f"{target}: no document was rejected for {reason!r}; reasons: "
+                         + ", ".join(f"{k}={n}" for k, n in reasons.most_common()))
+    return [f for f, _ in tables], tables, reasons
+
+
+def inspect(target: str, rows: int = 3, width: int = 300, as_json: bool = False, rejected: bool = False,
+            reason: str | None = None) -> str:
+    """Summary and sample rows; ``rejected``: of the documents the step dropped (``reason``:
+    only those dropped for it)."""
+    if reason is not None:
+        rejected = True
+    reasons = None
+    if rejected:
+        files, tables, reasons = _rejected(target, reason)
+    else:
+        files = _files(target)
+        tables = [(f, output.read_shard(f)) for f in files]
     names = set(tables[0][1].schema.names)
     if "tokens" in names:
         from tokenizer.inspect import describe_token_tables
@@ -53,9 +91,13 @@ def inspect(target: str, rows: int = 3, width: int = 300, as_json: bool = False)
     if as_json:
         return json.dumps({"files": [str(f) for f in files], "rows": total, "bytes": size,
                            **{k: dict(v) for k, v in counts.items()},
+                           **({"rejected": dict(reasons)} if reasons is not None else {}),
                            "samples": samples}, default=str, indent=2)
-    out = [f"{len(files)} shard(s), {total} documents, {size / 1e6:.2f} MB on disk",
+    kind = "rejected documents" + (f" ({reason})" if reason else "") if rejected else "documents"
+    out = [f"{len(files)} shard(s), {total} {kind}, {size / 1e6:.2f} MB on disk",
            f"  {files[0]}" + (f"  ... {files[-1]}" if len(files) > 1 else "")]
+    if reasons is not None:
+        out.append("  rejected  " + ", ".join(f"{k}={n}" for k, n in reasons.most_common()))
     for k, c in counts.items():
         if c and set(c) != {"-"}:  # skip a field no document has
             out.append(f"  {k:<9} " + ", ".join(f"{v}={n}" for v, n in c.most_common(12)))

@@ -2,6 +2,8 @@
 import json
 import subprocess
 import sys
+from collections import Counter
+from pathlib import Path
 
 import apache_beam as beam
 import pyarrow.parquet as pq
@@ -20,9 +22,10 @@ from pipelines.ccnet import CCNetConfig, read_cc_file, run
 def ccnet_out(tmp_path_factory, data, lm_dir):
     out = tmp_path_factory.mktemp("ccnet") / "out"
     cfg = CCNetConfig(inputs=[str(data / "cc")], out_dir=str(out), lm_dir=str(lm_dir),
-                      lid_model=str(paths.lid_model()))
+                      lid_model=str(paths.lid_model()), rejected=True)
     stats = run(cfg)
-    rows = [r for f in sorted(out.rglob("*.parquet")) for r in pq.read_table(f).to_pylist()]
+    rows = [r for f in sorted(out.rglob("*.parquet")) if "_rejected" not in f.relative_to(out).parts
+            for r in pq.read_table(f).to_pylist()]
     return cfg, stats, rows
 
 
@@ -120,6 +123,13 @@ def test_pipeline_stats_and_language_filter(ccnet_out):
     assert "http://sample_english.com" in urls
     assert not {"http://sample_chinese.zh", "http://sample_russian.ru"} & urls
     assert len(rows) == c["langid"]["documents"]
+    # --rejected: the dropped pages, each with its language as the reason, in the document schema
+    rejected = [r for f in sorted((Path(cfg.out_dir) / "_rejected").rglob("*.parquet"))
+                for r in pq.read_table(f).to_pylist()]
+    why = Counter(dict(r["metadata"])["rejected_reason"] for r in rejected)
+    assert why == Counter({k[len("dropped_"):]: n for k, n in c["langid"].items() if k.startswith("dropped_")})
+    assert all(r["language"] == dict(r["metadata"])["rejected_reason"].split("_")[0] for r in rejected)
+    assert "http://sample_chinese.zh" in {r["url"] for r in rejected}
 
 
 def test_perplexity_buckets_are_consistent(ccnet_out):

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import tarfile
 import xml.etree.ElementTree as ET
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import apache_beam as beam
@@ -24,7 +24,9 @@ from filters.latex import CleanReport, clean_paper, load_paper, strip_comments
 
 
 def rows_of(out):
-    return [r for f in sorted(Path(out).rglob("*.parquet")) for r in pq.read_table(f).to_pylist()]
+    """The rows of an output (never its _rejected/ documents, as every reader)."""
+    return [r for f in sorted(Path(out).rglob("*.parquet")) if "_rejected" not in f.relative_to(out).parts
+            for r in pq.read_table(f).to_pylist()]
 
 
 def meta(row):
@@ -495,11 +497,22 @@ def test_c4_pipeline(tmp_path, data):
 
     from filters.c4 import default_splitter
 
-    stats = c4.run([str(data / "cc")], str(tmp_path / "out"), str(paths.lid_model()))
+    stats = c4.run([str(data / "cc")], str(tmp_path / "out"), str(paths.lid_model()), rejected=True)
     assert stats["config"]["sentences"] == default_splitter()  # recorded: punkt as tfds, or the rule
     rows = rows_of(tmp_path / "out")
     c = stats["counters"]
-    assert c["badwords"]["dropped"] >= 1 and c["clean"]["page_too_few_sentences"] >= 1
+    assert c["badwords"]["dropped_badword"] >= 1 and c["clean"]["page_too_few_sentences"] >= 1
+    # --rejected: every dropped page of the filter steps, with its step and reason, beside the output
+    rejected = rows_of(tmp_path / "out" / "_rejected")
+    reasons = Counter((meta(r)["rejected_step"], meta(r)["rejected_reason"]) for r in rejected)
+    assert reasons == Counter({(step, k[len("dropped_"):]): n for step in ("length", "langid", "badwords")
+                               for k, n in c.get(step, {}).items() if k.startswith("dropped_")})
+    assert reasons[("badwords", "badword")] >= 1 and not {r["id"] for r in rejected} & {r["id"] for r in rows}
+    assert sum(stats["rejected"].values()) == len(rejected)
+    res = subprocess.run([sys.executable, "-m", "cli", "inspect", str(tmp_path / "out"), "--reason", "badword",
+                          "-n", "1"], capture_output=True, text=True)
+    assert res.returncode == 0 and f"{reasons[('badwords', 'badword')]} rejected documents (badword)" in res.stdout
+    assert "rejected_step=badwords, rejected_reason=badword" in res.stdout, res.stdout
     # whirlwind's an.wikipedia.org page comes as a WARC response and as a WET conversion: one is kept
     assert c["url_dedup"]["dropped_duplicate_url"] == 1 and c["url_dedup"]["documents"] == c["read"]["documents"] - 1
     d = c["dedup"]
@@ -507,7 +520,7 @@ def test_c4_pipeline(tmp_path, data):
     assert d["lines_removed"] > 0 and len(rows) == c["badwords"]["documents"]
     assert rows and all(r["language"] == "en" and r["source"] == "c4" for r in rows)
     assert any(r["url"] == "http://sample_english.com" for r in rows)
-    assert c["langid"]["documents"] == c["badwords"]["documents"] + c["badwords"]["dropped"]
+    assert c["langid"]["documents"] == c["badwords"]["documents"] + c["badwords"]["dropped_badword"]
     # the CCNet-style language filter instead of tfds': same pages in, fastText decides
     fast = c4.run([str(data / "cc")], str(tmp_path / "fast"), str(paths.lid_model()), lang_id="fasttext")
     assert fast["counters"]["langid"]["documents"] >= 1 and fast["config"]["lang_id"] == "fasttext"
@@ -807,3 +820,33 @@ def test_c4_counts_sentences_with_punkt_when_installed_else_by_rule_and_says_whi
         assert not (tmp_path / "c4").exists()
     with pytest.raises(InputError, match="--sentences 'nltk'"):
         c4.run([str(data / "cc")], str(tmp_path / "c4"), str(paths.lid_model()), sentences="nltk")
+
+
+def test_keep_if_counts_each_reason_and_keeps_rejects_on_request(tmp_path):
+    """The filter contract on a TestPipeline: a pure check -> None or a reason."""
+    from apache_beam.testing.test_pipeline import TestPipeline
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from core.schema import make_doc
+    from pipelines.beam_utils import Rejects
+
+    docs = [make_doc(str(i), "t", text) for i, text in enumerate(["keep me", "", "x" * 50, "keep too"])]
+
+    def check(doc):
+        return "empty" if not doc["text"] else "too_long" if len(doc["text"]) > 20 else None
+
+    for enabled in (False, True):
+        with TestPipeline() as p:
+            rejects = Rejects(str(tmp_path), enabled)
+            kept = rejects.keep_if(p | beam.Create(docs), "length", check)
+            assert_that(kept | "Ids" >> beam.Map(lambda d: d["id"]), equal_to(["0", "3"]))
+            if enabled:
+                (out,) = rejects.outputs
+                assert_that(out | "Why" >> beam.Map(lambda d: (d["id"], d["metadata"]["rejected_step"],
+                                                               d["metadata"]["rejected_reason"])),
+                            equal_to([("1", "length", "empty"), ("2", "length", "too_long")]), label="Rejected")
+            else:
+                assert rejects.outputs == []
+        counters = {r.key.metric.name: r.committed for r in p.result.metrics().query()["counters"]
+                    if r.key.metric.namespace == "length"}
+        assert counters == {"documents": 2, "dropped_empty": 1, "dropped_too_long": 1}
