@@ -34,7 +34,7 @@ def cmd_tokenize(a, beam_args):
     sources = tokenize.source_dirs(a.root, mixture)
     m = tokenize.run(sources, a.tokenizer, a.out, mixture, seq_len=a.seq_len, seed=a.seed,
                      total_tokens=a.total_tokens, shard_tokens=a.shard_tokens, runner=a.runner,
-                     beam_args=beam_args, force=a.force, dry_run=dry(a), valfraction=a.valfraction)
+                     beam_args=beam_args, force=a.force, dry_run=dry(a), val_fraction=a.val_fraction)
     if m is None or m.get("dry_run"):
         return report(m, a.out)
     print(f"{m['sequences']} sequences, {m['tokens']:,} tokens in {len(m['shards'])} shard(s) under {a.out}")

@@ -48,28 +48,26 @@ def cmd_eval(a, _):
 
 
 
-def add_commands(sub) -> None:
-    p = sub.add_parser("train", help="train a model (torchrun on CPU, deepspeed launcher on GPUs)")
-    p.add_argument("--config", default=str(paths.REPO / "configs" / "train_tiny.json"))
-    p.add_argument("--nproc", type=int, default=2, help="processes on CPU")
+def _launch_flags(p, config: str, gpus: int | None, slurm_help: str) -> None:
+    """The config, where it runs (nodes, GPUs, hostfile, launcher) and the paths it overrides."""
+    p.add_argument("--config", default=str(paths.REPO / "configs" / config))
     p.add_argument("--hostfile")
     p.add_argument("--num-nodes", type=int, default=1)
-    p.add_argument("--num-gpus", type=int, default=None)
+    p.add_argument("--num-gpus", type=int, default=gpus, help="GPUs per node")
     p.add_argument("--launcher", choices=("auto", "slurm"), default="auto",
-                   help="slurm: sbatch from a login node, srun inside an allocation (shared filesystem needed)")
+                   help=f"{slurm_help} (a filesystem shared by every node needed)")
     p.add_argument("--data", help="token shards (default: the config's)")
     p.add_argument("--run-dir", help="checkpoints and logs (default: the config's)")
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("train", help="train a model (torchrun on CPU, deepspeed launcher on GPUs)")
+    p.add_argument("--nproc", type=int, default=2, help="processes on CPU")
+    _launch_flags(p, "train_tiny.json", None, "slurm: sbatch from a login node, srun inside an allocation")
     p.set_defaults(fn=cmd_train)
 
     p = sub.add_parser("train-7b", help="the paper's 7B run; without GPUs: print the plan and exit")
-    p.add_argument("--config", default=str(paths.REPO / "configs" / "train_7b.json"))
-    p.add_argument("--hostfile")
-    p.add_argument("--num-nodes", type=int, default=1)
-    p.add_argument("--num-gpus", type=int, default=8, help="GPUs per node")
-    p.add_argument("--launcher", choices=("auto", "slurm"), default="auto",
-                   help="slurm: print the plan, then submit with sbatch (shared filesystem needed)")
-    p.add_argument("--data", help="token shards (default: the config's)")
-    p.add_argument("--run-dir", help="checkpoints and logs (default: the config's)")
+    _launch_flags(p, "train_7b.json", 8, "slurm: print the plan, then submit with sbatch")
     p.set_defaults(fn=cmd_train_7b)
 
     p = sub.add_parser("export-hf", help="a checkpoint (any ZeRO stage) as a HuggingFace LLaMA directory")
