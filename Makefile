@@ -36,7 +36,7 @@ ccnet: lm
 
 sources: ccnet
 	$(LLAMA) -q c4 --out $(OUT)/c4 --rejected
-	$(LLAMA) -q github --out $(OUT)/github
+	$(LLAMA) -q github --out $(OUT)/github --rejected
 	$(LLAMA) -q wikipedia --out $(OUT)/wikipedia
 	$(LLAMA) -q books --out $(OUT)/books
 	$(LLAMA) -q arxiv --out $(OUT)/arxiv
@@ -45,7 +45,7 @@ sources: ccnet
 	# RedPajama trains 5 epochs at lr 0.1 on ~600k pages; the sample's ~100 need more
 	$(LLAMA) -q train-quality-classifier --pages $(OUT)/ccnet --refs $(OUT)/wikirefs --wiki $(OUT)/wikipedia \
 		--epoch 50 --lr 0.5 --out $(OUT)/quality
-	$(LLAMA) -q quality --input $(OUT)/ccnet --model $(OUT)/quality/model.bin --out $(OUT)/cc
+	$(LLAMA) -q quality --input $(OUT)/ccnet --model $(OUT)/quality/model.bin --out $(OUT)/cc --rejected
 
 # The bundled sample supports ~10k-30k pieces; LLaMA's 32000 needs more text: VOCAB=32000 on real data.
 tokenizer: sources

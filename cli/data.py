@@ -72,7 +72,7 @@ def cmd_quality(a, beam_args):
     from pipelines import quality
 
     stats = quality.run(a.input, a.out, a.model, a.threshold, int(a.target_shard_mb * 2**20), a.runner,
-                        beam_args, a.force, dry_run=dry(a))
+                        beam_args, a.force, dry_run=dry(a), rejected=a.rejected)
     return report(stats, a.out)
 
 
@@ -130,7 +130,6 @@ def add_commands(sub) -> None:
         p.add_argument("--out", default=str(out / name))
         fixed = {}
         if name == "c4":
-            p.add_argument("--rejected", action="store_true", default=None, help=REJECTED_HELP)
             p.add_argument("--lid-model", default=str(paths.lid_model()))
             p.add_argument("--lang-threshold", type=fraction, default=0.5, help="for --lang-id fasttext")
             p.add_argument("--lang-id", choices=LANG_IDS, default=LANG_IDS[0],
@@ -141,7 +140,7 @@ def add_commands(sub) -> None:
                                 "punctuation rule (the default without it, with a warning)")
             p.add_argument("--max-record-mb", type=float, default=None, help=MAX_RECORD_HELP)
             fixed = {"lid_model": None, "lang_threshold": None, "lang_id": None, "sentences": None,
-                     "max_record_mb": None, "rejected": None}
+                     "max_record_mb": None}
         elif name == "github":
             p.add_argument("--tokenizer", default=str(paths.llama_tokenizer()),
                            help="tokenizer for RedPajama's alpha-per-token rule: a HuggingFace tokenizer.json "
@@ -180,6 +179,9 @@ def add_commands(sub) -> None:
             p.add_argument("--max-post-mb", type=float, default=None,
                            help="skip (and count) a Posts.xml row larger than this (default 16)")
             fixed = {"sites": None, "reference": None, "max_post_mb": None}
+        if name in ("c4", "github"):  # the sources whose filters follow the contract (beam_utils.Rejects)
+            p.add_argument("--rejected", action="store_true", default=None, help=REJECTED_HELP)
+            fixed["rejected"] = None
         add_runner(p, inputs=name not in ("github", "arxiv"))
         p.set_defaults(fn=_source_cmd(module, default_dir, **fixed))
 
@@ -222,6 +224,7 @@ def add_commands(sub) -> None:
     p.add_argument("--model", default=str(out / "quality" / "model.bin"))
     p.add_argument("--threshold", type=fraction, default=0.25)
     p.add_argument("--out", default=str(out / "cc"))
+    p.add_argument("--rejected", action="store_true", help=REJECTED_HELP)
     add_runner(p, inputs=False)
     p.set_defaults(fn=cmd_quality)
 

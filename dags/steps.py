@@ -97,9 +97,12 @@ def source(name):
         import importlib
 
         m = importlib.import_module(f"pipelines.{name}")
+        import inspect
+
         kwargs = {}
         if name == "c4":
             kwargs["lid_model"] = _data(p, "models", "fasttext-lid.176", "lid.176.ftz")
+        if "rejected" in inspect.signature(m.run).parameters:  # its filters follow the contract
             kwargs["rejected"] = bool(p["rejected"])
         return _summary(m.run([_data(p, "cc" if name == "c4" else name)], _out(p, name), runner=p["runner"],
                               beam_args=beam_args(p), **kwargs), _out(p, name))
@@ -142,7 +145,7 @@ def quality_filter(p):
     done = output.read_stats(_out(p, "cc")) if output.is_complete(_out(p, "cc")) else None
     retrained = bool(done) and done.get("model_run_id") != quality.model_run_id(model)  # redo with the new model
     return _summary(quality.run(_out(p, "ccnet"), _out(p, "cc"), model, runner=p["runner"], beam_args=beam_args(p),
-                                force=retrained), _out(p, "cc"))
+                                force=retrained, rejected=bool(p["rejected"])), _out(p, "cc"))
 
 
 def _ready_sources(p):

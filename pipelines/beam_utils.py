@@ -542,6 +542,10 @@ class _KeepIf(beam.DoFn):
     def __init__(self, step: str, check: Callable[[dict], str | None], rejected: bool):
         self.step, self.check, self.rejected = step, check, rejected
 
+    def setup(self):  # a check that needs a model loads it once per worker (its own ``setup``)
+        if hasattr(self.check, "setup"):
+            self.check.setup()
+
     def process(self, doc):
         reason = self.check(doc)
         if reason is None:
@@ -556,7 +560,8 @@ class _KeepIf(beam.DoFn):
 
 class Rejects:
     """The one filter contract.  A filter is a pure function ``check(doc) -> None | reason``
-    (None keeps the document; a reason is a short snake_case string).  ``keep_if`` applies it
+    (None keeps the document; a reason is a short snake_case string; a check that needs a model
+    is an object with ``setup()`` and ``__call__``).  ``keep_if`` applies it
     as a Beam step that counts ``<step>/documents`` (kept) and ``<step>/dropped_<reason>``, and
     -- when rejects are kept (``llama <source> --rejected``) -- sends each dropped document,
     with ``rejected_step`` and ``rejected_reason`` in its metadata, to

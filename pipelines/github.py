@@ -130,13 +130,13 @@ class Licensed(beam.DoFn):
                            metadata={"repo": repo, "path": rel, "license": lic})
 
 
+def skipped(doc) -> str | None:
+    """RedPajama's ``preprocess_source``: certificates and the top-level LICENSE skipped."""
+    return skip_reason(doc["metadata"]["path"])
+
+
 def keyed_by_content(doc):
-    """RedPajama's ``preprocess_source``: certificates and the top-level LICENSE skipped, the
-    rest keyed by the MD5 of the raw content for the exact dedup."""
-    reason = skip_reason(doc["metadata"]["path"])
-    if reason:
-        Metrics.counter("filter", f"dropped_{reason}").inc()
-        return
+    """Keyed by the MD5 of the raw content for the exact dedup."""
     digest = hashlib.md5(doc["text"].encode("utf-8")).hexdigest()
     yield digest, beam_utils.pack(dict(doc, metadata=dict(doc["metadata"], content_hash=digest)))
 
@@ -151,49 +151,54 @@ def _first(kv):
     return docs[0]
 
 
-class FileFilter(beam.DoFn):
-    """RedPajama's ``clean_copyright_comments`` then ``discard_record`` (``filters.github``)."""
+def strip_copyright(doc):
+    """RedPajama's ``clean_copyright_comments`` (``filters.github``)."""
+    text = clean_copyright_comments(doc["text"])
+    if text == doc["text"]:
+        return doc
+    Metrics.counter("filter", "comment_headers_stripped").inc()
+    return dict(doc, text=text)
+
+
+class Discarded:
+    """RedPajama's ``discard_record`` as a check (the tokenizer loaded once per worker)."""
 
     def __init__(self, tokenizer: str):
-        self.tokenizer = tokenizer
+        self.tokenizer, self.count_tokens = tokenizer, None
 
     def setup(self):
         self.count_tokens = TokenCounter(self.tokenizer)
 
-    def process(self, doc):
-        text = clean_copyright_comments(doc["text"])
-        if text != doc["text"]:
-            Metrics.counter("filter", "comment_headers_stripped").inc()
-        reason = discard_reason(text, doc["metadata"]["path"], self.count_tokens)
-        if reason:
-            Metrics.counter("filter", f"dropped_{reason}").inc()
-            return
-        Metrics.counter("filter", "documents").inc()
-        yield dict(doc, text=text)
+    def __call__(self, doc) -> str | None:
+        return discard_reason(doc["text"], doc["metadata"]["path"], self.count_tokens)
 
 
-def build(p, inputs, out_dir, target_bytes, tokenizer: str, max_line_bytes: int = MAX_LINE_BYTES):
+def build(p, inputs, out_dir, target_bytes, tokenizer: str, max_line_bytes: int = MAX_LINE_BYTES, rejected=False):
+    rejects = beam_utils.Rejects(out_dir, rejected, target_bytes)
     read = functools.partial(read_files, max_line_bytes=max_line_bytes)
-    return (p | "Specs" >> beam.Create(list(inputs)) | "Repos" >> beam.FlatMap(repos_of)
-              | "Spread" >> beam.Reshuffle()
-              | "Read" >> beam.ParDo(beam_utils.ReadFiles("read", read, documents=False))
-              | "ByRepo" >> beam.GroupByKey()
-              | "Licensed" >> beam.ParDo(Licensed())
+    files = (p | "Specs" >> beam.Create(list(inputs)) | "Repos" >> beam.FlatMap(repos_of)
+               | "Spread" >> beam.Reshuffle()
+               | "Read" >> beam.ParDo(beam_utils.ReadFiles("read", read, documents=False))
+               | "ByRepo" >> beam.GroupByKey()
+               | "Licensed" >> beam.ParDo(Licensed()))
+    unique = (rejects.keep_if(files, "skip", skipped)
               | "ContentHash" >> beam.FlatMap(keyed_by_content).with_output_types(beam_utils.Packed)
               | "ByHash" >> beam.GroupByKey()
               | "Dedup" >> beam.Map(_first)
-              | "Filter" >> beam.ParDo(FileFilter(tokenizer))
-              | "Shards" >> beam_utils.WriteShards(out_dir, lambda d: "github", target_bytes))
+              | "StripCopyright" >> beam.Map(strip_copyright))
+    kept = rejects.keep_if(unique, "filter", Discarded(tokenizer))
+    rejects.write(p)
+    return kept | "Shards" >> beam_utils.WriteShards(out_dir, lambda d: "github", target_bytes)
 
 
 def run(inputs, out_dir, target_bytes=256 << 20, runner="DirectRunner", beam_args=None, force=False,
-        dry_run=False, tokenizer=None, max_line_mb: float | None = None):
+        dry_run=False, tokenizer=None, max_line_mb: float | None = None, rejected: bool = False):
     check_inputs(inputs)
     tokenizer = str(tokenizer or paths.llama_tokenizer())
     if not fs.isfile(tokenizer):
         raise InputError(f"{tokenizer}: tokenizer for the alpha-per-token rule not found (--tokenizer)")
     cap = beam_utils.megabytes(max_line_mb, MAX_LINE_BYTES)
-    return beam_utils.run_step(lambda p: build(p, inputs, out_dir, target_bytes, tokenizer, cap), out_dir, runner,
-                               beam_args, force, dry=dry_run,
+    return beam_utils.run_step(lambda p: build(p, inputs, out_dir, target_bytes, tokenizer, cap, rejected), out_dir,
+                               runner, beam_args, force, dry=dry_run,
                                extra={"inputs": list(inputs), "config": {
                                    "tokenizer": tokenizer, **({"max_line_mb": max_line_mb} if max_line_mb else {})}})

@@ -259,8 +259,11 @@ def wiki_probability(model, text: str) -> float:
 
 
 class Score(beam.DoFn):
-    def __init__(self, model_path: str, threshold: float):
-        self.model_path, self.threshold = model_path, threshold
+    """The classifier's probability that a page is a Wikipedia reference, in the metadata
+    (``wiki_ref_score``); ``below_threshold`` decides."""
+
+    def __init__(self, model_path: str):
+        self.model_path = model_path
 
     def setup(self):
         import fasttext
@@ -272,28 +275,34 @@ class Score(beam.DoFn):
         doc = dict(row, metadata=dict(row.get("metadata") or []))
         score = wiki_probability(self.model, doc["text"])
         doc["metadata"]["wiki_ref_score"] = f"{score:.4f}"
-        if score < self.threshold:
-            Metrics.counter("quality", "dropped").inc()
-            return
-        Metrics.counter("quality", "documents").inc()
+        doc["_score"] = score  # the unrounded score for the threshold (not a schema column: never written)
         yield doc
 
 
-def build(p, in_dir, out_dir, model_path, threshold, target_bytes=256 << 20):
-    return (p | "Read" >> beam_utils.ReadShards([in_dir], step="read")
-              | "Score" >> beam.ParDo(Score(model_path, threshold))
-              | "Shards" >> beam_utils.WriteShards(out_dir, lambda d: f"{d['language']}_{d['bucket']}",
-                                                   target_bytes))
+def below_threshold(threshold: float, doc) -> str | None:
+    return None if doc["_score"] >= threshold else "below_threshold"
+
+
+def build(p, in_dir, out_dir, model_path, threshold, target_bytes=256 << 20, rejected=False):
+    import functools
+
+    rejects = beam_utils.Rejects(out_dir, rejected, target_bytes)
+    scored = (p | "Read" >> beam_utils.ReadShards([in_dir], step="read")
+                | "Score" >> beam.ParDo(Score(model_path)))
+    kept = rejects.keep_if(scored, "quality", functools.partial(below_threshold, threshold))
+    rejects.write(p)
+    return kept | "Shards" >> beam_utils.WriteShards(out_dir, lambda d: f"{d['language']}_{d['bucket']}",
+                                                     target_bytes)
 
 
 def run(in_dir, out_dir, model_path, threshold=0.25, target_bytes=256 << 20, runner="DirectRunner",
-        beam_args=None, force=False, dry_run=False):
+        beam_args=None, force=False, dry_run=False, rejected=False):
     output.require_complete(in_dir, "the CCNet output", "llama ccnet")
     model_dir = fs.dirname(model_path)
     if not fs.isfile(model_path):
         raise InputError(f"{model_path}: quality model not found (run `llama train-quality-classifier`)")
     output.require_complete(model_dir, "the quality classifier", "llama train-quality-classifier")
-    return beam_utils.run_step(lambda p: build(p, in_dir, out_dir, model_path, threshold, target_bytes),
+    return beam_utils.run_step(lambda p: build(p, in_dir, out_dir, model_path, threshold, target_bytes, rejected),
                                out_dir, runner, beam_args, force, dry=dry_run,
                                extra={"input": in_dir, "threshold": threshold, "model": model_path,
                                       "model_run_id": model_run_id(model_path)})

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from core import paths
+from core.schema import DOC_SCHEMA
 from filters.books import estimated_jaccard, minhash, shingles, strip_gutenberg
 from filters.c4 import clean_page, has_badword
 from filters.github import clean_copyright_comments, detect_license
@@ -43,12 +44,12 @@ def github_rows(tmp_path_factory, data):
     repos = root / "repos"
     shutil.copytree(data / "github", repos)
     shutil.copytree(data / "github" / "antirez__linenoise", repos / "fork__linenoise")  # an exact copy
-    stats = github.run([str(repos)], str(root / "out"))
-    return stats, rows_of(root / "out")
+    stats = github.run([str(repos)], str(root / "out"), rejected=True)
+    return stats, rows_of(root / "out"), rows_of(root / "out" / "_rejected")
 
 
 def test_github_keeps_only_permissive_repositories(github_rows, data):
-    stats, rows = github_rows
+    stats, rows, _ = github_rows
     repos = {meta(r)["repo"] for r in rows}
     assert "Xfennec__progress" not in repos          # GPL-3.0
     assert "kevswanberg__beer_tentrr" not in repos   # no licence file
@@ -60,7 +61,7 @@ def test_github_keeps_only_permissive_repositories(github_rows, data):
 
 
 def test_github_file_filters_header_strip_and_dedup(github_rows, data):
-    stats, rows = github_rows
+    stats, rows, rejected = github_rows
     paths_ = {meta(r)["path"] for r in rows}
     assert "LICENSE" not in paths_ and "pyproject.toml" not in paths_   # not whitelisted
     cjson = next(r for r in rows if r["id"] == "DaveGamble__cJSON/cJSON.c")
@@ -72,6 +73,13 @@ def test_github_file_filters_header_strip_and_dedup(github_rows, data):
     linenoise = [r for r in rows if r["id"].endswith("/linenoise.c")]
     assert len(linenoise) == 1 and linenoise[0]["id"] == "antirez__linenoise/linenoise.c"
     assert stats["counters"]["dedup"]["dropped_exact_duplicates"] == 5  # 6 files less LICENSE
+    # --rejected: the skipped and discarded files, each with its step and reason, and none kept
+    why = Counter((meta(r)["rejected_step"], meta(r)["rejected_reason"]) for r in rejected)
+    c = stats["counters"]
+    assert why == Counter({(step, k[len("dropped_"):]): n for step in ("skip", "filter")
+                           for k, n in c.get(step, {}).items() if k.startswith("dropped_")})
+    assert why[("skip", "license_file")] >= 1 and sum(n for (step, _), n in why.items() if step == "filter") >= 1
+    assert not {r["id"] for r in rejected} & {r["id"] for r in rows}
 
 
 def test_github_line_length_alnum_and_alpha_per_token_rules(data):
@@ -628,11 +636,17 @@ def test_quality_classifier_falls_back_to_articles_on_the_sample_and_filters(tmp
     assert stats["negatives"] == min(len(head_middle), stats["positives"]) >= 5
     assert stats["heldout_accuracy"] >= 0.75
     res = quality.run(str(corpus / "ccnet"), str(tmp_path / "cc"), str(corpus / "quality" / "model.bin"),
-                      threshold=0.5)
+                      threshold=0.5, rejected=True)
     kept = rows_of(tmp_path / "cc")
     assert kept and all(float(meta(r)["wiki_ref_score"]) >= 0.5 for r in kept)
     assert len(kept) < len(rows_of(corpus / "ccnet"))  # the model separates, it does not keep all
     assert res["counters"]["quality"]["documents"] == len(kept)
+    # every page below the threshold is among the rejected, with its score (the schema's columns only)
+    low = rows_of(tmp_path / "cc" / "_rejected")
+    dropped = res["counters"]["quality"]["dropped_below_threshold"]
+    assert len(low) == dropped == len(rows_of(corpus / "ccnet")) - len(kept)
+    assert all(float(meta(r)["wiki_ref_score"]) < 0.5 and meta(r)["rejected_reason"] == "below_threshold" for r in low)
+    assert set(pq.read_schema(next((tmp_path / "cc").rglob("*.parquet"))).names) == set(DOC_SCHEMA.names)
 
 
 def test_quality_fasttext_initialises_every_weight(tmp_path, data):
