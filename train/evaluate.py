@@ -32,7 +32,7 @@ def _text_task(text: str, task_dir: Path) -> None:
                 for t in pq.read_table(fh, columns=["text"]).column("text").to_pylist():
                     f.write(json.dumps({"text": t}) + "\n")
     (task_dir / f"{TEXT_TASK}.yaml").write_text(
-        f"task: {TEXT_TASK}\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {jsonl}\n"
+        f"task: {TEXT_TASK}\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {json.dumps(str(jsonl))}\n"
         "test_split: test\noutput_type: loglikelihood_rolling\ndoc_to_text: \"\"\ndoc_to_target: \"{{text}}\"\n"
         "should_decontaminate: false\nmetric_list:\n  - metric: word_perplexity\n  - metric: byte_perplexity\n"
         "  - metric: bits_per_byte\nmetadata:\n  version: 1.0\n")
