@@ -445,6 +445,10 @@ def test_import_meta_merges_model_parallel_shards(zero_runs, tokens, tokenizer_m
     res, cont = _train(tokens, tmp_path / "cont", init_from=str(tmp_path / "imported"), steps=2, val_fraction=0)
     assert res.returncode == 0 and "initialised from" in res.stdout, res.stderr[-2000:]
     assert cont[0]["loss"] < zero_runs[1][1][0]["loss"] - 0.1
+    # ... and weights of another shape are refused by every rank (under ZeRO-3 only rank 0 reads them)
+    res, _ = _train(tokens, tmp_path / "wrong", init_from=str(tmp_path / "imported"), steps=2, val_fraction=0,
+                    zero_stage=3, model_overrides={"dim": 128})
+    assert res.returncode == 2 and res.stderr.count("train: error: init_from") == 2, res.stderr[-2000:]
     (tmp_path / "meta" / "params.json").write_text(json.dumps({"dim": 64, "n_layers": 2, "n_heads": 4,
                                                                "n_kv_heads": 2, "vocab_size": -1}))
     assert cli.main(["import-meta", str(tmp_path / "meta"), str(tmp_path / "x")]) == 2   # LLaMA-2: refused

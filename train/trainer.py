@@ -185,13 +185,20 @@ def load_initial_weights(model, path: str, args, rank: int) -> None:
     them, and each parameter is scattered from it in turn."""
     from .export import load_weights
 
+    import deepspeed
+    import torch.distributed as dist
+
     partitioned = any(hasattr(p, "ds_id") for p in model.parameters())
     state, src, _ = load_weights(path) if rank == 0 or not partitioned else (None, args, None)
     shape = ("dim", "n_layers", "n_heads", "vocab_size", "hidden_dim")
+    problem = [None]
     if any(getattr(src, k) != getattr(args, k) for k in shape):
-        raise InputError(f"init_from {path}: a model of " + ", ".join(f"{k} {getattr(src, k)}" for k in shape)
-                         + "; the config's has " + ", ".join(f"{k} {getattr(args, k)}" for k in shape))
-    import deepspeed
+        problem[0] = (f"init_from {path}: a model of " + ", ".join(f"{k} {getattr(src, k)}" for k in shape)
+                      + "; the config's has " + ", ".join(f"{k} {getattr(args, k)}" for k in shape))
+    if partitioned:  # only rank 0 read the weights: every rank stops with its verdict
+        dist.broadcast_object_list(problem, src=0)
+    if problem[0]:
+        raise InputError(problem[0])
 
     for name, p in model.named_parameters():
         with deepspeed.zero.GatheredParameters([p], modifier_rank=0, enabled=partitioned), torch.no_grad():
