@@ -37,7 +37,7 @@ ccnet: lm
 sources: ccnet
 	$(LLAMA) -q c4 --out $(OUT)/c4 --rejected
 	$(LLAMA) -q github --out $(OUT)/github --rejected
-	$(LLAMA) -q wikipedia --out $(OUT)/wikipedia
+	$(LLAMA) -q wikipedia --out $(OUT)/wikipedia --rejected
 	$(LLAMA) -q books --out $(OUT)/books
 	$(LLAMA) -q arxiv --out $(OUT)/arxiv
 	$(LLAMA) -q stackexchange --out $(OUT)/stackexchange

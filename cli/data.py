@@ -179,7 +179,7 @@ def add_commands(sub) -> None:
             p.add_argument("--max-post-mb", type=float, default=None,
                            help="skip (and count) a Posts.xml row larger than this (default 16)")
             fixed = {"sites": None, "reference": None, "max_post_mb": None}
-        if name in ("c4", "github"):  # the sources whose filters follow the contract (beam_utils.Rejects)
+        if name in ("c4", "github", "wikipedia"):  # the sources whose filters follow the contract (beam_utils.Rejects)
             p.add_argument("--rejected", action="store_true", default=None, help=REJECTED_HELP)
             fixed["rejected"] = None
         add_runner(p, inputs=name not in ("github", "arxiv"))

@@ -558,6 +558,24 @@ class _KeepIf(beam.DoFn):
             yield beam.pvalue.TaggedOutput(REJECT, dict(doc, metadata=meta))
 
 
+class _KeepFirst(beam.DoFn):
+    def __init__(self, step, reason, sort_key, rejected: bool, unpack_docs: bool):
+        self.step, self.reason, self.sort_key, self.rejected, self.unpack_docs = (step, reason, sort_key, rejected,
+                                                                                  unpack_docs)
+
+    def process(self, kv):
+        docs = sorted(map(unpack, kv[1]) if self.unpack_docs else kv[1], key=self.sort_key)
+        if len(docs) > 1:
+            Metrics.counter(self.step, f"dropped_{self.reason}").inc(len(docs) - 1)
+            if self.rejected:
+                for d in docs[1:]:
+                    meta = dict(d.get("metadata") or {}, rejected_step=self.step, rejected_reason=self.reason,
+                                duplicate_of=docs[0]["id"])
+                    yield beam.pvalue.TaggedOutput(REJECT, dict(d, metadata=meta))
+        Metrics.counter(self.step, "documents").inc()
+        yield docs[0]
+
+
 class Rejects:
     """The one filter contract.  A filter is a pure function ``check(doc) -> None | reason``
     (None keeps the document; a reason is a short snake_case string; a check that needs a model
@@ -577,6 +595,16 @@ class Rejects:
 
     def keep_if(self, docs, step: str, check: Callable[[dict], str | None], label: str | None = None):
         res = docs | (label or step.capitalize()) >> beam.ParDo(_KeepIf(step, check, self.enabled)).with_outputs(
+            REJECT, main="kept")
+        if self.enabled:
+            self.outputs.append(res[REJECT])
+        return res.kept
+
+    def keep_first(self, groups, step: str, reason: str, sort_key: Callable[[dict], object], label: str,
+                   unpack_docs: bool = False):
+        """An exact dedup's groups ``(key, documents)`` -> the first document by ``sort_key``;
+        the others are dropped for ``reason`` (counted; rejected with ``duplicate_of``)."""
+        res = groups | label >> beam.ParDo(_KeepFirst(step, reason, sort_key, self.enabled, unpack_docs)).with_outputs(
             REJECT, main="kept")
         if self.enabled:
             self.outputs.append(res[REJECT])

@@ -141,14 +141,8 @@ def keyed_by_content(doc):
     yield digest, beam_utils.pack(dict(doc, metadata=dict(doc["metadata"], content_hash=digest)))
 
 
-def _first(kv):
-    """One copy of a content: the smallest id (RedPajama: the first it meets)."""
-    _, docs = kv
-    docs = sorted(map(beam_utils.unpack, docs), key=lambda d: d["id"])
-    if len(docs) > 1:
-        Metrics.counter("dedup", "dropped_exact_duplicates").inc(len(docs) - 1)
-    Metrics.counter("dedup", "documents").inc()
-    return docs[0]
+def _by_id(doc):
+    return doc["id"]
 
 
 def strip_copyright(doc):
@@ -183,8 +177,9 @@ def build(p, inputs, out_dir, target_bytes, tokenizer: str, max_line_bytes: int 
                | "Licensed" >> beam.ParDo(Licensed()))
     unique = (rejects.keep_if(files, "skip", skipped)
               | "ContentHash" >> beam.FlatMap(keyed_by_content).with_output_types(beam_utils.Packed)
-              | "ByHash" >> beam.GroupByKey()
-              | "Dedup" >> beam.Map(_first)
+              | "ByHash" >> beam.GroupByKey())
+    # one copy of a content: the smallest id (RedPajama: the first it meets)
+    unique = (rejects.keep_first(unique, "dedup", "exact_duplicates", _by_id, "Dedup", unpack_docs=True)
               | "StripCopyright" >> beam.Map(strip_copyright))
     kept = rejects.keep_if(unique, "filter", Discarded(tokenizer))
     rejects.write(p)

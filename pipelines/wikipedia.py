@@ -73,15 +73,8 @@ def _doc(page):
                     metadata={"title": page.title, "page_id": page.page_id, "dbname": page.dbname})
 
 
-def _one_per_page(kv):
-    """The same page from two dumps (e.g. a UTF-8 and a UTF-16 copy) is kept once."""
-    from apache_beam.metrics import Metrics
-
-    docs = sorted(kv[1], key=lambda d: d["metadata"]["dbname"])
-    if len(docs) > 1:
-        Metrics.counter("dedup", "duplicate_pages_dropped").inc(len(docs) - 1)
-    Metrics.counter("dedup", "documents").inc()
-    return docs[0]
+def _dbname(doc):
+    return doc["metadata"]["dbname"]
 
 
 class ReadDumps(beam.PTransform):
@@ -103,21 +96,24 @@ class ReadDumps(beam.PTransform):
 
 
 def build(p, inputs, out_dir, languages=LLAMA_WIKI_LANGS, target_bytes=256 << 20, input_prefix=None,
-          unit_bytes=UNIT_BYTES, max_page_bytes=MAX_PAGE_BYTES):
-    return (p | "Pages" >> ReadDumps(inputs, make_reader(languages, max_page_bytes), input_prefix, unit_bytes)
-              | "ById" >> beam.Map(lambda d: (d["id"], d)) | "GroupById" >> beam.GroupByKey()
-              | "OnePerPage" >> beam.Map(_one_per_page)
-              | "Shards" >> beam_utils.WriteShards(out_dir, lambda d: d["language"], target_bytes))
+          unit_bytes=UNIT_BYTES, max_page_bytes=MAX_PAGE_BYTES, rejected=False):
+    rejects = beam_utils.Rejects(out_dir, rejected, target_bytes)
+    groups = (p | "Pages" >> ReadDumps(inputs, make_reader(languages, max_page_bytes), input_prefix, unit_bytes)
+                | "ById" >> beam.Map(lambda d: (d["id"], d)) | "GroupById" >> beam.GroupByKey())
+    # the same page from two dumps (e.g. a UTF-8 and a UTF-16 copy) is kept once
+    pages = rejects.keep_first(groups, "dedup", "duplicate_pages", _dbname, "OnePerPage")
+    rejects.write(p)
+    return pages | "Shards" >> beam_utils.WriteShards(out_dir, lambda d: d["language"], target_bytes)
 
 
 def run(inputs, out_dir, languages=LLAMA_WIKI_LANGS, target_bytes=256 << 20, runner="DirectRunner",
         beam_args=None, force=False, input_prefix=None, dry_run=False, unit_bytes=UNIT_BYTES,
-        max_page_mb: float | None = None):
+        max_page_mb: float | None = None, rejected: bool = False):
     """``max_page_mb``: a page larger than this is skipped unparsed and counted (default 64)."""
     check_inputs(inputs, input_prefix)
     cap = beam_utils.megabytes(max_page_mb, MAX_PAGE_BYTES)
     return beam_utils.run_step(lambda p: build(p, inputs, out_dir, languages, target_bytes, input_prefix,
-                                               unit_bytes, cap),
+                                               unit_bytes, cap, rejected),
                                out_dir, runner, beam_args, force, dry=dry_run,
                                extra={"inputs": list(inputs), "languages": list(languages),
                                       **({"max_page_mb": max_page_mb} if max_page_mb else {})})

@@ -47,7 +47,7 @@ def corpus(tmp_path_factory, data, lm_dir) -> Path:
     ccnet.run(ccnet.CCNetConfig(cc, str(root / "ccnet"), str(lm_dir), str(paths.lid_model())))
     c4.run(cc, str(root / "c4"), str(paths.lid_model()))
     github.run([str(data / "github")], str(root / "github"))
-    wikipedia.run([str(data / "wikipedia")], str(root / "wikipedia"))
+    wikipedia.run([str(data / "wikipedia")], str(root / "wikipedia"), rejected=True)
     books.run([str(data / "books")], str(root / "books"))
     arxiv.run([str(data / "arxiv")], str(root / "arxiv"))
     stackexchange.run([str(data / "stackexchange")], str(root / "stackexchange"))

@@ -76,10 +76,12 @@ def test_github_file_filters_header_strip_and_dedup(github_rows, data):
     # --rejected: the skipped and discarded files, each with its step and reason, and none kept
     why = Counter((meta(r)["rejected_step"], meta(r)["rejected_reason"]) for r in rejected)
     c = stats["counters"]
-    assert why == Counter({(step, k[len("dropped_"):]): n for step in ("skip", "filter")
+    assert why == Counter({(step, k[len("dropped_"):]): n for step in ("skip", "dedup", "filter")
                            for k, n in c.get(step, {}).items() if k.startswith("dropped_")})
     assert why[("skip", "license_file")] >= 1 and sum(n for (step, _), n in why.items() if step == "filter") >= 1
-    assert not {r["id"] for r in rejected} & {r["id"] for r in rows}
+    assert {meta(r)["duplicate_of"] for r in rejected if meta(r)["rejected_step"] == "dedup"} == {
+        "antirez__linenoise/" + meta(r)["path"] for r in rejected if meta(r)["rejected_step"] == "dedup"}
+    assert not {r["id"] for r in rejected if meta(r)["rejected_step"] != "dedup"} & {r["id"] for r in rows}
 
 
 def test_github_line_length_alnum_and_alpha_per_token_rules(data):
@@ -113,7 +115,10 @@ def test_wikipedia_languages_namespaces_and_redirects(wiki_rows, data):
     assert c["read"]["rejected_el"] == 80                        # Greek: not a LLaMA language
     assert {r["language"] for r in rows} == {"en", "bg", "uk"}
     assert sum(r["language"] == "en" for r in rows) == 106       # 206 pages - 100 redirects
-    assert c["dedup"]["duplicate_pages_dropped"] == 1            # bg UTF-8 and UTF-16 copies
+    assert c["dedup"]["dropped_duplicate_pages"] == 1            # bg UTF-8 and UTF-16 copies
+    (dup,) = rows_of(wiki_rows[2] / "_rejected")                 # --rejected: the copy, and what it copies
+    assert meta(dup)["rejected_reason"] == "duplicate_pages" and meta(dup)["duplicate_of"] == dup["id"]
+    assert dup["id"] in {r["id"] for r in rows}
     titles = {meta(r)["title"] for r in rows}
     assert "AccessibleComputing" not in titles                  # a redirect
     assert not any(t.startswith(("Wikipedia:", "Шаблон:", "Вікіпедія:")) for t in titles)
