@@ -538,6 +538,11 @@ class WriteShards(beam.PTransform):
 REJECT = "rejected"
 
 
+def _reject(doc: dict, step: str, reason: str, **extra) -> beam.pvalue.TaggedOutput:
+    meta = dict(doc.get("metadata") or {}, rejected_step=step, rejected_reason=reason, **extra)
+    return beam.pvalue.TaggedOutput(REJECT, dict(doc, metadata=meta))
+
+
 class _KeepIf(beam.DoFn):
     def __init__(self, step: str, check: Callable[[dict], str | None], rejected: bool):
         self.step, self.check, self.rejected = step, check, rejected
@@ -554,8 +559,7 @@ class _KeepIf(beam.DoFn):
             return
         Metrics.counter(self.step, f"dropped_{reason}").inc()
         if self.rejected:
-            meta = dict(doc.get("metadata") or {}, rejected_step=self.step, rejected_reason=reason)
-            yield beam.pvalue.TaggedOutput(REJECT, dict(doc, metadata=meta))
+            yield _reject(doc, self.step, reason)
 
 
 class _KeepFirst(beam.DoFn):
@@ -569,9 +573,7 @@ class _KeepFirst(beam.DoFn):
             Metrics.counter(self.step, f"dropped_{self.reason}").inc(len(docs) - 1)
             if self.rejected:
                 for d in docs[1:]:
-                    meta = dict(d.get("metadata") or {}, rejected_step=self.step, rejected_reason=self.reason,
-                                duplicate_of=docs[0]["id"])
-                    yield beam.pvalue.TaggedOutput(REJECT, dict(d, metadata=meta))
+                    yield _reject(d, self.step, self.reason, duplicate_of=docs[0]["id"])
         Metrics.counter(self.step, "documents").inc()
         yield docs[0]
 
@@ -594,23 +596,21 @@ class Rejects:
         self.outputs = []
 
     def keep_if(self, docs, step: str, check: Callable[[dict], str | None], label: str | None = None):
-        res = docs | (label or step.capitalize()) >> beam.ParDo(_KeepIf(step, check, self.enabled)).with_outputs(
-            REJECT, main="kept")
-        if self.enabled:
-            self.outputs.append(res[REJECT])
-        return res.kept
+        return self._apply(docs, label or step.capitalize(), _KeepIf(step, check, self.enabled))
 
     def keep_first(self, groups, step: str, reason: str, sort_key: Callable[[dict], object], label: str,
                    unpack_docs: bool = False):
         """An exact dedup's groups ``(key, documents)`` -> the first document by ``sort_key``;
         the others are dropped for ``reason`` (counted; rejected with ``duplicate_of``)."""
-        res = groups | label >> beam.ParDo(_KeepFirst(step, reason, sort_key, self.enabled, unpack_docs)).with_outputs(
-            REJECT, main="kept")
+        return self._apply(groups, label, _KeepFirst(step, reason, sort_key, self.enabled, unpack_docs))
+
+    def _apply(self, pcoll, label: str, dofn):
+        res = pcoll | label >> beam.ParDo(dofn).with_outputs(REJECT, main="kept")
         if self.enabled:
             self.outputs.append(res[REJECT])
         return res.kept
 
-    def write(self, p):
+    def write(self):
         if not self.outputs:
             return None
         return (tuple(self.outputs) | "AllRejected" >> beam.Flatten()

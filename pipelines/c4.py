@@ -81,7 +81,7 @@ def build(p, inputs, out_dir, lid_model, lang_threshold=0.5, target_bytes=256 <<
     else:
         english = filter_language(docs, rejects, lid_model, ("en",), lang_threshold)
     kept = rejects.keep_if(english, "badwords", badword, label="BadWords")
-    rejects.write(p)
+    rejects.write()
     return kept | "Shards" >> beam_utils.WriteShards(out_dir, lambda d: "c4", target_bytes)
 
 

@@ -193,12 +193,12 @@ def round_score(doc):
     return dict(doc, lang_score=round(doc["lang_score"], 4))
 
 
-def filter_language(docs, rejects, lid_model: str, languages, threshold: float, step: str = "langid"):
+def filter_language(docs, rejects, lid_model: str, languages, threshold: float):
     """Language identification and cc_net's filter on it, through the filter contract."""
     import functools
 
     scored = docs | "IdentifyLanguage" >> beam.ParDo(IdentifyLanguage(lid_model))
-    kept = rejects.keep_if(scored, step, functools.partial(language_kept, frozenset(languages), threshold),
+    kept = rejects.keep_if(scored, "langid", functools.partial(language_kept, frozenset(languages), threshold),
                            label="LangID")
     return kept | "RoundScore" >> beam.Map(round_score)
 
@@ -233,7 +233,7 @@ def build(p: beam.Pipeline, cfg: CCNetConfig):
     rejects = beam_utils.Rejects(cfg.out_dir, cfg.rejected, cfg.target_shard_bytes)
     lid = filter_language(deduped, rejects, cfg.lid_model, cfg.languages, cfg.lang_threshold)
     scored = lid | "Perplexity" >> beam.ParDo(Perplexity(cfg.lm_dir, cfg.cutoffs))
-    rejects.write(p)
+    rejects.write()
     return scored | "Shards" >> beam_utils.WriteShards(
         cfg.out_dir, key_fn=lambda d: f"{d['language']}_{d['bucket']}",
         target_bytes=cfg.target_shard_bytes)

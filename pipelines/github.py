@@ -182,7 +182,7 @@ def build(p, inputs, out_dir, target_bytes, tokenizer: str, max_line_bytes: int 
     unique = (rejects.keep_first(unique, "dedup", "exact_duplicates", _by_id, "Dedup", unpack_docs=True)
               | "StripCopyright" >> beam.Map(strip_copyright))
     kept = rejects.keep_if(unique, "filter", Discarded(tokenizer))
-    rejects.write(p)
+    rejects.write()
     return kept | "Shards" >> beam_utils.WriteShards(out_dir, lambda d: "github", target_bytes)
 
 

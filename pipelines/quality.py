@@ -290,7 +290,7 @@ def build(p, in_dir, out_dir, model_path, threshold, target_bytes=256 << 20, rej
     scored = (p | "Read" >> beam_utils.ReadShards([in_dir], step="read")
                 | "Score" >> beam.ParDo(Score(model_path)))
     kept = rejects.keep_if(scored, "quality", functools.partial(below_threshold, threshold))
-    rejects.write(p)
+    rejects.write()
     return kept | "Shards" >> beam_utils.WriteShards(out_dir, lambda d: f"{d['language']}_{d['bucket']}",
                                                      target_bytes)
 

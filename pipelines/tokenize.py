@@ -38,13 +38,12 @@ import numpy as np
 from apache_beam.metrics import Metrics
 
 from core import fs, output
-from core.schema import TOKEN_SCHEMA
 from core.errors import InputError
+from core.schema import TOKEN_SCHEMA
 
 from . import beam_utils
 
 log = logging.getLogger(__name__)
-
 
 
 def load_mixture(path: str) -> dict:
@@ -147,8 +146,8 @@ class Sample(beam.DoFn):
 class PackShard(beam.DoFn):
     """(shard, document copies) -> (``part-NNNNN``, packed row) records for ``WriteParquetFiles``."""
 
-    def __init__(self, seq_len, prefix: str = "part", counters: str = "pack"):
-        self.seq_len, self.prefix, self.counters = seq_len, prefix, counters
+    def __init__(self, seq_len, counters: str = "pack"):
+        self.seq_len, self.counters = seq_len, counters
 
     def process(self, kv):
         shard, docs = kv
@@ -172,7 +171,7 @@ class PackShard(beam.DoFn):
             rows.append(self._row(buf, ids, srcs, starts))
         Metrics.counter(self.counters, "sequences").inc(len(rows))
         Metrics.counter(self.counters, "tokens").inc(sum(r["length"] for r in rows))
-        name = f"{self.prefix}-{shard:05d}"
+        name = f"part-{shard:05d}"
         for r in rows:
             yield name, beam_utils.pack(r)
 
@@ -207,7 +206,7 @@ def build(p, sources: dict, tokenizer_model, out_dir, mixture, seq_len, seed, to
                        | "Pack" >> beam.ParDo(PackShard(seq_len)).with_output_types(beam_utils.Packed))
     val_rows = (val | "HeldOut" >> beam.ParDo(HeldOut(seed, shard_tokens), sizes=beam.pvalue.AsDict(sizes))
                     | "ValByShard" >> beam.GroupByKey()
-                    | "PackVal" >> beam.ParDo(PackShard(seq_len, "part", "pack_val"))
+                    | "PackVal" >> beam.ParDo(PackShard(seq_len, "pack_val"))
                                          .with_output_types(beam_utils.Packed))
     val_rows | "WriteVal" >> beam_utils.WriteParquetFiles(fs.join(out_dir, VAL), TOKEN_SCHEMA)
     return train_rows | "Write" >> beam_utils.WriteParquetFiles(out_dir, TOKEN_SCHEMA)

@@ -102,7 +102,7 @@ def build(p, inputs, out_dir, languages=LLAMA_WIKI_LANGS, target_bytes=256 << 20
                 | "ById" >> beam.Map(lambda d: (d["id"], d)) | "GroupById" >> beam.GroupByKey())
     # the same page from two dumps (e.g. a UTF-8 and a UTF-16 copy) is kept once
     pages = rejects.keep_first(groups, "dedup", "duplicate_pages", _dbname, "OnePerPage")
-    rejects.write(p)
+    rejects.write()
     return pages | "Shards" >> beam_utils.WriteShards(out_dir, lambda d: d["language"], target_bytes)
 
 

@@ -11,17 +11,19 @@ The original ``tokenizer.model`` is copied beside it for Meta-style loaders.  Th
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
+
+from core import fs
 
 
 def hf_tokenizer(model_path: str):
     """A ``tokenizers.Tokenizer`` that encodes as the SentencePiece model at ``model_path``."""
-    import sentencepiece as spm
     from tokenizers import Tokenizer, decoders, normalizers, processors
     from tokenizers.models import BPE
 
-    sp = spm.SentencePieceProcessor(model_file=str(model_path))
+    from .tokenizer import Tokenizer as SentencePiece
+
+    sp = SentencePiece(model_path).sp  # staged when remote; a one-line error when not a model
     n = sp.vocab_size()
     vocab = {sp.id_to_piece(i): i for i in range(n)}
     score = {sp.id_to_piece(i): sp.get_score(i) for i in range(n)}
@@ -62,5 +64,5 @@ def write_hf_tokenizer(model_path: str, out_dir: str | Path, max_length: int = 2
          "legacy": True, "model_max_length": max_length, "clean_up_tokenization_spaces": False,
          "pad_token": None}, indent=2))
     (out / "special_tokens_map.json").write_text(json.dumps(specials, indent=2))
-    shutil.copyfile(model_path, out / "tokenizer.model")
+    fs.copy_file(str(model_path), str(out / "tokenizer.model"))
     return ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model"]

@@ -19,7 +19,7 @@ from pathlib import Path
 from core.errors import InputError
 
 log = logging.getLogger(__name__)
-_STEP_TAG = re.compile(r"^step(\d+)$")
+STEP_TAG = re.compile(r"^step(\d+)$")
 
 
 def bad_file(tag_dir: Path) -> str | None:
@@ -40,7 +40,7 @@ def step_tags(ckpt_dir: str | Path) -> list[str]:
     """The ``step<N>`` checkpoint tags in ``ckpt_dir``, oldest first."""
     found = []
     for p in Path(ckpt_dir).iterdir():
-        m = _STEP_TAG.match(p.name)
+        m = STEP_TAG.match(p.name)
         if m and p.is_dir():
             found.append((int(m.group(1)), p.name))
     return [t for _, t in sorted(found)]

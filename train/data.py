@@ -110,8 +110,7 @@ def _vocab_dtype(path: str | Path):
     """uint16 when the manifest's vocabulary fits (LLaMA's 32000 does), else int32 (also for
     shards without a manifest, which the trainer refuses but a benchmark may read)."""
     try:
-        vocab = token_manifest(path if (_token_dir(path) / "manifest.json").is_file()
-                               else _token_dir(path).parent)["vocab_size"]
+        vocab = token_manifest(path)["vocab_size"]
     except InputError:
         return np.int32
     return np.uint16 if vocab <= np.iinfo(np.uint16).max else np.int32
@@ -177,16 +176,16 @@ def build_index(path: str | Path, seq_len: int, progress: bool = False) -> Path:
     """Lay out every shard that has no index yet (see the module docstring), and those of the
     held-out split; returns the index directory.  Idempotent; safe to run twice at once (each
     writes its own temporary files and renames them into place)."""
+    dtype = _vocab_dtype(path)  # the manifest beside the training shards holds for val/ too
     held = val_dir(path)
     if held is not None:
-        _build_dir(held, shard_files(held, complete=False), seq_len, progress)
-    return _build_dir(path, shard_files(path), seq_len, progress)
+        _build_dir(held, shard_files(held, complete=False), seq_len, dtype, progress)
+    return _build_dir(path, shard_files(path), seq_len, dtype, progress)
 
 
-def _build_dir(path, files, seq_len: int, progress: bool) -> Path:
+def _build_dir(path, files, seq_len: int, dtype, progress: bool) -> Path:
     out = index_dir(path, seq_len)
     out.mkdir(exist_ok=True)
-    dtype = _vocab_dtype(path)
     todo = [f for f in files if not _current(out / f"{f.stem}.src", f)]
     for k, f in enumerate(todo):
         if progress:
@@ -252,8 +251,7 @@ class TokenLoader:
         rows = np.array([len(t) for t in self.tokens], np.int64)
         held = val_dir(path)
         if held is not None:  # llama tokenize's held-out documents: training keeps every row
-            self.val_files = shard_files(held, complete=False)
-            self.val_tokens, self.val_lengths = _open(index_dir(held, seq_len), self.val_files)
+            self.val_tokens, self.val_lengths = _open(index_dir(held, seq_len), shard_files(held, complete=False))
             val_rows, self.val_first = np.zeros_like(rows), None
             held_rows = np.array([len(t) for t in self.val_tokens], np.int64)
         else:
@@ -264,7 +262,7 @@ class TokenLoader:
                               f"{val_fraction:.0%} of every shard's rows instead. Remake them with `llama tokenize` "
                               f"for documents never trained on", stacklevel=2)
             val_rows = np.ceil(rows * val_fraction).astype(np.int64) if val_fraction > 0 else np.zeros_like(rows)
-            self.val_files, self.val_tokens, self.val_lengths = self.files, self.tokens, self.lengths
+            self.val_tokens, self.val_lengths = self.tokens, self.lengths
             held_rows, self.val_first = val_rows, rows - val_rows
         self.train_rows = rows - val_rows
         self.cum = np.concatenate([[0], np.cumsum(self.train_rows)]).astype(np.int64)

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from pathlib import Path
 
+from core import fs
 from core.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -25,13 +25,13 @@ ARGS = "model_args.json"
 
 def _run_checkpoint(p: Path) -> tuple[Path, str] | None:
     """(checkpoint directory, tag) when ``p`` is a run, its checkpoints or one tag."""
-    from .checkpoint import resume_tag
+    from .checkpoint import STEP_TAG, resume_tag
 
     if (p / "checkpoints").is_dir():
         p = p / "checkpoints"
     if (p / "latest").is_file():
         return p, resume_tag(p)
-    if re.match(r"^step\d+$", p.name) and p.is_dir():
+    if STEP_TAG.match(p.name) and p.is_dir():
         return p.parent, p.name
     return None
 
@@ -81,8 +81,7 @@ def load_weights(path: str | Path) -> tuple[dict, object, str | None]:
         return load_file(str(p / WEIGHTS)), ModelArgs(**meta["model_args"]), str(tok) if tok.is_file() else None
     if is_meta_checkpoint(p):
         state, args = load_meta(p)
-        tok = next((t for t in (p / "tokenizer.model", p.parent / "tokenizer.model") if t.is_file()), None)
-        return state, args, str(tok) if tok else None
+        return state, args, _meta_tokenizer(p)
     found = _run_checkpoint(p)
     if found is None:
         raise InputError(f"{p}: not a training run, a checkpoint, a Meta checkpoint (params.json + "
@@ -105,6 +104,12 @@ def load_weights(path: str | Path) -> tuple[dict, object, str | None]:
     return state, args, tok
 
 
+def _meta_tokenizer(release: Path) -> str | None:
+    """Meta's ``tokenizer.model``: beside the weights or one level up (where Meta puts it)."""
+    return next((str(t) for t in (release / "tokenizer.model", release.parent / "tokenizer.model") if t.is_file()),
+                None)
+
+
 def _expected(args) -> list[str]:
     import torch
 
@@ -122,7 +127,7 @@ def export_hf(path: str | Path, out_dir: str | Path, tokenizer: str | None = Non
 
     state, args, tok = load_weights(path)
     tok = tokenizer or tok
-    if not tok or not Path(tok).is_file():
+    if not tok or not fs.isfile(tok):
         raise InputError(f"no tokenizer model for {path} ({tok or 'none recorded'}): pass --tokenizer "
                          f"out/tokenizer/tokenizer.model")
     files = save_hf(state, args, out_dir, dtype=dtype, max_shard_bytes=max_shard_bytes)
@@ -133,8 +138,6 @@ def import_meta(path: str | Path, out_dir: str | Path, tokenizer: str | None = N
     """``llama import-meta``: Meta's checkpoint as this project's weights (``model.safetensors``
     + ``model_args.json``, and ``tokenizer.model`` when one is beside it or given), which
     ``export-hf``, ``eval`` and the trainer's ``init_from`` read."""
-    import shutil
-
     from model.meta import load_meta
     from safetensors.torch import save_file
 
@@ -144,9 +147,8 @@ def import_meta(path: str | Path, out_dir: str | Path, tokenizer: str | None = N
     save_file({k: v.contiguous() for k, v in state.items()}, str(out / WEIGHTS), metadata={"format": "pt"})
     (out / ARGS).write_text(json.dumps({"model_args": args.to_dict(), "source": str(path)}, indent=2))
     files = [WEIGHTS, ARGS]
-    tok = tokenizer or next((str(t) for t in (Path(path) / "tokenizer.model", Path(path).parent / "tokenizer.model")
-                             if t.is_file()), None)
+    tok = tokenizer or _meta_tokenizer(Path(path))
     if tok:
-        shutil.copyfile(tok, out / "tokenizer.model")
+        fs.copy_file(tok, str(out / "tokenizer.model"))
         files.append("tokenizer.model")
     return files
