@@ -138,28 +138,19 @@ def launch(config: str, nproc: int | None = None, hostfile: str | None = None, n
     shard_files(cfg["data"])  # fail once, here, rather than once per rank
     from .metrics import check_wandb
 
-    check_wandb(cfg.get("wandb") or any(a.split("=")[0] == "--wandb" for a in extra or []))
+    check_wandb(cfg.get("wandb") or any(a.split("=")[0] == "--wandb" for a in extra))
     check_data(cfg)
-    env = dict(os.environ)
     n_gpu = gpu_count()
     if launcher == "slurm":  # the login node may have no GPU; the allocation's nodes do
-        if n_gpu == 0 and gpus is None:
-            env.setdefault("DS_ACCELERATOR", "cpu")
-            env.setdefault("OMP_NUM_THREADS", "1")
-        elif env.get("DS_ACCELERATOR") == "cpu":
-            env.pop("DS_ACCELERATOR")
+        env = _accelerator_env(on_cpu=n_gpu == 0 and gpus is None)
         return launch_slurm(config, cfg, n_nodes, gpus or nproc or 2, gpus is not None, extra, env, dry_run)
+    env = _accelerator_env(on_cpu=n_gpu == 0, n_gpu=n_gpu)
     if n_gpu == 0:
         check_cpu_memory(cfg, nproc or 2)
-        env.setdefault("DS_ACCELERATOR", "cpu")
-        env.setdefault("OMP_NUM_THREADS", "1")
         cmd = [sys.executable, "-m", "train.trainer", "--config", config, *extra]
         print(f"launch: {nproc or 2} CPU process(es): {' '.join(cmd)}", flush=True)
         return 0 if dry_run else spawn_local(cmd, nproc or 2, env)
     else:
-        if env.get("DS_ACCELERATOR") == "cpu":  # the CPU default belongs to the CPU branch alone
-            print(f"launch: {n_gpu} GPU(s) found: DS_ACCELERATOR=cpu from the environment ignored", flush=True)
-            env.pop("DS_ACCELERATOR")
         ds = shutil.which("deepspeed") or str(Path(sys.executable).parent / "deepspeed")
         cmd = [ds, "--num_nodes", str(n_nodes), "--num_gpus", str(gpus or n_gpu)]
         if hostfile:
@@ -171,6 +162,19 @@ def launch(config: str, nproc: int | None = None, hostfile: str | None = None, n
     if dry_run:
         return 0
     return subprocess.call(cmd, env=env)
+
+
+def _accelerator_env(on_cpu: bool, n_gpu: int = 0) -> dict:
+    """The ranks' environment: on CPU DeepSpeed's CPU accelerator and one OpenMP thread per rank
+    (unless set); on GPUs the CPU default is dropped -- it belongs to the CPU branch alone."""
+    env = dict(os.environ)
+    if on_cpu:
+        env.setdefault("DS_ACCELERATOR", "cpu")
+        env.setdefault("OMP_NUM_THREADS", "1")
+    elif env.get("DS_ACCELERATOR") == "cpu":
+        print(f"launch: {n_gpu or 'GPU'} GPU(s) found: DS_ACCELERATOR=cpu from the environment ignored", flush=True)
+        env.pop("DS_ACCELERATOR")
+    return env
 
 
 SLURM_PORT = 29500
