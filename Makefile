@@ -34,13 +34,12 @@ lm:
 ccnet: lm
 	$(LLAMA) ccnet --lm-dir $(OUT)/lm --out $(OUT)/ccnet --rejected
 
+# the registered sources (pipelines/registry.py): each one's command, then the rest of CommonCrawl
+SOURCE_DIRS = $(shell $(PY) -m pipelines.registry dirs)
+
 sources: ccnet
-	$(LLAMA) -q c4 --out $(OUT)/c4 --rejected
-	$(LLAMA) -q github --out $(OUT)/github --rejected
-	$(LLAMA) -q wikipedia --out $(OUT)/wikipedia --rejected
-	$(LLAMA) -q books --out $(OUT)/books
-	$(LLAMA) -q arxiv --out $(OUT)/arxiv
-	$(LLAMA) -q stackexchange --out $(OUT)/stackexchange
+	@lines="$$($(PY) -m pipelines.registry commands $(OUT))" || exit 1; \
+	echo "$$lines" | while read -r args; do echo "$(LLAMA) $$args"; $(LLAMA) $$args || exit 1; done
 	$(LLAMA) -q extract-wiki-refs --out $(OUT)/wikirefs
 	# RedPajama trains 5 epochs at lr 0.1 on ~600k pages; the sample's ~100 need more
 	$(LLAMA) -q train-quality-classifier --pages $(OUT)/ccnet --refs $(OUT)/wikirefs --wiki $(OUT)/wikipedia \
@@ -50,7 +49,7 @@ sources: ccnet
 # The bundled sample supports ~10k-30k pieces; LLaMA's 32000 needs more text: VOCAB=32000 on real data.
 tokenizer: sources
 	$(LLAMA) -q train-tokenizer --vocab-size $(VOCAB) --out $(OUT)/tokenizer \
-		$(addprefix $(OUT)/,cc c4 github wikipedia books arxiv stackexchange)
+		$(addprefix $(OUT)/,$(SOURCE_DIRS))
 
 tokens: tokenizer
 	$(LLAMA) -q tokenize --root $(OUT) --tokenizer $(OUT)/tokenizer/tokenizer.model --seq-len $(SEQ) --out $(OUT)/tokens

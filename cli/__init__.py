@@ -11,11 +11,15 @@ import sys
 
 from core.errors import InputError
 
+from pipelines import registry
+
 from . import data, tokens, train
 from .common import WORKER_LOG_ENV, join_beam_flags, own_flags, setup_logging
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """``command``: the subcommand about to run -- only its source flags are built (a source's
+    Options import its pipeline module, and Beam); None builds every command's flags."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
                         help="only warnings and errors")
@@ -24,14 +28,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="cmd", required=True)
     _sub = sub.add_parser
     sub.add_parser = lambda *a, **k: _sub(*a, parents=[common], **k)
-    for group in (data, tokens, train):
+    data.add_commands(sub, command)
+    for group in (tokens, train):
         group.add_commands(sub)
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    argv = join_beam_flags(list(sys.argv[1:] if argv is None else argv), own_flags(parser))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(next((x for x in argv if not x.startswith("-")), ""))
+    argv = join_beam_flags(argv, own_flags(parser))
     args, extra = parser.parse_known_args(argv)
     bad = [x for x in extra if not x.startswith("--")]
     if bad or (extra and args.cmd not in BEAM_COMMANDS):
@@ -92,6 +98,6 @@ def _stop_children() -> None:
 
 
 
-BEAM_COMMANDS = {"ccnet", "c4", "github", "wikipedia", "books", "arxiv", "stackexchange", "quality", "tokenize",
+BEAM_COMMANDS = {"ccnet", *registry.names(), "quality", "tokenize",
                  "extract-wiki-refs", "train-quality-classifier", "train-tokenizer",
                  "train", "train-7b"}  # the last two pass extra --flags to the trainer

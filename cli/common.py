@@ -26,9 +26,6 @@ class _DropNoise(logging.Filter):
 
 
 WORKER_LOG_ENV = "LLAMA_WORKER_LOG"  # read by pipelines/sdk_worker.py
-MAX_RECORD_HELP = ("skip (and count) a WARC record, inflated HTTP payload or JSON line larger than this "
-                   "(default 64; Common Crawl stores payloads of at most 1 MB)")
-
 
 def setup_logging(verbose: bool) -> None:
     if not verbose:  # local SDK workers log to a file (pipelines/sdk_worker.py), not the terminal
@@ -54,11 +51,27 @@ def cutoffs(text: str) -> tuple[float, float]:
     return a, b
 
 
-def fraction(text: str) -> float:
-    v = float(text)
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
-    return v
+def add_options(p: argparse.ArgumentParser, cls) -> None:
+    """A flag per field of an Options dataclass (``core.options.option``): ``--max-book-mb`` for
+    ``max_book_mb``; a bool is an on/off flag.  Unset flags stay None, so the dataclass's default wins."""
+    from core.options import fields_of
+
+    for f in fields_of(cls):
+        m = f.metadata
+        flag = "--" + f.name.replace("_", "-")
+        default_text = "" if f.default in (None, False) or "default" in m["help"] else f" (default: {f.default})"
+        if isinstance(f.default, bool):
+            p.add_argument(flag, dest=f.name, action="store_true", default=None, help=m["help"])
+            continue
+        p.add_argument(flag, dest=f.name, default=None, type=m["type"] or type(f.default), choices=m["choices"],
+                       nargs=m["nargs"], help=m["help"] + default_text)
+
+
+def options_from(args: argparse.Namespace, cls):
+    """The dataclass with the flags the user gave (the others at their defaults)."""
+    from core.options import fields_of
+
+    return cls(**{f.name: getattr(args, f.name) for f in fields_of(cls) if getattr(args, f.name, None) is not None})
 
 
 def add_runner(p: argparse.ArgumentParser, inputs: bool = True) -> None:

@@ -4,13 +4,12 @@ from __future__ import annotations
 import json
 
 from core import paths
-from filters.c4 import LANG_IDS
+from core.options import MAX_RECORD_HELP, REJECTED_HELP, fraction
+from pipelines import registry
 
-from .common import MAX_RECORD_HELP, add_runner, cutoffs, dry, fraction, report
+from .common import add_options, add_runner, cutoffs, dry, report
 
 
-REJECTED_HELP = ("also keep the documents a filter dropped, with the step and reason, in <out>/_rejected/ "
-                 "(llama inspect <out> --rejected [--reason R])")
 
 
 def cmd_ccnet(a, beam_args):
@@ -28,17 +27,14 @@ def cmd_ccnet(a, beam_args):
 
 
 
-def _source_cmd(module, default_dir, **fixed):
+def _source_cmd(src):
     def cmd(a, beam_args):
-        import importlib
+        from .common import options_from
 
-        mod = importlib.import_module(f"pipelines.{module}")
-        kwargs = {k: getattr(a, k) for k in fixed if getattr(a, k, None) is not None}
-        if getattr(a, "input_prefix", None):
-            kwargs["input_prefix"] = a.input_prefix
-        stats = mod.run(a.inputs or [str(paths.shared_data() / default_dir)], a.out,
-                        target_bytes=int(a.target_shard_mb * 2**20), runner=a.runner,
-                        beam_args=beam_args, force=a.force, dry_run=dry(a), **kwargs)
+        inputs = a.inputs or [str(paths.shared_data() / src.input)]
+        stats = src.run(inputs, a.out, options_from(a, src.options()), input_prefix=getattr(a, "input_prefix", None),
+                        target_bytes=int(a.target_shard_mb * 2**20), runner=a.runner, beam_args=beam_args,
+                        force=a.force, dry_run=dry(a))
         return report(stats, a.out)
     return cmd
 
@@ -90,6 +86,18 @@ def cmd_lm(a, _):
     return 0
 
 
+def cmd_report(a, _):
+    import report
+
+    from core import fs
+    from core.errors import InputError
+
+    if not fs.isdir(a.out):
+        raise InputError(f"{a.out}: no such output directory (run the steps, or make demo, first)")
+    print(f"report: {report.write(a.out, a.html)}")
+    return 0
+
+
 def cmd_inspect(a, _):
     from pipelines.inspect_shards import inspect
 
@@ -98,7 +106,8 @@ def cmd_inspect(a, _):
 
 
 
-def add_commands(sub) -> None:
+def add_commands(sub, command: str | None = None) -> None:
+    """``command``: the one the user runs (only its flags are built); None: all of them."""
     p = sub.add_parser("ccnet", help="CommonCrawl: WET/WARC -> dedup -> LID -> perplexity buckets")
     p.add_argument("inputs", nargs="*", help="WET/WARC/JSONL files or directories (default: bundled cc/)")
     p.add_argument("--out", default=str(paths.out_dir() / "ccnet"))
@@ -116,74 +125,14 @@ def add_commands(sub) -> None:
     p.set_defaults(fn=cmd_ccnet)
 
     out = paths.out_dir()
-    sources = [
-        ("c4", "c4", "cc", "C4: tfds clean_page rules, bad words, line dedup, English LID"),
-        ("github", "github", "github", "GitHub: permissive licences, RedPajama file filters, exact dedup"),
-        ("wikipedia", "wikipedia", "wikipedia", "Wikipedia: 20 languages, ns 0, markup stripped"),
-        ("books", "books", "books", "Books: Gutenberg boilerplate removed, MinHash near-dedup"),
-        ("arxiv", "arxiv", "arxiv", "ArXiv: LaTeX cleaned, macros expanded, bibliography removed"),
-        ("stackexchange", "stackexchange", "stackexchange", "StackExchange: Q/A with answers by score"),
-    ]
-    for name, module, default_dir, help_text in sources:
-        p = sub.add_parser(name, help=help_text)
-        p.add_argument("inputs", nargs="*", help=f"inputs (default: bundled {default_dir}/)")
-        p.add_argument("--out", default=str(out / name))
-        fixed = {}
-        if name == "c4":
-            p.add_argument("--lid-model", default=str(paths.lid_model()))
-            p.add_argument("--lang-threshold", type=fraction, default=0.5, help="for --lang-id fasttext")
-            p.add_argument("--lang-id", choices=LANG_IDS, default=LANG_IDS[0],
-                           help="tfds: langdetect, en at >= 0.99, as the public C4 LLaMA used (default); "
-                                "fasttext: lid.176 at --lang-threshold, as CCNet")
-            p.add_argument("--sentences", choices=("punkt", "rule"), default=None,
-                           help="sentence counter: NLTK punkt as tfds (default when installed) or a "
-                                "punctuation rule (the default without it, with a warning)")
-            p.add_argument("--max-record-mb", type=float, default=None, help=MAX_RECORD_HELP)
-            fixed = {"lid_model": None, "lang_threshold": None, "lang_id": None, "sentences": None,
-                     "max_record_mb": None}
-        elif name == "github":
-            p.add_argument("--tokenizer", default=str(paths.llama_tokenizer()),
-                           help="tokenizer for RedPajama's alpha-per-token rule: a HuggingFace tokenizer.json "
-                                "(default: the LLaMA vocabulary) or a SentencePiece .model; local or gs://")
-            p.add_argument("--max-line-mb", type=float, default=None,
-                           help="skip (and count) a JSON line larger than this (default 64)")
-            fixed = {"tokenizer": None, "max_line_mb": None}
-        elif name == "arxiv":
-            p.add_argument("--reference", action="store_true", default=None,
-                           help="RedPajama's arxiv_cleaner.py exactly, bugs included (drops appendices, "
-                                "argument macros unexpanded, \\input files lost, ...; see filters/latex.py)")
-            p.add_argument("--max-paper-mb", type=float, default=None,
-                           help="skip (and count) a paper whose archive inflates past this (default 2048)")
-            p.add_argument("--max-tex-mb", type=float, default=None,
-                           help="skip (and count) a paper with more .tex than this (default 64)")
-            p.add_argument("--max-macro-growth", type=int, default=None,
-                           help="skip (and count) a paper whose macros expand its text past this factor "
-                                "(default 20; or 4 MB)")
-            fixed = {"reference": None, "max_paper_mb": None, "max_tex_mb": None, "max_macro_growth": None}
-        elif name == "books":
-            p.add_argument("--threshold", type=fraction, default=0.9, help="near-duplicate Jaccard threshold")
-            p.add_argument("--max-book-mb", type=float, default=None,
-                           help="skip (and count) a book file larger than this (default 64)")
-            fixed = {"threshold": None, "max_book_mb": None}
-        elif name == "wikipedia":
-            p.add_argument("--languages", nargs="+", default=None, help="dbname languages to keep (default: LLaMA's 20)")
-            p.add_argument("--max-page-mb", type=float, default=None,
-                           help="skip (and count) a page larger than this, unparsed (default 64)")
-            fixed = {"languages": None, "max_page_mb": None}
-        elif name == "stackexchange":
-            p.add_argument("--sites", nargs="+", default=None,
-                           help="sites to keep; 'paper' = LLaMA's 28 largest (default: all non-meta)")
-            p.add_argument("--reference", action="store_true", default=None,
-                           help="RedPajama's post_processing.py exactly: scores sorted as strings, <br> "
-                                "glues words, an empty '*' line before ordered lists")
-            p.add_argument("--max-post-mb", type=float, default=None,
-                           help="skip (and count) a Posts.xml row larger than this (default 16)")
-            fixed = {"sites": None, "reference": None, "max_post_mb": None}
-        if name in ("c4", "github", "wikipedia"):  # the sources whose filters follow the contract (beam_utils.Rejects)
-            p.add_argument("--rejected", action="store_true", default=None, help=REJECTED_HELP)
-            fixed["rejected"] = None
-        add_runner(p, inputs=name not in ("github", "arxiv"))
-        p.set_defaults(fn=_source_cmd(module, default_dir, **fixed))
+    for src in registry.pipelines():  # one command per registered source, its flags from its Options
+        p = sub.add_parser(src.name, help=src.help)
+        p.add_argument("inputs", nargs="*", help=f"inputs (default: bundled {src.input}/)")
+        p.add_argument("--out", default=str(out / src.out_dir))
+        if command in (None, src.name):  # the source's module (and Beam) imported only when it is the command
+            add_options(p, src.options())
+            add_runner(p, inputs=src.takes_input_prefix())
+        p.set_defaults(fn=_source_cmd(src))
 
     p = sub.add_parser("extract-wiki-refs",
                        help="the URLs cited in Wikipedia <ref> elements (the quality classifier's positives)")
@@ -249,3 +198,9 @@ def add_commands(sub) -> None:
                    help="the documents the step's filters dropped (kept by running it with --rejected)")
     p.add_argument("--reason", help="only those dropped for this reason (implies --rejected)")
     p.set_defaults(fn=cmd_inspect)
+
+    p = sub.add_parser("report", help="the run report as one HTML file: funnels, drops, languages, perplexity, "
+                                      "token mixture, loss, rejected examples")
+    p.add_argument("out", nargs="?", default=str(paths.out_dir()), help="the run's output root (default: out/)")
+    p.add_argument("--html", default=None, help="where to write it (default: <out>/report.html)")
+    p.set_defaults(fn=cmd_report)

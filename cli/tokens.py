@@ -3,15 +3,16 @@ from __future__ import annotations
 
 from core import paths
 from core.errors import InputError
+from core.options import fraction
+from pipelines import registry
 
-from .common import add_runner, dry, fraction, report
+from .common import add_runner, dry, report
 
 
 def cmd_train_tokenizer(a, extra):
     from pipelines.tokenize import train_tokenizer_sampled
 
-    inputs = a.inputs or [str(paths.out_dir() / d) for d in
-                          ("cc", "c4", "github", "wikipedia", "books", "arxiv", "stackexchange")]
+    inputs = a.inputs or [str(paths.out_dir() / s.out_dir) for s in registry.SOURCES]
     model = train_tokenizer_sampled(inputs, a.out, vocab_size=a.vocab_size, sample_lines=a.sample_lines,
                                     force=a.force, runner=a.runner, beam_args=extra)
     from tokenizer import Tokenizer
@@ -65,7 +66,9 @@ def add_commands(sub) -> None:
 
     p = sub.add_parser("tokenize", help="token shards with the paper's mixture, packed to --seq-len")
     p.add_argument("--root", default=str(out), help="where the source outputs are")
-    p.add_argument("--mixture", default=str(paths.REPO / "configs" / "mixture.json"))
+    p.add_argument("--mixture", default=None,
+                   help="JSON {\"sources\": {name: {\"weight\", \"epochs\"[, \"dir\"]}}} overriding the "
+                        "default mixture, LLaMA's Table 1 (pipelines/registry.py)")
     p.add_argument("--only", nargs="+", help="use only these sources of the mixture")
     p.add_argument("--tokenizer", default=str(out / "tokenizer" / "tokenizer.model"))
     p.add_argument("--out", default=str(out / "tokens"))

@@ -79,8 +79,12 @@ def llama_pretraining():
 
     @task(trigger_rule="none_failed")
     def report(params=None):
-        text = steps.report(steps.params_with_defaults(dict(params)))
+        import report as html_report
+
+        p = steps.params_with_defaults(dict(params))
+        text = steps.report(p)
         print(text, flush=True)
+        print(f"[llama] report: {html_report.write(str(p['out']))}", flush=True)
         return text
 
     tasks["train"] >> report()

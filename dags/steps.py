@@ -13,10 +13,9 @@ import json
 from core import fs, output
 from core import paths
 
-SOURCES = ("common_crawl", "c4", "github", "wikipedia", "books", "arxiv", "stackexchange")
-# source name -> output directory name under `out`
-SOURCE_DIRS = {"common_crawl": "cc", "c4": "c4", "github": "github", "wikipedia": "wikipedia",
-               "books": "books", "arxiv": "arxiv", "stackexchange": "stackexchange"}
+from pipelines import registry
+
+SOURCES = tuple(registry.names())
 
 DEFAULT_PARAMS = {
     "data": str(paths.shared_data()), "out": str(paths.out_dir()), "lm_dir": None,
@@ -91,22 +90,22 @@ def ccnet(p):
     return _summary(m.run(cfg), cfg.out_dir)
 
 
-def source(name):
+def source(src: registry.Source):
+    """The task of a registered source: its pipeline with its Options' defaults, paths declared
+    ``data=`` under the data root, and the run's ``rejected`` for a source whose filters follow the
+    contract."""
     def step(p):
-        _selected(p, name)
-        import importlib
+        _selected(p, src.name)
+        from core.options import fields_of
 
-        m = importlib.import_module(f"pipelines.{name}")
-        import inspect
-
-        kwargs = {}
-        if name == "c4":
-            kwargs["lid_model"] = _data(p, "models", "fasttext-lid.176", "lid.176.ftz")
-        if "rejected" in inspect.signature(m.run).parameters:  # its filters follow the contract
-            kwargs["rejected"] = bool(p["rejected"])
-        return _summary(m.run([_data(p, "cc" if name == "c4" else name)], _out(p, name), runner=p["runner"],
-                              beam_args=beam_args(p), **kwargs), _out(p, name))
-    step.__name__ = name
+        cls = src.options()
+        given = {f.name: _data(p, f.metadata["data"]) for f in fields_of(cls) if f.metadata["data"]}
+        if "rejected" in {f.name for f in fields_of(cls)}:
+            given["rejected"] = bool(p["rejected"])
+        stats = src.run([_data(p, src.input)], _out(p, src.out_dir), cls(**given), runner=p["runner"],
+                        beam_args=beam_args(p))
+        return _summary(stats, _out(p, src.out_dir))
+    step.__name__ = src.name
     return step
 
 
@@ -149,7 +148,7 @@ def quality_filter(p):
 
 
 def _ready_sources(p):
-    return [s for s in p["sources"] if output.is_complete(_out(p, SOURCE_DIRS[s]))]
+    return [s for s in p["sources"] if output.is_complete(_out(p, registry.get(s).out_dir))]
 
 
 def tokenizer(p):
@@ -159,7 +158,7 @@ def tokenizer(p):
     if not ready:
         raise Skip("no source output to train a tokenizer on")
     already = output.is_complete(_out(p, "tokenizer"))
-    model = train_tokenizer_sampled([_out(p, SOURCE_DIRS[s]) for s in ready], _out(p, "tokenizer"),
+    model = train_tokenizer_sampled([_out(p, registry.get(s).out_dir) for s in ready], _out(p, "tokenizer"),
                                     vocab_size=p["vocab_size"], runner=p["runner"], beam_args=beam_args(p))
     return {"skipped": "complete", "out": model} if already else {"out": model, "sources": ready}
 
@@ -167,7 +166,7 @@ def tokenizer(p):
 def tokens(p):
     from pipelines import tokenize
 
-    mixture = tokenize.load_mixture(str(paths.REPO / "configs" / "mixture.json"))
+    mixture = tokenize.load_mixture()
     mixture = {k: v for k, v in mixture.items() if k in _ready_sources(p)}
     if not mixture:
         raise Skip("no source output to tokenize")
@@ -214,9 +213,7 @@ def report(p) -> str:
     out = str(p["out"])
     lines = ["", "=" * 72, "LLaMA-1 pretraining system: run report", "=" * 72,
              "Documents kept per source and step:"]
-    steps = [("common_crawl", "ccnet"), ("common_crawl", "cc"), ("c4", "c4"), ("github", "github"),
-             ("wikipedia", "wikipedia"), ("books", "books"), ("arxiv", "arxiv"),
-             ("stackexchange", "stackexchange")]
+    steps = [("common_crawl", "ccnet")] + [(s.name, s.out_dir) for s in registry.SOURCES]
     for src, d in steps:
         stats = output.read_stats(fs.join(out, d))
         if src not in p["sources"] or not stats:
@@ -224,7 +221,7 @@ def report(p) -> str:
         c = stats["counters"]
         kept = sum(stats["shards"].values())
         flow = []
-        for ns in sorted(c, key=lambda n: STEP_ORDER.index(n) if n in STEP_ORDER else len(STEP_ORDER)):
+        for ns in sorted(set(c) - {"output"}, key=lambda n: STEP_ORDER.index(n) if n in STEP_ORDER else len(STEP_ORDER)):
             n = c[ns].get("documents", c[ns].get("questions"))
             if n is not None:
                 flow.append(f"{ns} {n}")
@@ -255,20 +252,21 @@ def report(p) -> str:
     return "\n".join(lines)
 
 
-# (task id, function, upstream task ids) -- the DAG's shape, shared with the local runner
-GRAPH = [
-    ("lm", lm, []),
-    ("ccnet", ccnet, ["lm"]),
-    ("c4", source("c4"), []),
-    ("github", source("github"), []),
-    ("wikipedia", source("wikipedia"), []),
-    ("books", source("books"), []),
-    ("arxiv", source("arxiv"), []),
-    ("stackexchange", source("stackexchange"), []),
-    ("wiki_refs", wiki_refs, []),
-    ("quality_classifier", quality_classifier, ["ccnet", "wiki_refs", "wikipedia"]),
-    ("quality_filter", quality_filter, ["ccnet", "quality_classifier"]),
-    ("tokenizer", tokenizer, ["quality_filter", "c4", "github", "wikipedia", "books", "arxiv", "stackexchange"]),
-    ("tokens", tokens, ["tokenizer"]),
-    ("train", train, ["tokens"]),
-]
+def graph() -> list:
+    """(task id, function, upstream task ids): the DAG's shape, shared with the local runner.
+    Common Crawl's five steps, then one task per registered source, then the tokens."""
+    sources = [(src.name, source(src), []) for src in registry.pipelines()]
+    return [
+        ("lm", lm, []),
+        ("ccnet", ccnet, ["lm"]),
+        *sources,
+        ("wiki_refs", wiki_refs, []),
+        ("quality_classifier", quality_classifier, ["ccnet", "wiki_refs", "wikipedia"]),
+        ("quality_filter", quality_filter, ["ccnet", "quality_classifier"]),
+        ("tokenizer", tokenizer, ["quality_filter", *(name for name, _, _ in sources)]),
+        ("tokens", tokens, ["tokenizer"]),
+        ("train", train, ["tokens"]),
+    ]
+
+
+GRAPH = graph()

@@ -214,6 +214,17 @@ class ExpandInputs(beam.PTransform):
         return files | "Distinct" >> beam.Distinct() | "Spread" >> beam.Reshuffle()
 
 
+def text_bytes(doc: dict) -> int:
+    return len(doc["text"].encode("utf-8"))
+
+
+def count_kept(step: str, doc: dict) -> None:
+    """A document a step keeps: ``<step>/documents`` and ``<step>/bytes`` (of its text, the
+    run report's funnel)."""
+    Metrics.counter(step, "documents").inc()
+    Metrics.counter(step, "bytes").inc(text_bytes(doc))
+
+
 class ReadFiles(beam.DoFn):
     """path -> documents through ``read_fn(path, counters)``; counts documents and lines
     (``documents=False`` for readers whose items are not documents, e.g. (key, post) pairs).
@@ -224,7 +235,6 @@ class ReadFiles(beam.DoFn):
     def __init__(self, step: str, read_fn, documents: bool = True):
         self.step, self.read_fn, self.documents = step, read_fn, documents
         self.files = Metrics.counter(step, "files")
-        self.docs = Metrics.counter(step, "documents")
         self.lines = Metrics.counter(step, "lines")
         self.errors = Metrics.counter(step, "file_errors")
 
@@ -235,9 +245,12 @@ class ReadFiles(beam.DoFn):
         counter = lambda name, k=1: Metrics.counter(self.step, name).inc(k)  # noqa: E731
         try:
             for doc in self.read_fn(path, counter):
+                if isinstance(doc, beam.pvalue.TaggedOutput):  # a reader's reject (Rejects.apply)
+                    yield doc
+                    continue
                 n += 1
                 if self.documents:
-                    self.docs.inc()
+                    count_kept(self.step, doc)
                     self.lines.inc(doc["text"].count("\n") + 1)
                 yield doc
         except InputError as e:
@@ -500,6 +513,19 @@ class WriteParquetFiles(beam.PTransform):
                     temp_directory=StaticValueProvider(str, fs.join(self.out_dir, output.TMP))))
 
 
+class _CountOutput(beam.DoFn):
+    """``output/documents``, ``output/bytes`` and the documents per ``language_<l>`` and
+    perplexity ``bucket_<b>`` of what a step writes (a handful of counters, whatever the size)."""
+
+    def process(self, doc):
+        count_kept("output", doc)
+        if doc.get("language"):
+            Metrics.counter("output", f"language_{doc['language']}").inc()
+        if doc.get("bucket"):
+            Metrics.counter("output", f"bucket_{doc['bucket']}").inc()
+        yield doc
+
+
 class WriteShards(beam.PTransform):
     """Rows -> ``out_dir/<key_fn(row)>/part-NNNNN-of-MMMMM.parquet`` (zstd) through
     ``WriteParquetFiles`` (Beam's file sink and finalisation).
@@ -517,6 +543,8 @@ class WriteShards(beam.PTransform):
 
     def expand(self, rows):
         key_fn, target = self.key_fn, self.target_bytes
+        if self.schema is DOC_SCHEMA and self.counter == "rows":  # a step's documents: the run report's counts
+            rows = rows | "Count" >> beam.ParDo(_CountOutput())
         keyed = rows | "Key" >> beam.Map(lambda r: (key_fn(r), r))
         n_shards = (keyed
                     | "Bytes" >> beam.Map(lambda kv: (kv[0], _row_bytes(kv[1])))
@@ -538,7 +566,8 @@ class WriteShards(beam.PTransform):
 REJECT = "rejected"
 
 
-def _reject(doc: dict, step: str, reason: str, **extra) -> beam.pvalue.TaggedOutput:
+def reject(doc: dict, step: str, reason: str, **extra) -> beam.pvalue.TaggedOutput:
+    """A dropped document as a DoFn yields it under the contract (``Rejects.apply``)."""
     meta = dict(doc.get("metadata") or {}, rejected_step=step, rejected_reason=reason, **extra)
     return beam.pvalue.TaggedOutput(REJECT, dict(doc, metadata=meta))
 
@@ -554,12 +583,12 @@ class _KeepIf(beam.DoFn):
     def process(self, doc):
         reason = self.check(doc)
         if reason is None:
-            Metrics.counter(self.step, "documents").inc()
+            count_kept(self.step, doc)
             yield doc
             return
         Metrics.counter(self.step, f"dropped_{reason}").inc()
         if self.rejected:
-            yield _reject(doc, self.step, reason)
+            yield reject(doc, self.step, reason)
 
 
 class _KeepFirst(beam.DoFn):
@@ -573,8 +602,8 @@ class _KeepFirst(beam.DoFn):
             Metrics.counter(self.step, f"dropped_{self.reason}").inc(len(docs) - 1)
             if self.rejected:
                 for d in docs[1:]:
-                    yield _reject(d, self.step, self.reason, duplicate_of=docs[0]["id"])
-        Metrics.counter(self.step, "documents").inc()
+                    yield reject(d, self.step, self.reason, duplicate_of=docs[0]["id"])
+        count_kept(self.step, docs[0])
         yield docs[0]
 
 
@@ -596,15 +625,17 @@ class Rejects:
         self.outputs = []
 
     def keep_if(self, docs, step: str, check: Callable[[dict], str | None], label: str | None = None):
-        return self._apply(docs, label or step.capitalize(), _KeepIf(step, check, self.enabled))
+        return self.apply(docs, label or step.capitalize(), _KeepIf(step, check, self.enabled))
 
     def keep_first(self, groups, step: str, reason: str, sort_key: Callable[[dict], object], label: str,
                    unpack_docs: bool = False):
         """An exact dedup's groups ``(key, documents)`` -> the first document by ``sort_key``;
         the others are dropped for ``reason`` (counted; rejected with ``duplicate_of``)."""
-        return self._apply(groups, label, _KeepFirst(step, reason, sort_key, self.enabled, unpack_docs))
+        return self.apply(groups, label, _KeepFirst(step, reason, sort_key, self.enabled, unpack_docs))
 
-    def _apply(self, pcoll, label: str, dofn):
+    def apply(self, pcoll, label: str, dofn):
+        """A step whose DoFn yields kept documents and ``reject(doc, step, reason)`` for the
+        dropped ones (which it counts itself): the kept ones are returned, the rejects kept."""
         res = pcoll | label >> beam.ParDo(dofn).with_outputs(REJECT, main="kept")
         if self.enabled:
             self.outputs.append(res[REJECT])

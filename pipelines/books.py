@@ -11,6 +11,7 @@ same number of books (``tests/reference/test_redpajama_books_parity.py``)."""
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 import logging
 
 import apache_beam as beam
@@ -20,6 +21,8 @@ from core import fs
 from filters.decode import decode_text, has_bom
 from filters.books import band_keys, drop_by_components, estimated_jaccard, lsh_bands, minhash, strip_gutenberg
 from core.errors import InputError
+
+from core.options import REJECTED_HELP, fraction, option
 
 from . import beam_utils
 from core.schema import make_doc
@@ -93,16 +96,22 @@ def _components(edges):
 
 
 class _DropDuplicates(beam.DoFn):
+    def __init__(self, rejected: bool = False):
+        self.rejected = rejected
+
     def process(self, kv):
         _, joined = kv
         dropped = list(joined["dropped"])
         for doc in joined["doc"]:
             if dropped:
                 kept, j = dropped[0]
-                Metrics.counter("near_dedup", "dropped").inc()
+                Metrics.counter("near_dedup", "dropped_near_duplicate").inc()
                 log.info("near-duplicate: %s ~ %s (Jaccard %.3f): dropped", doc["id"], kept, j)
+                if self.rejected:
+                    yield beam_utils.reject(doc, "near_dedup", "near_duplicate", duplicate_of=kept,
+                                            jaccard=f"{j:.3f}")
                 continue
-            Metrics.counter("near_dedup", "documents").inc()
+            beam_utils.count_kept("near_dedup", doc)
             yield doc
 
 
@@ -111,11 +120,14 @@ class NearDedup(beam.PTransform):
     ``GroupByKey`` (candidate threshold ``threshold - 0.2``, floor 0.5, bands and rows as
     datasketch's MinHashLSH picks them), candidates confirmed by the MinHash Jaccard estimate
     >= ``threshold``, clusters = connected components of the (small) confirmed-pair set, the
-    longest book of a cluster kept; the drops are joined back to the books by id."""
+    longest book of a cluster kept; the drops are joined back to the books by id and go to
+    ``rejects`` (``beam_utils.Rejects``: counted as ``near_dedup/dropped_near_duplicate``, kept
+    with ``duplicate_of`` and ``jaccard`` when asked)."""
 
-    def __init__(self, threshold=0.9, num_perm=128, k=20):
+    def __init__(self, threshold=0.9, num_perm=128, k=20, rejects: beam_utils.Rejects | None = None):
         super().__init__()
         self.threshold, self.num_perm, self.k = threshold, num_perm, k
+        self.rejects = rejects or beam_utils.Rejects("", enabled=False)
 
     def expand(self, books):
         bands, rows = lsh_bands(max(0.5, self.threshold - 0.2), self.num_perm)
@@ -127,26 +139,37 @@ class NearDedup(beam.PTransform):
                    | "OnePerPair" >> beam.CombinePerKey(max)
                    | "Edges" >> beam.combiners.ToList()
                    | "Components" >> beam.FlatMap(_components))
-        return ({"doc": books | "ById" >> beam.Map(lambda d: (d["id"], d)), "dropped": dropped}
-                | "Join" >> beam.CoGroupByKey()
-                | "Drop" >> beam.ParDo(_DropDuplicates()))
+        joined = ({"doc": books | "ById" >> beam.Map(lambda d: (d["id"], d)), "dropped": dropped}
+                  | "Join" >> beam.CoGroupByKey())
+        return self.rejects.apply(joined, "Drop", _DropDuplicates(self.rejects.enabled))
 
 
 def build(p, inputs, out_dir, threshold=0.9, num_perm=128, k=20, target_bytes=256 << 20, input_prefix=None,
-          max_book_bytes=MAX_BOOK_BYTES):
+          max_book_bytes=MAX_BOOK_BYTES, rejected=False):
     read = functools.partial(read_book, max_bytes=max_book_bytes)
+    rejects = beam_utils.Rejects(out_dir, rejected, target_bytes)
     books = (p | "Files" >> beam_utils.ExpandInputs(inputs, SUFFIXES, prefix=input_prefix)
                | "Read" >> beam.ParDo(beam_utils.ReadFiles("read", read)))
-    return (books | "NearDedup" >> NearDedup(threshold, num_perm, k)
-                  | "Shards" >> beam_utils.WriteShards(out_dir, lambda d: "books", target_bytes))
+    written = (books | "NearDedup" >> NearDedup(threshold, num_perm, k, rejects)
+                     | "Shards" >> beam_utils.WriteShards(out_dir, lambda d: "books", target_bytes))
+    rejects.write()
+    return written
+
+
+@dataclass
+class Options:
+    threshold: float = option(0.9, "near-duplicate Jaccard threshold", type=fraction)
+    max_book_mb: float | None = option(None, "skip (and count) a book file larger than this (default 64)",
+                                       type=float)
+    rejected: bool = option(False, REJECTED_HELP)
 
 
 def run(inputs, out_dir, threshold=0.9, target_bytes=256 << 20, runner="DirectRunner", beam_args=None,
-        force=False, input_prefix=None, dry_run=False, max_book_mb: float | None = None):
+        force=False, input_prefix=None, dry_run=False, max_book_mb: float | None = None, rejected: bool = False):
     check_inputs(inputs, input_prefix)
     cap = beam_utils.megabytes(max_book_mb, MAX_BOOK_BYTES)
     return beam_utils.run_step(
         lambda p: build(p, inputs, out_dir, threshold, target_bytes=target_bytes, input_prefix=input_prefix,
-                        max_book_bytes=cap),
+                        max_book_bytes=cap, rejected=rejected),
         out_dir, runner, beam_args, force, dry=dry_run,
         extra={"inputs": list(inputs), "near_dup_threshold": threshold})

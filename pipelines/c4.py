@@ -19,6 +19,8 @@ rule, with a warning, and the splitter used is recorded in stats.json (``config.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
@@ -27,6 +29,9 @@ import logging
 from filters.c4 import (LANG_IDS, MIN_NUM_SENTENCES, PUNKT_MISSING, SPLITTERS, clean_page, default_splitter,
                         has_badword, langdetect_english, punkt_available)
 from core.errors import InputError
+
+from core import paths
+from core.options import MAX_RECORD_HELP, REJECTED_HELP, fraction, option
 
 from . import beam_utils
 from filters.warc import MAX_RECORD_BYTES
@@ -43,18 +48,25 @@ def too_long(doc) -> str | None:
 
 
 class CleanPage(beam.DoFn):
-    def __init__(self, splitter: str = "rule"):
-        self.splitter = splitter
+    """tfds ``clean_page``: line counts as ``clean/line_*``; a dropped page as
+    ``clean/dropped_<reason>`` (too_few_sentences, lorem_ipsum, curly_bracket), a reject when asked."""
+
+    def __init__(self, splitter: str = "rule", rejected: bool = False):
+        self.splitter, self.rejected = splitter, rejected
 
     def process(self, doc):
         counts: dict = {}
         text = clean_page(doc["text"], counts, self.splitter)
         for k, v in counts.items():
-            Metrics.counter("clean", k).inc(v)
+            Metrics.counter("clean", "dropped_" + k[len("page_"):] if k.startswith("page_") else k).inc(v)
         if text is None:
+            if self.rejected:
+                reason = next(k for k in counts if k.startswith("page_"))[len("page_"):]
+                yield beam_utils.reject(doc, "clean", reason)
             return
-        Metrics.counter("clean", "documents").inc()
-        yield dict(doc, text=text)
+        doc = dict(doc, text=text)
+        beam_utils.count_kept("clean", doc)
+        yield doc
 
 
 def not_english(doc) -> str | None:
@@ -72,9 +84,9 @@ def build(p, inputs, out_dir, lid_model, lang_threshold=0.5, target_bytes=256 <<
     rejects = beam_utils.Rejects(out_dir, rejected, target_bytes)
     docs = read_cc_inputs(p, inputs, "c4", input_prefix, max_record_bytes=max_record_bytes)
     docs = (rejects.keep_if(docs, "length", too_long)
-            | "UrlDedup" >> DedupUrls()
-            | "Clean" >> beam.ParDo(CleanPage(sentences))
-            | "Dedup" >> C4Dedup("dedup", MIN_NUM_SENTENCES, sentences))
+            | "UrlDedup" >> DedupUrls())
+    docs = rejects.apply(docs, "Clean", CleanPage(sentences, rejected))
+    docs = docs | "Dedup" >> C4Dedup("dedup", MIN_NUM_SENTENCES, sentences, rejects)
     if lang_id == "tfds":
         english = rejects.keep_if(docs, "langid", not_english, label="LangID") | "English" >> beam.Map(
             lambda d: dict(d, language="en"))
@@ -85,12 +97,27 @@ def build(p, inputs, out_dir, lid_model, lang_threshold=0.5, target_bytes=256 <<
     return kept | "Shards" >> beam_utils.WriteShards(out_dir, lambda d: "c4", target_bytes)
 
 
-def run(inputs, out_dir, lid_model, lang_threshold=0.5, target_bytes=256 << 20, runner="DirectRunner",
+@dataclass
+class Options:
+    lid_model: str | None = option(None, "fastText lid.176 model for --lang-id fasttext (default: the bundled "
+                                         "one)", type=str, data="models/fasttext-lid.176/lid.176.ftz")
+    lang_id: str = option(LANG_IDS[0], "tfds: langdetect, en at >= 0.99, as the public C4 LLaMA used (default); "
+                                       "fasttext: lid.176 at --lang-threshold, as CCNet", choices=LANG_IDS)
+    lang_threshold: float = option(0.5, "for --lang-id fasttext", type=fraction)
+    sentences: str | None = option(None, "sentence counter: NLTK punkt as tfds (default when installed) or a "
+                                         "punctuation rule (the default without it, with a warning)",
+                                   type=str, choices=("punkt", "rule"))
+    max_record_mb: float | None = option(None, MAX_RECORD_HELP, type=float)
+    rejected: bool = option(False, REJECTED_HELP)
+
+
+def run(inputs, out_dir, lid_model=None, lang_threshold=0.5, target_bytes=256 << 20, runner="DirectRunner",
         beam_args=None, force=False, input_prefix=None, dry_run=False, lang_id="tfds", sentences=None,
         max_record_mb: float | None = None, rejected: bool = False):
     """``sentences``: "punkt" (tfds), "rule", or None for punkt when installed, else the rule.
     ``max_record_mb``: a WARC record or JSON line over this is skipped and counted (default 64)."""
     check_inputs(inputs, input_prefix)
+    lid_model = str(lid_model or paths.lid_model())
     if lang_id not in LANG_IDS:
         raise InputError(f"--lang-id {lang_id!r}: expected one of {', '.join(LANG_IDS)}")
     if sentences is None:

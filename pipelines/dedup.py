@@ -39,7 +39,7 @@ from apache_beam.metrics import Metrics
 
 from filters.text import line_hash
 
-from .beam_utils import JoinPacked, Packed, pack, split_joined, unpack
+from .beam_utils import JoinPacked, Packed, count_kept, pack, reject, split_joined, unpack
 
 GROUP = "dedup_group"
 
@@ -103,7 +103,7 @@ class _Remove(beam.DoFn):
     def __init__(self, step: str):
         self.step = step
         self.c = {k: Metrics.counter(step, k) for k in
-                  ("documents_in", "documents", "lines_in", "lines", "lines_removed", "documents_emptied")}
+                  ("documents_in", "lines_in", "lines", "lines_removed", "documents_emptied")}
 
     def process(self, kv):
         docs, hashes = split_joined(kv[1], 8)  # the document(s) of an id, its duplicate hashes
@@ -117,10 +117,11 @@ class _Remove(beam.DoFn):
                 self.c["documents_emptied"].inc()
                 continue
             self.c["lines"].inc(len(kept))
-            self.c["documents"].inc()
             md = dict(doc.get("metadata") or {}, original_nlines=n, nlines=len(kept))
             md.pop(GROUP, None)
-            yield dict(doc, text="\n".join(kept), metadata={k: str(v) for k, v in md.items()})
+            doc = dict(doc, text="\n".join(kept), metadata={k: str(v) for k, v in md.items()})
+            count_kept(self.step, doc)
+            yield doc
 
 
 class CCNetDedup(beam.PTransform):
@@ -187,8 +188,13 @@ def remove_c4_lines(text: str, keep: set[str]) -> list[str]:
 
 
 class _RemoveC4(beam.DoFn):
-    def __init__(self, step: str, min_sentences: int, splitter: str = "rule"):
-        self.step, self.min_sentences, self.splitter = step, min_sentences, splitter
+    def __init__(self, step: str, min_sentences: int, splitter: str = "rule", rejected: bool = False):
+        self.step, self.min_sentences, self.splitter, self.rejected = step, min_sentences, splitter, rejected
+
+    def _drop(self, page, reason, kept):
+        Metrics.counter(self.step, f"dropped_{reason}").inc()
+        if self.rejected:  # the page as it came, before its lines were removed
+            yield reject(page, self.step, reason, lines_kept=len(kept))
 
     def process(self, kv):
         from filters.c4 import count_sentences
@@ -204,26 +210,27 @@ class _RemoveC4(beam.DoFn):
             c("lines_removed", len(lines) - len(kept))
             text = "\n".join(kept)
             if not text:
-                c("dropped_empty")
+                yield from self._drop(page, "empty", kept)
                 continue
             if self.min_sentences and count_sentences(text, self.splitter) < self.min_sentences:
-                c("dropped_too_few_sentences")
+                yield from self._drop(page, "too_few_sentences", kept)
                 continue
-            c("documents")
             c("lines", len(kept))
-            yield dict(page, text=text)
+            page = dict(page, text=text)
+            count_kept(self.step, page)
+            yield page
 
 
 class C4Dedup(beam.PTransform):
     """tfds ``c4_utils.remove_duplicate_text`` (tensorflow/datasets@3e77995): every line
     (md5 of the stripped, lower-cased line) is kept only in the page with the smallest md5
     of its URL; repeats inside a page keep their first copy; a page left empty, or with
-    fewer than ``min_sentences`` sentences after dedup, is dropped.  Pages are joined by URL
-    (unique after ``DedupUrls``)."""
+    fewer than ``min_sentences`` sentences after dedup, is dropped (to ``rejects``, a
+    ``beam_utils.Rejects``, when given).  Pages are joined by URL (unique after ``DedupUrls``)."""
 
-    def __init__(self, step: str = "dedup", min_sentences: int = 3, splitter: str = "rule"):
+    def __init__(self, step: str = "dedup", min_sentences: int = 3, splitter: str = "rule", rejects=None):
         super().__init__()
-        self.step, self.min_sentences, self.splitter = step, min_sentences, splitter
+        self.step, self.min_sentences, self.splitter, self.rejects = step, min_sentences, splitter, rejects
 
     def expand(self, pages):
         keep = (pages
@@ -231,9 +238,12 @@ class C4Dedup(beam.PTransform):
                   .with_output_types(Tuple[str, str])
                 | "SelectUrl" >> beam.CombinePerKey(SmallestUrl())
                 | "UrlLine" >> beam.Map(lambda kv: (kv[1], kv[0].encode("ascii"))).with_output_types(Packed))
-        return ({"records": pages, "items": keep}
-                | "Join" >> JoinPacked(lambda d: d["url"])
-                | "Remove" >> beam.ParDo(_RemoveC4(self.step, self.min_sentences, self.splitter)))
+        joined = {"records": pages, "items": keep} | "Join" >> JoinPacked(lambda d: d["url"])
+        rejected = bool(self.rejects and self.rejects.enabled)
+        remove = _RemoveC4(self.step, self.min_sentences, self.splitter, rejected)
+        if self.rejects is None:
+            return joined | "Remove" >> beam.ParDo(remove)
+        return self.rejects.apply(joined, "Remove", remove)
 
 
 def normalize_url(url: str) -> str:
@@ -250,7 +260,7 @@ def newest_page(kv):
     _, pages = kv
     pages = sorted(map(unpack, pages), key=lambda d: d["id"])
     best = max(pages, key=lambda d: (d.get("metadata") or {}).get("warc_date", ""))  # first of the newest
-    Metrics.counter("url_dedup", "documents").inc()
+    count_kept("url_dedup", best)
     if len(pages) > 1:
         Metrics.counter("url_dedup", "dropped_duplicate_url").inc(len(pages) - 1)
     return best

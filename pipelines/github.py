@@ -12,6 +12,7 @@ LICENSE/COPYING rows when ``license`` is absent).
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 import hashlib
 import json
 from collections import defaultdict
@@ -24,6 +25,8 @@ from core import paths
 from core.errors import InputError
 from filters.github import (PERMISSIVE, TokenCounter, clean_copyright_comments, detect_license,
                             discard_reason, is_license_file, skip_reason)
+
+from core.options import REJECTED_HELP, option
 
 from . import beam_utils
 from core.schema import make_doc
@@ -124,10 +127,11 @@ class Licensed(beam.DoFn):
             return
         c(f"kept_repo_license_{lic}")
         for rel, text, _ in rows:
-            c("documents")
             c("lines", text.count("\n") + 1)
-            yield make_doc(f"{repo}/{rel}", "github", text, url=f"{repo}/{rel}",
+            doc = make_doc(f"{repo}/{rel}", "github", text, url=f"{repo}/{rel}",
                            metadata={"repo": repo, "path": rel, "license": lic})
+            beam_utils.count_kept("read", doc)
+            yield doc
 
 
 def skipped(doc) -> str | None:
@@ -184,6 +188,16 @@ def build(p, inputs, out_dir, target_bytes, tokenizer: str, max_line_bytes: int 
     kept = rejects.keep_if(unique, "filter", Discarded(tokenizer))
     rejects.write()
     return kept | "Shards" >> beam_utils.WriteShards(out_dir, lambda d: "github", target_bytes)
+
+
+@dataclass
+class Options:
+    tokenizer: str | None = option(None, "tokenizer for RedPajama's alpha-per-token rule: a HuggingFace "
+                                         "tokenizer.json (default: the LLaMA vocabulary) or a SentencePiece "
+                                         ".model; local or gs://", type=str)
+    max_line_mb: float | None = option(None, "skip (and count) a JSON line larger than this (default 64)",
+                                       type=float)
+    rejected: bool = option(False, REJECTED_HELP)
 
 
 def run(inputs, out_dir, target_bytes=256 << 20, runner="DirectRunner", beam_args=None, force=False,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 
 import functools
+from dataclasses import dataclass
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -11,6 +12,8 @@ from core import fs
 from core.errors import InputError
 from filters.stackexchange import (MAX_ROW_BYTES, SEVEN_Z_MAGIC, ARCHIVE, PAPER_SITES, format_question, is_meta, is_posts_input,
                                   iter_archive_posts, iter_posts, post_units, site_of)
+
+from core.options import option
 
 from . import beam_utils
 from core.schema import make_doc
@@ -71,14 +74,15 @@ class _Format(beam.DoFn):
             return
         q = questions[0]
         text, ordered = format_question(q, answers, reference=self.reference)
-        Metrics.counter("format", "documents").inc()
         Metrics.counter("format", "unanswered" if not answers else "answered").inc()
-        yield make_doc(f"{site}/{qid}", "stackexchange", text, url=f"https://{site}/questions/{qid}",
+        doc = make_doc(f"{site}/{qid}", "stackexchange", text, url=f"https://{site}/questions/{qid}",
                        language="en",
                        metadata={"site": site, "question_id": qid, "score": q.get("Score", "0"),
                                  "answer_scores": ",".join(a.get("Score", "0") for a in ordered),
                                  "accepted_answer_id": q.get("AcceptedAnswerId", ""),
                                  "tags": q.get("Tags", "")})
+        beam_utils.count_kept("format", doc)
+        yield doc
 
 
 def build(p, inputs, out_dir, target_bytes=256 << 20, sites=None, input_prefix=None, reference=False,
@@ -92,6 +96,16 @@ def build(p, inputs, out_dir, target_bytes=256 << 20, sites=None, input_prefix=N
               | "ByQuestion" >> beam.GroupByKey()
               | "Format" >> beam.ParDo(_Format(reference))
               | "Shards" >> beam_utils.WriteShards(out_dir, lambda d: "stackexchange", target_bytes))
+
+
+@dataclass
+class Options:
+    sites: tuple[str, ...] | None = option(None, "sites to keep; 'paper' = LLaMA's 28 largest (default: all "
+                                                 "non-meta)", nargs="+", type=str)
+    reference: bool = option(False, "RedPajama's post_processing.py exactly: scores sorted as strings, <br> "
+                                    "glues words, an empty '*' line before ordered lists")
+    max_post_mb: float | None = option(None, "skip (and count) a Posts.xml row larger than this (default 16)",
+                                       type=float)
 
 
 def run(inputs, out_dir, sites=None, target_bytes=256 << 20, runner="DirectRunner", beam_args=None,

@@ -46,17 +46,31 @@ from . import beam_utils
 log = logging.getLogger(__name__)
 
 
-def load_mixture(path: str) -> dict:
-    try:
-        cfg = fs.read_json(str(path))
-        sources = cfg["sources"]
-        for name, s in sources.items():
-            if not (s["weight"] > 0 and s["epochs"] > 0):
-                raise ValueError(f"{name}: weight and epochs must be > 0")
-    except OSError:
-        raise InputError(f"{path}: mixture config not found") from None
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        raise InputError(f"{path}: bad mixture config ({type(e).__name__}: {e})") from None
+def load_mixture(path: str | None = None) -> dict:
+    """The sampling mixture, weights normalised: LLaMA's Table 1 from the source registry, or a
+    JSON file ``{"sources": {name: {"weight": w, "epochs": e[, "dir": d]}}}`` that overrides it for
+    the sources it names (each a registered source; ``dir`` defaults to the source's output)."""
+    from . import registry
+
+    if path is None:
+        sources = registry.default_mixture()
+    else:
+        try:
+            cfg = fs.read_json(str(path))
+            sources = {}
+            for name, s in cfg["sources"].items():
+                if name not in registry.BY_NAME:
+                    raise ValueError(f"{name!r} is not a registered source ({', '.join(registry.names())})")
+                if not (s["weight"] > 0 and s["epochs"] > 0):
+                    raise ValueError(f"{name}: weight and epochs must be > 0")
+                sources[name] = {"weight": s["weight"], "epochs": s["epochs"],
+                                 "dir": s.get("dir", registry.get(name).out_dir)}
+            if not sources:
+                raise ValueError("no source in it")
+        except OSError:
+            raise InputError(f"{path}: mixture config not found") from None
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
+            raise InputError(f"{path}: bad mixture config ({type(e).__name__}: {e})") from None
     total = sum(s["weight"] for s in sources.values())
     return {k: dict(v, weight=v["weight"] / total) for k, v in sources.items()}
 

@@ -7,12 +7,16 @@ Where the builder runs one language per job from a list of files made by the lau
 the dumps are expanded inside the pipeline and multistream dumps are read in parallel units."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 
 import apache_beam as beam
 
 from core.errors import InputError
 from filters.wikipedia import (LLAMA_WIKI_LANGS, MAX_PAGE_BYTES, UNIT_BYTES, DumpInfo, clean_wikitext, dump_units,
                                is_index, iter_pages)
+
+from core.options import REJECTED_HELP, option
 
 from . import beam_utils
 from core.schema import make_doc
@@ -106,11 +110,21 @@ def build(p, inputs, out_dir, languages=LLAMA_WIKI_LANGS, target_bytes=256 << 20
     return pages | "Shards" >> beam_utils.WriteShards(out_dir, lambda d: d["language"], target_bytes)
 
 
-def run(inputs, out_dir, languages=LLAMA_WIKI_LANGS, target_bytes=256 << 20, runner="DirectRunner",
+@dataclass
+class Options:
+    languages: tuple[str, ...] | None = option(None, "dbname languages to keep (default: LLaMA's 20)",
+                                               nargs="+", type=str)
+    max_page_mb: float | None = option(None, "skip (and count) a page larger than this, unparsed (default 64)",
+                                       type=float)
+    rejected: bool = option(False, REJECTED_HELP)
+
+
+def run(inputs, out_dir, languages=None, target_bytes=256 << 20, runner="DirectRunner",
         beam_args=None, force=False, input_prefix=None, dry_run=False, unit_bytes=UNIT_BYTES,
         max_page_mb: float | None = None, rejected: bool = False):
     """``max_page_mb``: a page larger than this is skipped unparsed and counted (default 64)."""
     check_inputs(inputs, input_prefix)
+    languages = tuple(languages or LLAMA_WIKI_LANGS)
     cap = beam_utils.megabytes(max_page_mb, MAX_PAGE_BYTES)
     return beam_utils.run_step(lambda p: build(p, inputs, out_dir, languages, target_bytes, input_prefix,
                                                unit_bytes, cap, rejected),

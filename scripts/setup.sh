@@ -12,7 +12,7 @@ step() { printf '\n==> %s\n' "$*"; }
 
 need=()
 for pkg in g++ make cmake libboost-program-options-dev libboost-system-dev libboost-thread-dev \
-           libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev; do
+           libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev chromium; do  # chromium: the report's test
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

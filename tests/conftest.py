@@ -6,6 +6,7 @@ import pytest
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 from core import paths  # noqa: E402
+from pipelines import registry  # noqa: E402
 
 DATA = paths.shared_data()
 
@@ -40,17 +41,13 @@ def lm_dir(data) -> Path:
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory, data, lm_dir) -> Path:
     """Every source pipeline run once on the bundled data, laid out like `out/`."""
-    from pipelines import arxiv, books, c4, ccnet, github, quality, stackexchange, wikipedia, wikirefs
+    from pipelines import ccnet, quality, wikirefs
 
     root = tmp_path_factory.mktemp("corpus")
-    cc = [str(data / "cc")]
-    ccnet.run(ccnet.CCNetConfig(cc, str(root / "ccnet"), str(lm_dir), str(paths.lid_model())))
-    c4.run(cc, str(root / "c4"), str(paths.lid_model()))
-    github.run([str(data / "github")], str(root / "github"))
-    wikipedia.run([str(data / "wikipedia")], str(root / "wikipedia"), rejected=True)
-    books.run([str(data / "books")], str(root / "books"))
-    arxiv.run([str(data / "arxiv")], str(root / "arxiv"))
-    stackexchange.run([str(data / "stackexchange")], str(root / "stackexchange"))
+    ccnet.run(ccnet.CCNetConfig([str(data / "cc")], str(root / "ccnet"), str(lm_dir), str(paths.lid_model())))
+    for src in registry.pipelines():  # every registered source, at its defaults (Wikipedia keeps its rejects)
+        opts = src.options()(rejected=True) if src.name == "wikipedia" else None
+        src.run([str(data / src.input)], str(root / src.out_dir), opts)
     wikirefs.run([str(data / "wikipedia")], str(root / "wikirefs"))
     quality.train(str(root / "ccnet"), str(root / "quality"), refs_dir=str(root / "wikirefs"),
                   wiki_dir=str(root / "wikipedia"), epoch=50, lr=0.5)
@@ -63,5 +60,5 @@ def tokenizer_model(corpus) -> Path:
     """A BPE tokenizer with LLaMA's trainer spec trained on the corpus (vocab 8000)."""
     from tokenizer.train import train_tokenizer
 
-    return train_tokenizer([str(corpus / d) for d in ("cc", "c4", "github", "wikipedia", "books", "arxiv",
-                                                       "stackexchange")], corpus / "tokenizer", vocab_size=8000)
+    return train_tokenizer([str(corpus / s.out_dir) for s in registry.SOURCES], corpus / "tokenizer",
+                           vocab_size=8000)

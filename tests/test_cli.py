@@ -37,3 +37,9 @@ def test_every_command_parses_its_defaults():
         if not required:
             args = cli.build_parser().parse_args([name])
             assert args.fn is sub.get_default("fn")
+
+
+def test_report_of_a_missing_output_is_one_line(tmp_path, capsys):
+    assert cli.main(["report", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("llama: error: ") and "no such output directory" in err and "Traceback" not in err

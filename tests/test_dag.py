@@ -75,6 +75,7 @@ def test_dag_killed_midway_then_rerun_completes_without_redoing(slice_data, lm_d
     assert re.search(r"books \(books\)\s+kept\s+1\s+read 2 -> near_dedup 1", report), report  # the pair -> one
     # cJSON's 5 whitelisted files kept (its LICENSE is not code); the GPL repo dropped
     assert re.search(r"github \(github\)\s+kept\s+5\s+read 6 -> filter 5", report), report
+    _check_html_report(out, text)
     # run 3: nothing left to do
     proc = _start(conf, home)
     text = proc.communicate(timeout=600)[0]
@@ -84,6 +85,33 @@ def test_dag_killed_midway_then_rerun_completes_without_redoing(slice_data, lm_d
     assert text.count("already complete, not redone") == len(GRAPH) == 14
 
 
+def _check_html_report(out, text):
+    """The DAG's last task writes out/report.html: loaded in headless Chromium, no console
+    message, no uncaught exception, no failed resource; every section shows content of this run."""
+    import browser
+    from report import SECTIONS
+
+    path = out / "report.html"
+    assert f"[llama] report: {path}" in text
+    script = """({ready: document.body.dataset.ready, sections: [...document.querySelectorAll('section')].map(s => ({
+        id: s.id, height: s.getBoundingClientRect().height, plots: s.querySelectorAll('svg').length,
+        empty: s.querySelectorAll('.none').length, text: s.textContent}))})"""
+    page = browser.load(str(path), script)
+    assert page["console"] == [] and page["exceptions"] == [] and page["log"] == [], page
+    assert page["value"]["ready"] == "1"   # its script ran to the end
+    sections = {s["id"]: s for s in page["value"]["sections"]}
+    assert list(sections) == [k for k, _ in SECTIONS]
+    for sid, s in sections.items():
+        assert s["height"] > 100 and s["empty"] == 0, (sid, s["text"][:300])
+    for sid in ("funnel", "drops", "languages", "perplexity", "mixture", "loss"):
+        assert sections[sid]["plots"] >= 1, sid
+    assert "near_dedup" in sections["funnel"]["text"] and "en" in sections["languages"]["text"]
+    # the Frankenstein pair: one copy kept, the other shown among the rejects with the kept one named
+    rejected = sections["rejected"]["text"]
+    assert "near_dedup/near_duplicate" in rejected and "duplicate_of=" in rejected
+    assert "4 steps; last loss" in sections["loss"]["text"]
+
+
 def test_dag_runs_only_the_selected_source(slice_data, lm_dir, tmp_path):
     out = tmp_path / "out"
     proc = _start(_conf(slice_data, out, lm_dir, sources=["books"], train_steps=0), tmp_path / "airflow")
@@ -91,6 +119,6 @@ def test_dag_runs_only_the_selected_source(slice_data, lm_dir, tmp_path):
     assert proc.returncode == 0, text[-4000:]
     assert "[llama] -- github: skipped (github not selected)" in text
     assert "[llama] -- train: skipped (train_steps is 0)" in text
-    assert sorted(p.name for p in out.iterdir() if p.name != "airflow") == ["books", "tokenizer", "tokens"]
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["books", "tokenizer", "tokens"]
     manifest = json.loads((out / "tokens" / "manifest.json").read_text())
     assert list(manifest["sources"]) == ["books"] and manifest["tokens"] > 0

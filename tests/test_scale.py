@@ -241,7 +241,7 @@ def test_every_step_on_gcs_equals_the_local_run(gcs, data, tmp_path):
         c4.run([f"{d}/cc"], f"{out}/c4", lid)
         wikipedia.run([f"{d}/wikipedia/{enwiki}"], f"{out}/wikipedia")
         train_tokenizer([f"{out}/ccnet", f"{out}/c4", f"{out}/wikipedia"], f"{out}/tokenizer", vocab_size=2000)
-        mixture = {k: v for k, v in tokenize.load_mixture(str(paths.REPO / "configs" / "mixture.json")).items()
+        mixture = {k: v for k, v in tokenize.load_mixture().items()
                    if k in ("c4", "wikipedia")}
         tokenize.run(tokenize.source_dirs(out, mixture), f"{out}/tokenizer/tokenizer.model", f"{out}/tokens",
                      mixture, seq_len=128)

@@ -2,6 +2,7 @@
 import gzip
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -244,12 +245,17 @@ def test_near_duplicate_clusters_are_connected_components():
 def test_books_pipeline_drops_the_duplicate_keeps_dracula(tmp_path, data):
     from pipelines import books
 
-    stats = books.run([str(data / "books")], str(tmp_path / "out"))
+    stats = books.run([str(data / "books")], str(tmp_path / "out"), rejected=True)
     ids = {r["id"] for r in rows_of(tmp_path / "out")}
     assert "pg345_dracula" in ids and "pg1260_jane_eyre" in ids
-    assert len(ids & {"pg42324_frankenstein_1831ed.with_pg_header",
-                      "pg42324_frankenstein_1831ed.header_stripped"}) == 1
-    assert stats["counters"]["near_dedup"]["dropped"] == 1
+    pair = {"pg42324_frankenstein_1831ed.with_pg_header", "pg42324_frankenstein_1831ed.header_stripped"}
+    assert len(ids & pair) == 1
+    assert stats["counters"]["near_dedup"]["dropped_near_duplicate"] == 1
+    # --rejected: the other copy, with the one kept in its place and their estimated Jaccard
+    (r,) = rows_of(tmp_path / "out" / "_rejected")
+    m = meta(r)
+    assert r["id"] in pair - ids and m["duplicate_of"] in ids & pair and float(m["jaccard"]) >= 0.9
+    assert (m["rejected_step"], m["rejected_reason"]) == ("near_dedup", "near_duplicate")
 
 
 # ------------------------------------------------------------------ ArXiv
@@ -326,6 +332,10 @@ def test_arxiv_bulk_archive_is_streamed_member_by_member(tmp_path, data):
     members["2301/1703.09710.gz"] = buf.getvalue()
     members["2301/1202.3665.gz"] = gz.compress((data / "arxiv" / "arXiv-1202.3665_emcee" / "ms.tex").read_bytes())
     members["2301/2301.99999.pdf"] = b"%PDF-1.4 no source"
+    # emcee with every sectioning command renamed: no section, no text (RedPajama drops it)
+    emcee = (data / "arxiv" / "arXiv-1202.3665_emcee" / "ms.tex").read_bytes()
+    unsectioned = re.sub(rb"\\(part|chapter|(sub)*section|(sub)?paragraph)\b", rb"\\textbf", emcee)
+    members["2301/2301.00001.gz"] = gz.compress(unsectioned)
     bulk = tmp_path / "in" / "arXiv_src_2301_001.tar"
     bulk.parent.mkdir()
     with tarfile.open(bulk, "w") as tar:
@@ -333,15 +343,20 @@ def test_arxiv_bulk_archive_is_streamed_member_by_member(tmp_path, data):
             info = tarfile.TarInfo(name)
             info.size = len(payload)
             tar.addfile(info, io.BytesIO(payload))
-    stats = arxiv.run([str(bulk.parent)], str(tmp_path / "out"))
+    stats = arxiv.run([str(bulk.parent)], str(tmp_path / "out"), rejected=True)
     got = {r["id"]: r["text"] for r in rows_of(tmp_path / "out")}
     expect = {}
     for pid, d in (("1703.09710", "arXiv-1703.09710_celerite"), ("1202.3665", "arXiv-1202.3665_emcee")):
         report = CleanReport()
         expect[pid] = clean_paper(load_paper(data / "arxiv" / d, report), report)
     assert got == expect
-    assert stats["counters"]["read"]["bulk_members"] == 2
+    assert stats["counters"]["read"]["bulk_members"] == 3
     assert stats["counters"]["read"]["bulk_members_without_source"] == 1
+    # the unsectioned paper: dropped, and with --rejected kept as its .tex for a look at why
+    assert stats["counters"]["read"]["dropped_no_section"] == 1
+    (r,) = rows_of(tmp_path / "out" / "_rejected")
+    assert r["id"] == "2301.00001" and (meta(r)["rejected_step"], meta(r)["rejected_reason"]) == ("read", "no_section")
+    assert unsectioned.decode() in r["text"]
 
 
 def test_comment_stripping_keeps_escaped_percent():
@@ -514,11 +529,11 @@ def test_c4_pipeline(tmp_path, data):
     assert stats["config"]["sentences"] == default_splitter()  # recorded: punkt as tfds, or the rule
     rows = rows_of(tmp_path / "out")
     c = stats["counters"]
-    assert c["badwords"]["dropped_badword"] >= 1 and c["clean"]["page_too_few_sentences"] >= 1
+    assert c["badwords"]["dropped_badword"] >= 1 and c["clean"]["dropped_too_few_sentences"] >= 1
     # --rejected: every dropped page of the filter steps, with its step and reason, beside the output
     rejected = rows_of(tmp_path / "out" / "_rejected")
     reasons = Counter((meta(r)["rejected_step"], meta(r)["rejected_reason"]) for r in rejected)
-    assert reasons == Counter({(step, k[len("dropped_"):]): n for step in ("length", "langid", "badwords")
+    assert reasons == Counter({(step, k[len("dropped_"):]): n for step in ("length", "clean", "dedup", "langid", "badwords")
                                for k, n in c.get(step, {}).items() if k.startswith("dropped_")})
     assert reasons[("badwords", "badword")] >= 1 and not {r["id"] for r in rejected} & {r["id"] for r in rows}
     assert sum(stats["rejected"].values()) == len(rejected)
@@ -868,4 +883,5 @@ def test_keep_if_counts_each_reason_and_keeps_rejects_on_request(tmp_path):
                 assert rejects.outputs == []
         counters = {r.key.metric.name: r.committed for r in p.result.metrics().query()["counters"]
                     if r.key.metric.namespace == "length"}
-        assert counters == {"documents": 2, "dropped_empty": 1, "dropped_too_long": 1}
+        # the kept ones' text bytes too ("keep me" + "keep too"): the run report's funnel
+        assert counters == {"documents": 2, "bytes": 15, "dropped_empty": 1, "dropped_too_long": 1}

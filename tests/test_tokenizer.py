@@ -2,7 +2,6 @@
 import json
 import math
 import re
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -97,7 +96,7 @@ def _run(corpus, tokenizer_model, out, mixture, **kw):
 def _mixture(**weights_epochs):
     from pipelines.tokenize import load_mixture
 
-    full = load_mixture(Path(__file__).parent.parent / "configs" / "mixture.json")
+    full = load_mixture()
     return {k: dict(full[k], **({"weight": v[0], "epochs": v[1]} if v else {})) for k, v in weights_epochs.items()}
 
 
