@@ -204,12 +204,10 @@ def train(p):
     return {"out": run_dir}
 
 
-# the order of the counter namespaces (steps) inside the pipelines, for the report
-STEP_ORDER = ["read", "length", "url_dedup", "clean", "filter", "dedup", "sentences", "langid", "badwords",
-              "perplexity", "near_dedup", "format", "quality"]
-
-
 def report(p) -> str:
+    """The terminal report (report/ writes the HTML one)."""
+    from report import ordered_steps
+
     out = str(p["out"])
     lines = ["", "=" * 72, "LLaMA-1 pretraining system: run report", "=" * 72,
              "Documents kept per source and step:"]
@@ -221,7 +219,7 @@ def report(p) -> str:
         c = stats["counters"]
         kept = sum(stats["shards"].values())
         flow = []
-        for ns in sorted(set(c) - {"output"}, key=lambda n: STEP_ORDER.index(n) if n in STEP_ORDER else len(STEP_ORDER)):
+        for ns in ordered_steps(set(c) - {"output"}):
             n = c[ns].get("documents", c[ns].get("questions"))
             if n is not None:
                 flow.append(f"{ns} {n}")

@@ -182,4 +182,4 @@ def run(inputs, out_dir, target_bytes=256 << 20, runner="DirectRunner", beam_arg
     if limits != d:
         extra["limits"] = vars(limits)
     return beam_utils.run_step(lambda p: build(p, inputs, out_dir, target_bytes, reference, limits, rejected), out_dir,
-                               runner, beam_args, force, dry=dry_run, extra=extra)
+                               runner, beam_args, force, dry_run=dry_run, extra=extra)

@@ -751,7 +751,7 @@ def disk_full_error(out_dir: str) -> InputError:
                       f"output needs more than that: free space (or choose another --out) and run again")
 
 
-def dry_run(build_fn, runner: str, beam_args: list[str], stage: bool = False) -> dict:
+def build_only(build_fn, runner: str, beam_args: list[str], stage: bool = False) -> dict:
     """Build the pipeline without running it and report the size of its job graph (for
     DataflowRunner also the job request Beam would submit, built with ``--dry_run``; with
     ``stage`` the code package and pipeline are uploaded to the staging location, exactly as
@@ -777,16 +777,16 @@ def dry_run(build_fn, runner: str, beam_args: list[str], stage: bool = False) ->
 
 
 def run_step(build_fn, out_dir: str, runner: str = "DirectRunner", beam_args=None, force: bool = False,
-             extra: dict | None = None, dry: bool | str = False, before_complete=None) -> dict | None:
+             extra: dict | None = None, dry_run: bool | str = False, before_complete=None) -> dict | None:
     """prepare_output + run_pipeline: None if the output was already complete.
 
     A complete output made from other inputs or settings (``extra`` differs from what its
-    stats.json recorded) is an error, not a silent skip: --force redoes it.  ``dry``
-    builds the pipeline only and returns the size of its job graph (``dry="stage"``: and
+    stats.json recorded) is an error, not a silent skip: --force redoes it.  ``dry_run``
+    builds the pipeline only and returns the size of its job graph (``dry_run="stage"``: and
     stages a Dataflow job without submitting it)."""
     check_runner(runner)
-    if dry:
-        return dry_run(build_fn, runner, list(beam_args or []), stage=dry == "stage")
+    if dry_run:
+        return build_only(build_fn, runner, list(beam_args or []), stage=dry_run == "stage")
     if output.is_complete(out_dir) and not force:
         output.check_same_run(out_dir, extra or {})
     run_id = output.new_run_id()

@@ -171,5 +171,5 @@ def run(inputs, out_dir, threshold=0.9, target_bytes=256 << 20, runner="DirectRu
     return beam_utils.run_step(
         lambda p: build(p, inputs, out_dir, threshold, target_bytes=target_bytes, input_prefix=input_prefix,
                         max_book_bytes=cap, rejected=rejected),
-        out_dir, runner, beam_args, force, dry=dry_run,
+        out_dir, runner, beam_args, force, dry_run=dry_run,
         extra={"inputs": list(inputs), "near_dup_threshold": threshold})

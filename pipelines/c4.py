@@ -131,6 +131,6 @@ def run(inputs, out_dir, lid_model=None, lang_threshold=0.5, target_bytes=256 <<
     return beam_utils.run_step(
         lambda p: build(p, inputs, out_dir, lid_model, lang_threshold, target_bytes, input_prefix, lang_id,
                         sentences, beam_utils.megabytes(max_record_mb, MAX_RECORD_BYTES), rejected),
-        out_dir, runner, beam_args, force, dry=dry_run,
+        out_dir, runner, beam_args, force, dry_run=dry_run,
         extra={"inputs": list(inputs), "config": {"lang_id": lang_id, "sentences": sentences,
                                                   **({"max_record_mb": max_record_mb} if max_record_mb else {})}})

@@ -247,7 +247,7 @@ def run(cfg: CCNetConfig) -> dict | None:
     if not fs.isfile(cfg.lid_model):
         raise InputError(f"{cfg.lid_model}: fastText language-ID model not found")
     return beam_utils.run_step(lambda p: build(p, cfg), cfg.out_dir, cfg.runner,
-                               cfg.beam_args, cfg.force, dry=cfg.dry_run, extra={"inputs": list(cfg.inputs), "config": {
+                               cfg.beam_args, cfg.force, dry_run=cfg.dry_run, extra={"inputs": list(cfg.inputs), "config": {
                                        "languages": list(cfg.languages),
                                        "lang_threshold": cfg.lang_threshold,
                                        "dedup_group_files": cfg.dedup_group_files,

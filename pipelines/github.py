@@ -208,6 +208,6 @@ def run(inputs, out_dir, target_bytes=256 << 20, runner="DirectRunner", beam_arg
         raise InputError(f"{tokenizer}: tokenizer for the alpha-per-token rule not found (--tokenizer)")
     cap = beam_utils.megabytes(max_line_mb, MAX_LINE_BYTES)
     return beam_utils.run_step(lambda p: build(p, inputs, out_dir, target_bytes, tokenizer, cap, rejected), out_dir,
-                               runner, beam_args, force, dry=dry_run,
+                               runner, beam_args, force, dry_run=dry_run,
                                extra={"inputs": list(inputs), "config": {
                                    "tokenizer": tokenizer, **({"max_line_mb": max_line_mb} if max_line_mb else {})}})

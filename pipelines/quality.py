@@ -303,7 +303,7 @@ def run(in_dir, out_dir, model_path, threshold=0.25, target_bytes=256 << 20, run
         raise InputError(f"{model_path}: quality model not found (run `llama train-quality-classifier`)")
     output.require_complete(model_dir, "the quality classifier", "llama train-quality-classifier")
     return beam_utils.run_step(lambda p: build(p, in_dir, out_dir, model_path, threshold, target_bytes, rejected),
-                               out_dir, runner, beam_args, force, dry=dry_run,
+                               out_dir, runner, beam_args, force, dry_run=dry_run,
                                extra={"input": in_dir, "threshold": threshold, "model": model_path,
                                       "model_run_id": model_run_id(model_path)})
 

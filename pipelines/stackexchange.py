@@ -125,5 +125,5 @@ def run(inputs, out_dir, sites=None, target_bytes=256 << 20, runner="DirectRunne
     max_row = beam_utils.megabytes(max_post_mb, MAX_ROW_BYTES)
     return beam_utils.run_step(lambda p: build(p, inputs, out_dir, target_bytes, sites, input_prefix, reference,
                                                max_row),
-                               out_dir, runner, beam_args, force, dry=dry_run, before_complete=some_site,
+                               out_dir, runner, beam_args, force, dry_run=dry_run, before_complete=some_site,
                                extra=extra)

@@ -256,7 +256,7 @@ def run(sources: dict[str, str], tokenizer_model: str, out_dir: str, mixture: di
     stats = beam_utils.run_step(
         lambda p: build(p, sources, tokenizer_model, out_dir, mixture, seq_len, seed, total_tokens, shard_tokens,
                         unit_tokens, val_fraction),
-        out_dir, runner, beam_args, force, dry=dry_run, before_complete=write_manifest,
+        out_dir, runner, beam_args, force, dry_run=dry_run, before_complete=write_manifest,
         extra={"sources": sources, "seq_len": seq_len, "seed": seed, "tokenizer": str(tokenizer_model),
                "val_fraction": val_fraction,
                "mixture": mixture, "total_tokens_cap": total_tokens,

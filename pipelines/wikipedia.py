@@ -128,6 +128,6 @@ def run(inputs, out_dir, languages=None, target_bytes=256 << 20, runner="DirectR
     cap = beam_utils.megabytes(max_page_mb, MAX_PAGE_BYTES)
     return beam_utils.run_step(lambda p: build(p, inputs, out_dir, languages, target_bytes, input_prefix,
                                                unit_bytes, cap, rejected),
-                               out_dir, runner, beam_args, force, dry=dry_run,
+                               out_dir, runner, beam_args, force, dry_run=dry_run,
                                extra={"inputs": list(inputs), "languages": list(languages),
                                       **({"max_page_mb": max_page_mb} if max_page_mb else {})})

@@ -91,5 +91,5 @@ def run(inputs, out_dir, languages=("en",), target_bytes=256 << 20, runner="Dire
     languages = list(languages) if languages else None
     return beam_utils.run_step(
         lambda p: build(p, inputs, out_dir, languages, input_prefix, unit_bytes, target_bytes, reference),
-        out_dir, runner, beam_args, force, dry=dry_run,
+        out_dir, runner, beam_args, force, dry_run=dry_run,
         extra={"inputs": list(inputs), "languages": languages, "reference": reference})

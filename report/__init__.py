@@ -22,7 +22,7 @@ SECTIONS = (("funnel", "Funnel: documents and bytes kept per step"), ("drops", "
             ("mixture", "Token mixture vs LLaMA Table 1"), ("loss", "Training loss"),
             ("rejected", "Rejected examples"))
 # the counter namespaces (steps) in pipeline order; others follow in name order
-STEP_ORDER = ["read", "length", "url_dedup", "clean", "filter", "dedup", "sentences", "langid", "badwords",
+STEP_ORDER = ["read", "length", "url_dedup", "clean", "skip", "dedup", "filter", "sentences", "langid", "badwords",
               "perplexity", "near_dedup", "format", "quality"]
 SNIPPETS = 3          # rejected examples per step and reason
 SNIPPET_CHARS = 400
@@ -37,7 +37,8 @@ def source_dirs() -> list[tuple[str, list[str]]]:
     return [(s.name, ["ccnet", s.out_dir] if s.name == "common_crawl" else [s.out_dir]) for s in registry.SOURCES]
 
 
-def _ordered(namespaces) -> list[str]:
+def ordered_steps(namespaces) -> list[str]:
+    """Counter namespaces (steps) in pipeline order."""
     return sorted(namespaces, key=lambda n: (STEP_ORDER.index(n) if n in STEP_ORDER else len(STEP_ORDER), n))
 
 
@@ -45,7 +46,7 @@ def _funnel(c: dict) -> list[tuple[str, int, int | None]]:
     """(step, documents kept, bytes kept or None) of a step's counters, in pipeline order: a
     funnel only narrows, so by decreasing count (ties in the usual step order)."""
     steps = [(ns, c[ns]["documents"], c[ns].get("bytes")) for ns in set(c) - {"output"} if "documents" in c[ns]]
-    order = {ns: i for i, ns in enumerate(_ordered(ns for ns, _, _ in steps))}
+    order = {ns: i for i, ns in enumerate(ordered_steps(ns for ns, _, _ in steps))}
     return sorted(steps, key=lambda t: (-t[1], order[t[0]]))
 
 
@@ -61,7 +62,7 @@ def collect(out: str) -> dict:
                 continue
             c = stats.get("counters", {})
             funnel += _funnel(c)
-            drops.update({f"{ns}/{k[len('dropped_'):]}": n for ns in _ordered(c) for k, n in sorted(c[ns].items())
+            drops.update({f"{ns}/{k[len('dropped_'):]}": n for ns in ordered_steps(c) for k, n in sorted(c[ns].items())
                           if k.startswith("dropped_") and n})
             out_c = c.get("output", {})
             written = (d, sum(stats.get("shards", {}).values()), out_c.get("bytes"), out_c)

@@ -74,7 +74,7 @@ def test_dag_killed_midway_then_rerun_completes_without_redoing(slice_data, lm_d
 
     assert re.search(r"books \(books\)\s+kept\s+1\s+read 2 -> near_dedup 1", report), report  # the pair -> one
     # cJSON's 5 whitelisted files kept (its LICENSE is not code); the GPL repo dropped
-    assert re.search(r"github \(github\)\s+kept\s+5\s+read 6 -> filter 5", report), report
+    assert re.search(r"github \(github\)\s+kept\s+5\s+read 6 -> skip \d+ -> dedup \d+ -> filter 5$", report, re.M), report
     _check_html_report(out, text)
     # run 3: nothing left to do
     proc = _start(conf, home)
