@@ -238,7 +238,7 @@ def test_every_step_on_gcs_equals_the_local_run(gcs, data, tmp_path):
     for where, (d, out, lid) in roots.items():
         lm.train_lm([f"{d}/wikipedia/{enwiki}"], f"{out}/lm", holdout=10)
         ccnet.run(ccnet.CCNetConfig([f"{d}/cc"], f"{out}/ccnet", f"{out}/lm", lid))
-        c4.run([f"{d}/cc"], f"{out}/c4", lid)
+        c4.run([f"{d}/cc"], f"{out}/c4", lid, rejected=True)
         wikipedia.run([f"{d}/wikipedia/{enwiki}"], f"{out}/wikipedia")
         train_tokenizer([f"{out}/ccnet", f"{out}/c4", f"{out}/wikipedia"], f"{out}/tokenizer", vocab_size=2000)
         mixture = {k: v for k, v in tokenize.load_mixture().items()
@@ -263,6 +263,18 @@ def test_every_step_on_gcs_equals_the_local_run(gcs, data, tmp_path):
         "/_tmp/" in f for f in fs.glob(f"{gcs_out}/**"))
     res = _llama("inspect", f"{gcs_out}/ccnet", "-n", "1")
     assert res.returncode == 0 and "12 documents" in res.stdout, res.stderr[-2000:]
+    # the run report reads the same counters, manifest and rejected rows from gs:// and writes there
+    import report
+
+    on_gcs, on_disk = report.collect(gcs_out), report.collect(local_out)
+    assert on_gcs.pop("out") == gcs_out and on_disk.pop("out") == local_out
+    shown = ("tokens", "sequences", "seq_len", "vocab_size", "sources")   # what the report shows of the manifest
+    tok_gcs, tok_disk = ({k: m[k] for k in shown} for m in (on_gcs.pop("tokens"), on_disk.pop("tokens")))
+    assert tok_gcs == tok_disk and tok_gcs["tokens"] > 0
+    assert on_gcs == on_disk and on_gcs["rejected"]["c4"]["examples"]
+    assert set(on_gcs["sources"]) == {"c4", "wikipedia"}   # common_crawl's last step (cc/) did not run here
+    html = fs.read_text(report.write(gcs_out))
+    assert html.count("<section") == len(report.SECTIONS) and "c4/_rejected/" in html
 
 
 def test_missing_gcs_input_is_an_error_not_an_empty_success(gcs, lm_dir, tmp_path):
