@@ -4,7 +4,7 @@ worker's memory independent of the data size (as a Dataflow worker's is).
 Beam 2.77's FnApiRunner (what ``DirectRunner`` with ``--direct_running_mode=multi_processing``
 runs) makes every SDK worker's peak memory grow with the stage input, which
 ``make bench-scale`` measured (CCNet, one worker: 497 -> 726 -> 1,650 MB at 1x/4x/16x).
-Five causes, each found by profiling the worker, each fixed here for the local runner only
+Six causes, each found by profiling the runner or a worker, each fixed here for the local runner only
 (Dataflow never runs this code):
 
 1. *Whole-stage messages.*  ``GroupingBuffer.partition`` encodes a worker's whole share of a
