@@ -7,9 +7,7 @@ from core import paths
 from core.options import MAX_RECORD_HELP, REJECTED_HELP, fraction
 from pipelines import registry
 
-from .common import add_options, add_runner, cutoffs, dry, report
-
-
+from .common import add_options, add_runner, cutoffs, dry, options_from, report
 
 
 def cmd_ccnet(a, beam_args):
@@ -29,8 +27,6 @@ def cmd_ccnet(a, beam_args):
 
 def _source_cmd(src):
     def cmd(a, beam_args):
-        from .common import options_from
-
         inputs = a.inputs or [str(paths.shared_data() / src.input)]
         stats = src.run(inputs, a.out, options_from(a, src.options()), input_prefix=getattr(a, "input_prefix", None),
                         target_bytes=int(a.target_shard_mb * 2**20), runner=a.runner, beam_args=beam_args,

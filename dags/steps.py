@@ -100,7 +100,7 @@ def source(src: registry.Source):
 
         cls = src.options()
         given = {f.name: _data(p, f.metadata["data"]) for f in fields_of(cls) if f.metadata["data"]}
-        if "rejected" in {f.name for f in fields_of(cls)}:
+        if src.keeps_rejects():
             given["rejected"] = bool(p["rejected"])
         stats = src.run([_data(p, src.input)], _out(p, src.out_dir), cls(**given), runner=p["runner"],
                         beam_args=beam_args(p))
@@ -206,13 +206,12 @@ def train(p):
 
 def report(p) -> str:
     """The terminal report (report/ writes the HTML one)."""
-    from report import ordered_steps
+    from report import ordered_steps, source_dirs
 
     out = str(p["out"])
     lines = ["", "=" * 72, "LLaMA-1 pretraining system: run report", "=" * 72,
              "Documents kept per source and step:"]
-    steps = [("common_crawl", "ccnet")] + [(s.name, s.out_dir) for s in registry.SOURCES]
-    for src, d in steps:
+    for src, d in ((s, d) for s, dirs in source_dirs() for d in dirs):
         stats = output.read_stats(fs.join(out, d))
         if src not in p["sources"] or not stats:
             continue

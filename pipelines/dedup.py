@@ -39,7 +39,7 @@ from apache_beam.metrics import Metrics
 
 from filters.text import line_hash
 
-from .beam_utils import JoinPacked, Packed, count_kept, pack, reject, split_joined, unpack
+from .beam_utils import JoinPacked, Packed, Rejects, count_kept, pack, reject, split_joined, unpack
 
 GROUP = "dedup_group"
 
@@ -230,7 +230,8 @@ class C4Dedup(beam.PTransform):
 
     def __init__(self, step: str = "dedup", min_sentences: int = 3, splitter: str = "rule", rejects=None):
         super().__init__()
-        self.step, self.min_sentences, self.splitter, self.rejects = step, min_sentences, splitter, rejects
+        self.step, self.min_sentences, self.splitter = step, min_sentences, splitter
+        self.rejects = rejects or Rejects("", enabled=False)
 
     def expand(self, pages):
         keep = (pages
@@ -239,11 +240,8 @@ class C4Dedup(beam.PTransform):
                 | "SelectUrl" >> beam.CombinePerKey(SmallestUrl())
                 | "UrlLine" >> beam.Map(lambda kv: (kv[1], kv[0].encode("ascii"))).with_output_types(Packed))
         joined = {"records": pages, "items": keep} | "Join" >> JoinPacked(lambda d: d["url"])
-        rejected = bool(self.rejects and self.rejects.enabled)
-        remove = _RemoveC4(self.step, self.min_sentences, self.splitter, rejected)
-        if self.rejects is None:
-            return joined | "Remove" >> beam.ParDo(remove)
-        return self.rejects.apply(joined, "Remove", remove)
+        return self.rejects.apply(joined, "Remove",
+                                  _RemoveC4(self.step, self.min_sentences, self.splitter, self.rejects.enabled))
 
 
 def normalize_url(url: str) -> str:

@@ -277,8 +277,8 @@ def install() -> bool:
         from apache_beam.runners.portability.fn_api_runner import fn_runner, translations
         from apache_beam.runners.portability.fn_api_runner import worker_handlers
         from apache_beam.runners.worker import data_plane
-        ok = (hasattr(ex.GroupingBuffer, "partition")
-              and "_cached_handlers" in worker_handlers.WorkerHandlerManager.close_all.__code__.co_names and hasattr(ex, "create_OutputStream")
+        ok = (hasattr(ex.GroupingBuffer, "partition") and hasattr(ex, "create_OutputStream")
+              and "_cached_handlers" in worker_handlers.WorkerHandlerManager.close_all.__code__.co_names
               and "_table" in ex.GroupingBuffer.__init__.__code__.co_names
               and "_grouped_output" in ex.GroupingBuffer.__init__.__code__.co_names
               and hasattr(fn_runner.BundleManager, "_send_input_to_worker")
