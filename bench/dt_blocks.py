@@ -95,16 +95,21 @@ def language_filter():
 
 
 def run_ccnet(corpus: str, out: str, tasks: int) -> None:
-    """datatrove's nearest CCNet: read -> fastText LID (en, 0.5) -> cc_net's perplexity ->
-    JSONL.  It has no single-pass line dedup, so it does less work than the project's."""
+    """datatrove's nearest CCNet: read (its ``WarcReader`` for WET files, ``JsonlReader`` for
+    JSON lines) -> fastText LID (en, 0.5) -> cc_net's perplexity -> JSONL.  It has no
+    single-pass line dedup, so it does less work than the project's."""
+    from pathlib import Path
+
     from datatrove.executor import LocalPipelineExecutor
-    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.readers import JsonlReader, WarcReader
     from datatrove.pipeline.writers import JsonlWriter
 
     from core import paths
 
     lm = paths.lm_dir()
-    pipe = [JsonlReader(corpus, glob_pattern="*.jsonl.gz"), language_filter(),
+    reader = (WarcReader(corpus, glob_pattern="*.warc.wet.gz") if any(Path(corpus).glob("*.warc.wet.gz"))
+              else JsonlReader(corpus, glob_pattern="*.jsonl.gz"))
+    pipe = [reader, language_filter(),
             LocalPerplexity(str(lm / "en.sp.model"), str(lm / "en.arpa.bin")),
             JsonlWriter(f"{out}/docs")]
     LocalPipelineExecutor(pipeline=pipe, tasks=tasks, workers=tasks, logging_dir=f"{out}/logs").run()

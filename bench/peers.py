@@ -14,8 +14,10 @@ Input (real text only, recombined for volume, as ``bench.scale`` documents it): 
 stages read the real pages of the bundled CC sample, each long line followed by a long line
 of another page (``bench.scale.recombine``), copied until the stage's input reaches its size
 (``--mb``, default 16 MB of text).  The whole pipelines read ``bench.scale``'s volume corpus
-(every CC page and every Wikipedia article, ``2 x --mb`` of text in JSON-lines files of 100
-documents): there the long lines are new to the line dedup, as a crawl's are, and short
+(every CC page and every Wikipedia article, ``2 x --mb`` of text in files of 100 documents)
+as Common Crawl WET files -- what CCNet reads, laid out as the real CC-MAIN-2024-22 WET file in
+the samples (``bench.scale.wet_record``); datatrove reads them with its ``WarcReader`` -- and,
+for the 2-worker run, as JSON lines (``JsonlReader``): there the long lines are new to the line dedup, as a crawl's are, and short
 ones repeat, as a crawl's boilerplate does -- the 115 kB of CC pages alone, copied to 32 MB,
 would be a corpus the dedup empties (99.9% of its lines), leaving the project's language ID
 and perplexity almost nothing to do beside the peer's.
@@ -36,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import gzip
 import json
 import os
 import platform
@@ -405,24 +406,31 @@ def stage_train_step(inp: Inputs, repeats: int):
 
 # ------------------------------------------------------------------ whole pipelines
 
-def _pipeline_corpus(inp: Inputs) -> Path:
+def _pipeline_corpus(inp: Inputs, fmt: str = "wet") -> Path:
     """``bench.scale``'s volume corpus at ``2 x --mb`` of text (start-up, on both sides, is then
-    a small part of a run)."""
+    a small part of a run), as Common Crawl WET files (what CCNet reads) or as JSON lines."""
     from bench.scale import build_corpus
 
-    d = inp.work / "corpus"
+    d = inp.work / ("corpus" if fmt == "jsonl" else f"corpus-{fmt}")
     if not d.exists():
         docs = inp.documents()
         real_mb = sum(len(t.encode()) for _, t in docs) / 1e6
-        build_corpus(str(d), max(1, round(inp.mb * 2 / real_mb)), docs)
+        build_corpus(str(d) + ".tmp", max(1, round(inp.mb * 2 / real_mb)), docs, fmt=fmt)
+        os.rename(str(d) + ".tmp", d)
     return d
 
 
-def stage_pipeline(inp: Inputs, repeats: int, workers: int):
+def stage_pipeline(inp: Inputs, repeats: int, workers: int, fmt: str = "wet"):
     _need("datatrove")
     _need("kenlm")
-    corpus = _pipeline_corpus(inp)
-    n = sum(1 for f in corpus.glob("*.jsonl.gz") for _ in gzip.open(f, "rt"))
+    if fmt == "wet":
+        _need("warcio")
+        _need("cchardet")  # faust-cchardet and python-magic: what datatrove's WarcReader asks for
+        _need("magic")
+    corpus = _pipeline_corpus(inp, fmt)
+    from pipelines.ccnet import read_cc_file
+
+    n = sum(1 for f in sorted(corpus.iterdir()) for _ in read_cc_file(str(f), lambda *a: None))
     runs = {"k": 0}
 
     def project():
@@ -461,6 +469,7 @@ STAGES = [
     ("train step (tiny, 1 thread)", stage_train_step, {}),
     ("CCNet pipeline, 1 worker", stage_pipeline, {"workers": 1}),
     ("CCNet pipeline, 2 workers", stage_pipeline, {"workers": 2}),
+    ("CCNet pipeline on JSON lines, 2 workers", stage_pipeline, {"workers": 2, "fmt": "jsonl"}),
 ]
 
 

@@ -60,7 +60,10 @@ def recombine(text: str, partner: str, min_chars: int = 40) -> str:
     return "\n".join(out)
 
 
-def build_corpus(out_dir: str, scale: int, docs: list[tuple[str, str]], per_file: int = 100) -> int:
+def build_corpus(out_dir: str, scale: int, docs: list[tuple[str, str]], per_file: int = 100,
+                 fmt: str = "jsonl") -> int:
+    """The recombined corpus as files of ``per_file`` documents: JSON lines (``url``, ``text``),
+    or ``fmt="wet"``: Common Crawl WET files (``wet_record``) of the same documents."""
     os.makedirs(out_dir, exist_ok=True)
     groups: dict[str, list[str]] = {}
     for g, t in docs:
@@ -69,10 +72,17 @@ def build_corpus(out_dir: str, scale: int, docs: list[tuple[str, str]], per_file
 
     def flush():
         nonlocal rows, part
-        if rows:
+        if not rows:
+            return
+        if fmt == "wet":
+            with open(os.path.join(out_dir, f"part-{part:05d}.warc.wet.gz"), "wb") as f:
+                f.write(gzip.compress(wet_record("warcinfo", "", WET_INFO, f"part-{part:05d}")))
+                for url, text in rows:  # one gzip member per record, as Common Crawl's
+                    f.write(gzip.compress(wet_record("conversion", url, text.encode())))
+        else:
             with gzip.open(os.path.join(out_dir, f"part-{part:05d}.jsonl.gz"), "wt") as f:
-                f.write("".join(rows))
-            rows, part = [], part + 1
+                f.write("".join(json.dumps({"url": url, "text": text}) + "\n" for url, text in rows))
+        rows, part = [], part + 1
 
     longest = max(map(len, groups.values()))
     for j in range(scale):
@@ -82,11 +92,44 @@ def build_corpus(out_dir: str, scale: int, docs: list[tuple[str, str]], per_file
                     continue
                 body = recombine(texts[i], texts[(i + j + 1) % len(texts)])
                 total_bytes += len(body.encode())
-                rows.append(json.dumps({"url": f"https://volume.example/{g}/{j}/{i}", "text": body}) + "\n")
+                rows.append((f"https://volume.example/{g}/{j}/{i}", body))
                 if len(rows) >= per_file:
                     flush()
     flush()
     return total_bytes
+
+
+# the warcinfo block of the real CC-MAIN-2024-22 WET file in shared/data/cc/whirlwind_CC-MAIN-2024-22
+WET_INFO = (b"Software-Info: ia-web-commons.1.1.10-SNAPSHOT-20240513074037\r\n"
+            b"Extracted-Date: Fri, 31 May 2024 01:16:46 GMT\r\n"
+            b"isPartOf: CC-MAIN-2024-22\r\n"
+            b"operator: Common Crawl Admin (info@commoncrawl.org)\r\n"
+            b"description: Wide crawl of the web for May 2024\r\n"
+            b"publisher: Common Crawl\r\n\r\n")
+
+
+def wet_record(kind: str, url: str, body: bytes, name: str = "") -> bytes:
+    """One WARC/1.0 record laid out as Common Crawl's WET files lay them out (the headers of
+    the real whirlwind WET file): ``warcinfo`` for a file, ``conversion`` for a page's text."""
+    import base64
+    import hashlib
+    import uuid
+
+    rid = uuid.uuid5(uuid.NAMESPACE_URL, url or name)
+    digest = "sha1:" + base64.b32encode(hashlib.sha1(body).digest()).decode()
+    if kind == "warcinfo":
+        head = [("WARC-Type", "warcinfo"), ("WARC-Date", "2024-05-31T01:16:46Z"),
+                ("WARC-Filename", f"CC-MAIN-{name}.warc.wet.gz"), ("WARC-Record-ID", f"<urn:uuid:{rid}>"),
+                ("Content-Type", "application/warc-fields"), ("Content-Length", str(len(body))),
+                ("WARC-Block-Digest", digest)]
+    else:
+        head = [("WARC-Type", "conversion"), ("WARC-Target-URI", url), ("WARC-Date", "2024-05-18T01:58:10Z"),
+                ("WARC-Record-ID", f"<urn:uuid:{rid}>"),
+                ("WARC-Refers-To", f"<urn:uuid:{uuid.uuid5(uuid.NAMESPACE_OID, url)}>"),
+                ("WARC-Block-Digest", digest), ("Content-Type", "text/plain"), ("Content-Length", str(len(body))),
+                ("WARC-Payload-Digest", digest)]
+    return (b"WARC/1.0\r\n" + "".join(f"{k}: {v}\r\n" for k, v in head).encode() + b"\r\n"
+            + body + b"\r\n\r\n")
 
 
 def corpus_mb(corpus: str, scale: int, docs) -> float:
@@ -131,7 +174,7 @@ def run_measured(cmd: list[str]) -> dict:
                     try:
                         rss = peak_rss(q)
                         kind = "runner" if q.pid == proc.pid else (
-                            "worker" if "sdk_worker" in " ".join(q.cmdline()) else "other")
+                            "worker" if q.name() == "sdk_worker" else "other")  # local_runner.name_worker
                         if rss > peak.get(q.pid, ("", 0))[1]:
                             peak[q.pid] = (kind, rss)
                         t = q.cpu_times()

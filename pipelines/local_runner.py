@@ -4,7 +4,7 @@ worker's memory independent of the data size (as a Dataflow worker's is).
 Beam 2.77's FnApiRunner (what ``DirectRunner`` with ``--direct_running_mode=multi_processing``
 runs) makes every SDK worker's peak memory grow with the stage input, which
 ``make bench-scale`` measured (CCNet, one worker: 497 -> 726 -> 1,650 MB at 1x/4x/16x).
-Six causes, each found by profiling the runner or a worker, each fixed here for the local runner only
+Five causes, each found by profiling the runner or a worker, each fixed here for the local runner only
 (Dataflow never runs this code):
 
 1. *Whole-stage messages.*  ``GroupingBuffer.partition`` encodes a worker's whole share of a
@@ -36,13 +36,34 @@ Six causes, each found by profiling the runner or a worker, each fixed here for 
    once used; the runner and every worker put Arrow on the system allocator
    (``system_arrow_pool``), whose big blocks go back through cause 2's threshold.
 
+Four more costs are time, not memory (``llama ccnet`` on a 3-document input, median of 5
+runs on 2 cores, each fix after the one before: 6.4 s -> 5.4 s with 7 -> 4.3 s with 8 started
+as processes -> 3.7 s with 8 forked):
+
 6. *Workers closed one by one.*  At the end of a run Beam closes the SDK workers one after the
    other, each close waiting for its process to exit (~0.65 s): every step ended ~1.3 s after
    its last bundle with two workers.  Here they are closed at the same time
-   (``_close_all_at_once``): `llama ccnet` on a 3-document input 7.5 -> 6.7 s, the bench's
-   CCNet pipeline on 2 workers 0.76x -> 0.81x datatrove (one pair each).
+   (``_close_all_at_once``): `llama ccnet` on a 3-document input 7.5 -> 6.7 s.
+7. *Exit.*  Every worker freezes its objects at exit (``pipelines.sdk_worker``; a forked one
+   exits at once): the interpreter's final collections took ~0.65 s with Beam imported,
+   which the runner waited out.  ``llama`` does the same (``cli._quick_exit``).
+8. *Workers started when the first stage runs.*  Each then spends ~1.7 s importing Beam
+   before it can take a bundle, while the runner waits.  ``prestart(n)`` starts them
+   earlier and each waits, Beam imported, for the environment the runner gives a worker; the
+   runner hands it over instead of starting a process (``_Subprocess.Popen``), and starts one
+   the usual way if none is waiting or the one waiting started with a different environment
+   (but for what is only read once it runs, ``LATE_ENV``).  The ``llama`` command prestarts
+   before it does anything else: forked from itself once it has imported Beam, when it is
+   still single-threaded (``can_fork``) -- no second import at all, ~3 s of CPU less per
+   step on 2 workers; other callers (the DAG, tests) get processes of their own, started as
+   the run begins.
+9. *Partitions by key count.*  Beam gives a GroupByKey's keys to the workers in turn (key
+   number % n), so one worker could get most of the bytes -- in CCNet's join the documents,
+   whose language ID and perplexity are most of the run -- and the other sat idle at the
+   end.  Here each key goes to the worker given the fewest bytes so far: CCNet's main stage on
+   the bench's corpus 7.6 -> 6.8 s (one run each).
 
-Element order within a bundle is unchanged, and so is which worker gets which element.
+Element order within a bundle is unchanged, and every key still goes whole to one worker.
 The runner process itself still holds every PCollection between stages: in this local
 engine it plays the role of Dataflow's shuffle service, and ``make bench-scale`` reports
 its memory separately.  ``install()`` is idempotent and leaves Beam alone (with a warning)
@@ -52,7 +73,10 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import json
 import logging
+import os
+import subprocess
 import sys
 import threading
 
@@ -63,6 +87,12 @@ MESSAGE_BYTES = 1 << 20     # a data-plane message (Beam: 10 MB)
 MMAP_THRESHOLD = 1 << 20    # blocks above this come from (and go back to) mmap
 QUEUE_BYTES = 2 << 20       # per data-plane queue (Beam: 100 MB)
 WORKER_MODULE = "pipelines.sdk_worker"
+WORKER_COMMAND = f"exec {sys.executable} -m {WORKER_MODULE}"
+WARM_FLAG = "--wait-for-environment"  # a worker started ahead (prestart)
+# what a waiting worker may receive that differs from the environment it started with: read
+# only once the worker runs (the runner's four, and the file `llama -q` sends worker logs to)
+LATE_ENV = frozenset({"CONTROL_API_SERVICE_DESCRIPTOR", "LOGGING_API_SERVICE_DESCRIPTOR", "PIPELINE_OPTIONS",
+                      "WORKER_ID", "LLAMA_WORKER_LOG"})
 beam_partition = None  # Beam's own GroupingBuffer.partition, once install() replaced it
 beam_sink_flattens = None  # Beam's own translations.sink_flattens, likewise
 beam_close_all = None  # Beam's own WorkerHandlerManager.close_all, likewise
@@ -107,7 +137,8 @@ def bound_queues() -> None:
 
 def _chunked_partition(self, n: int):
     """``GroupingBuffer.partition`` that returns element-aligned chunks of <= CHUNK_BYTES
-    (plus one element) per partition instead of one ``bytes`` per partition."""
+    (plus one element) per partition instead of one ``bytes`` per partition (cause 1), each key
+    in the partition given the fewest bytes so far (cause 9)."""
     from apache_beam.runners.portability.fn_api_runner import execution as ex
     from apache_beam.transforms import trigger
     from apache_beam.transforms.window import GlobalWindow, GlobalWindows
@@ -129,16 +160,20 @@ def _chunked_partition(self, n: int):
         key_coder_impl = self._key_coder.get_impl()
         chunks: list[list[bytes]] = [[] for _ in range(n)]
         streams = [ex.create_OutputStream() for _ in range(n)]
+        sent = [0] * n  # bytes given to each partition so far
         table = self._table
-        for idx, encoded_key in enumerate(list(table.keys())):
+        for encoded_key in list(table.keys()):
             windowed_values = table.pop(encoded_key)   # free the runner's copy as it is encoded
             key = key_coder_impl.decode(encoded_key)
-            out = streams[idx % n]
+            i = sent.index(min(sent))  # the least loaded partition (Beam: key number % n)
+            out = streams[i]
+            before = out.size()
             for wkvs in windowed_key_values(key, windowed_values):
                 coder_impl.encode_to_stream(wkvs, out, True)
+            sent[i] += out.size() - before
             if out.size() >= CHUNK_BYTES:
-                chunks[idx % n].append(out.get())
-                streams[idx % n] = ex.create_OutputStream()
+                chunks[i].append(out.get())
+                streams[i] = ex.create_OutputStream()
         for ix, out in enumerate(streams):
             if out.size() or not chunks[ix]:
                 chunks[ix].append(out.get())
@@ -219,6 +254,234 @@ def _sink_flattens_into_groups(stages, pipeline_context):
     return kept
 
 
+_waiting: list = []   # workers started ahead (prestart), each waiting for its environment
+FORK_SAFE_THREADS = {"python", "jemalloc_bg_thd"}  # the main thread, OpenBLAS's and Arrow's jemalloc's
+
+
+def prestart(n: int, fork: bool = False) -> None:
+    """Have ``n`` SDK worker processes start now and wait, Beam imported, for the next run's
+    runner to hand them their environment (cause 7).  Unused ones exit when this process does
+    (their stdin closes); a run takes at most the ones it needs.
+
+    ``fork``: when this process is single-threaded (``can_fork``), Beam is imported here once
+    and the workers are forked from it, ready at once and without importing anything (the
+    ``llama`` command does this before it does anything else); otherwise each is a new
+    Python process."""
+    _waiting[:] = [w for w in _waiting if w.poll() is None]
+    need = n - len(_waiting)
+    if need <= 0:
+        return
+    if fork and can_fork():
+        preload()
+
+        if can_fork():  # still: the imports started no thread
+            for _ in range(need):
+                _waiting.append(_Forked.start())
+            return
+    for _ in range(need):
+        env = dict(os.environ)
+        w = subprocess.Popen([sys.executable, "-m", WORKER_MODULE, WARM_FLAG], stdin=subprocess.PIPE, env=env)
+        w.started_env, w.started_cwd = env, os.getcwd()
+        _waiting.append(w)
+
+
+def preload() -> None:
+    """Import what a worker runs (Beam's SDK harness) and what the stages' code imports first."""
+    import importlib
+
+    for name in ("apache_beam.runners.worker.sdk_worker_main", "pipelines.beam_utils"):
+        importlib.import_module(name)
+
+
+def name_worker() -> None:
+    """The process is named ``sdk_worker`` (what ``ps -o comm``, ``top`` and psutil's name()
+    show), forked or not: a forked one's command line is the launcher's."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        PR_SET_NAME = 15
+        libc.prctl(PR_SET_NAME, b"sdk_worker", 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the name stays
+        pass
+
+
+def can_fork() -> bool:
+    """Whether forking this process is safe: Linux, one Python thread, and no native thread but
+    the ones of libraries that prepare themselves for a fork (OpenBLAS, jemalloc) -- so no
+    gRPC, no client connection, no lock held by another thread is copied into a worker."""
+    if not sys.platform.startswith("linux") or not hasattr(os, "fork") or threading.active_count() != 1:
+        return False
+    try:
+        names = set()
+        for t in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{t}/comm") as f:
+                names.add(f.read().strip())
+    except OSError:
+        return False
+    return names <= FORK_SAFE_THREADS
+
+
+class _Forked:
+    """A worker forked from this process, waiting for its environment on a pipe: what Beam
+    uses of the ``Popen`` it would have made (``wait``, ``poll``, ``kill``, ``returncode``)."""
+
+    def __init__(self, pid: int, stdin):
+        self.pid, self.stdin, self.returncode = pid, stdin, None
+        self.started_env, self.started_cwd = dict(os.environ), os.getcwd()
+
+    @classmethod
+    def start(cls) -> "_Forked":
+        import warnings
+
+        import signal
+
+        for f in (sys.stdout, sys.stderr):  # or the child would write what is buffered a second time
+            f.flush()
+        r, w = os.pipe()
+        # Ctrl-C is held until the child has its own handler (a KeyboardInterrupt in between
+        # would print a traceback)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            with warnings.catch_warnings():  # Python 3.12 warns of OpenBLAS's and jemalloc's threads
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork()
+            if pid == 0:
+                os.close(w)
+                for other in _waiting:  # or that worker would never see the end of its input
+                    other.stdin.close()
+                _run_forked(r)  # never returns
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        os.close(r)
+        return cls(pid, os.fdopen(w, "wb"))
+
+    def _reap(self, flags: int):
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, flags)
+            except ChildProcessError:
+                return self.returncode
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def poll(self):
+        return self._reap(os.WNOHANG)
+
+    def wait(self, timeout=None):
+        return self._reap(0)
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def kill(self) -> None:
+        import signal
+
+        self.send_signal(signal.SIGKILL)
+
+    def terminate(self) -> None:
+        import signal
+
+        self.send_signal(signal.SIGTERM)
+
+
+def _run_forked(fd: int) -> None:
+    """A forked worker: wait for the environment, run Beam's SDK harness, exit without running
+    anything of the process it was forked from (no atexit, no finaliser)."""
+    import random
+    import signal
+    import traceback
+
+    code = 1
+    try:
+        signal.signal(signal.SIGINT, lambda *_: os._exit(130))  # as pipelines.sdk_worker
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        name_worker()
+        random.seed()  # not the launcher's sequence
+        from pipelines import sdk_worker
+
+        with os.fdopen(fd, "rb") as stream:
+            sdk_worker.wait_for_environment(stream)
+        sdk_worker.log_to_file()
+        fix_malloc()
+        bound_queues()
+        from apache_beam.runners.worker import sdk_worker_main
+
+        sdk_worker_main.main([sys.executable, "-m", WORKER_MODULE])
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        for f in (sys.stdout, sys.stderr):
+            try:
+                f.flush()
+            except Exception:
+                pass
+        os._exit(code)
+
+
+def workers_for(args: list[str]) -> int:
+    """How many SDK worker processes a run with these command-line flags starts locally: the
+    ``--direct_num_workers`` (default: one per core) of a DirectRunner run in
+    multi_processing mode (the local default); 0 for any other runner or mode."""
+    def value(flag: str, default: str) -> str:
+        for i, a in enumerate(args):
+            if a == flag and i + 1 < len(args):
+                return args[i + 1]
+            if a.startswith(flag + "="):
+                return a.split("=", 1)[1]
+        return default
+
+    if (value("--runner", "DirectRunner").rsplit(".", 1)[-1] != "DirectRunner"
+            or value("--direct_running_mode", "multi_processing") != "multi_processing"):
+        return 0
+    try:
+        return max(0, int(value("--direct_num_workers", str(os.cpu_count() or 1))))
+    except ValueError:  # Beam's own option parsing says what is wrong
+        return 0
+
+
+def _take_waiting(env: dict):
+    """A waiting worker that started with ``env`` (but for ``LATE_ENV``), told to run with it."""
+    while _waiting:
+        w = _waiting.pop(0)
+        same = (w.started_cwd == os.getcwd()
+                and all(w.started_env.get(k) == env.get(k) for k in (w.started_env.keys() | env.keys()) - LATE_ENV))
+        if not same:
+            log.info("a worker started ahead was not used: the environment changed since")
+            w.stdin.close()
+            continue
+        try:
+            w.stdin.write(json.dumps(env).encode() + b"\n")
+            w.stdin.close()
+        except OSError:  # it has exited (killed?): start one the usual way
+            continue
+        return w
+    return None
+
+
+class _Subprocess:
+    """``local_job_service``'s view of the ``subprocess`` module: starting this project's SDK
+    worker takes a waiting one when there is one (Beam then waits on it, kills it, reads its
+    return code, as on the process it would have started)."""
+
+    def __getattr__(self, name):
+        return getattr(subprocess, name)
+
+    @staticmethod
+    def Popen(args, *a, **kw):
+        if args == WORKER_COMMAND and kw.get("shell") and isinstance(kw.get("env"), dict):
+            w = _take_waiting(kw["env"])
+            if w is not None:
+                return w
+        return subprocess.Popen(args, *a, **kw)
+
+
 def runner():
     """A FnApiRunner whose SDK worker processes start through ``pipelines.sdk_worker``."""
     install()
@@ -226,6 +489,14 @@ def runner():
     from apache_beam.transforms import environments
 
     class LocalRunner(FnApiRunner):
+        def run_pipeline(self, pipeline, options):
+            from apache_beam.options.pipeline_options import DirectOptions
+
+            o = options.view_as(DirectOptions)
+            if o.direct_running_mode == "multi_processing":  # started while the stages are planned
+                prestart(o.direct_num_workers or os.cpu_count() or 1)
+            return super().run_pipeline(pipeline, options)
+
         # FnApiRunner.run_pipeline sets the worker environment from --direct_running_mode and
         # uses it at once; swap Beam's worker command for ours as it is set.
         @property
@@ -238,8 +509,7 @@ def runner():
                     and env.command_string.endswith("apache_beam.runners.worker.sdk_worker_main")):
                 # exec: the shell Beam starts it with becomes the worker (one process, which
                 # ignores Ctrl-C; a shell in between would die of it)
-                env = environments.SubprocessSDKEnvironment.from_command_string(
-                    command_string=f"exec {sys.executable} -m {WORKER_MODULE}")
+                env = environments.SubprocessSDKEnvironment.from_command_string(command_string=WORKER_COMMAND)
             self._env = env
 
     return LocalRunner()
@@ -276,6 +546,7 @@ def install() -> bool:
         from apache_beam.runners.portability.fn_api_runner import execution as ex
         from apache_beam.runners.portability.fn_api_runner import fn_runner, translations
         from apache_beam.runners.portability.fn_api_runner import worker_handlers
+        from apache_beam.runners.portability import local_job_service
         from apache_beam.runners.worker import data_plane
         ok = (hasattr(ex.GroupingBuffer, "partition") and hasattr(ex, "create_OutputStream")
               and "_cached_handlers" in worker_handlers.WorkerHandlerManager.close_all.__code__.co_names
@@ -286,6 +557,8 @@ def install() -> bool:
               and "sink_flattens" in fn_runner.FnApiRunner.create_stages.__code__.co_names
               and hasattr(translations.TransformContext, "add_data_channel_coder")
               and hasattr(data_plane.SizeBasedBufferingClosableOutputStream, "flush")
+              and local_job_service.subprocess is subprocess
+              and "Popen" in local_job_service.SubprocessSdkWorker.run.__code__.co_names
               and isinstance(getattr(data_plane, "_DEFAULT_SEND_QUEUE_MAX_BYTES", None), int))
     except Exception as e:  # pragma: no cover - a Beam without the FnApiRunner
         log.warning("local runner left as is: %s", e)
@@ -301,4 +574,5 @@ def install() -> bool:
     fn_runner.BundleManager._send_input_to_worker = _streamed_send
     beam_close_all = worker_handlers.WorkerHandlerManager.close_all
     worker_handlers.WorkerHandlerManager.close_all = _close_all_at_once
+    local_job_service.subprocess = _Subprocess()
     return True

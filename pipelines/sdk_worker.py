@@ -1,9 +1,21 @@
 """Entry point of the local runner's SDK worker processes: Beam's ``sdk_worker_main`` with
 the memory settings of ``pipelines.local_runner`` (fixed mmap threshold, bounded data-plane
-queues) applied before the worker's data channel exists."""
+queues) applied before the worker's data channel exists.
+
+Started with ``--wait-for-environment`` (``local_runner.prestart``), the worker imports Beam
+first and then waits for its environment as one JSON line on stdin; at end of input (the
+launcher did not need it, or exited) it exits quietly."""
+import atexit
+import gc
+import json
 import os
 import signal
 import sys
+
+# Registered first, so it runs last: the objects left at exit are frozen, and the interpreter's
+# final collections skip them -- with Beam imported they took ~0.65 s, which the runner waits
+# out when it closes the worker at the end of every step.
+atexit.register(gc.freeze)
 
 # Ctrl-C reaches the whole process group: a worker ends at once and quietly (a
 # KeyboardInterrupt would print its traceback); the launcher prints the one line.
@@ -11,16 +23,38 @@ signal.signal(signal.SIGINT, lambda *_: os._exit(130))
 
 WORKER_LOG_ENV = "LLAMA_WORKER_LOG"
 
-# `llama -q`: the worker's own log (a failing bundle's traceback) goes to a file, not the
-# terminal; the launcher's one-line error says what failed.
-if os.environ.get(WORKER_LOG_ENV):
-    os.dup2(os.open(os.environ[WORKER_LOG_ENV], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644), 2)
 
-from pipelines.local_runner import bound_queues, fix_malloc  # noqa: E402
+def log_to_file() -> None:
+    """`llama -q`: the worker's own log (a failing bundle's traceback) goes to a file, not the
+    terminal; the launcher's one-line error says what failed."""
+    if os.environ.get(WORKER_LOG_ENV):
+        os.dup2(os.open(os.environ[WORKER_LOG_ENV], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644), 2)
+
+
+def wait_for_environment(stream=None) -> None:
+    """The environment the runner gives this worker, as one JSON line (``local_runner``)."""
+    line = (stream or sys.stdin.buffer).readline()
+    if not line.strip():
+        os._exit(0)
+    env = json.loads(line)
+    os.environ.clear()
+    os.environ.update(env)
+
 
 if __name__ == "__main__":
+    from pipelines.local_runner import WARM_FLAG, bound_queues, fix_malloc, name_worker, preload
+
+    name_worker()
+    warm = WARM_FLAG in sys.argv
+    if not warm:
+        log_to_file()
     fix_malloc()
     bound_queues()
     from apache_beam.runners.worker import sdk_worker_main
 
+    if warm:
+        preload()
+        wait_for_environment()
+        log_to_file()
+        sys.argv = [a for a in sys.argv if a != WARM_FLAG]
     sdk_worker_main.main(sys.argv)

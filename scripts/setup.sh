@@ -12,7 +12,8 @@ step() { printf '\n==> %s\n' "$*"; }
 
 need=()
 for pkg in g++ make cmake libboost-program-options-dev libboost-system-dev libboost-thread-dev \
-           libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev chromium; do  # chromium: the report's test
+           libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev chromium libmagic1; do
+  # chromium: the report's test; libmagic1: python-magic, which datatrove's WarcReader needs (make bench)
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

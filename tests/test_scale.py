@@ -57,7 +57,9 @@ def test_user_beam_flags_win_in_both_forms():
 
 def test_local_runner_sends_group_outputs_in_chunks_with_the_same_elements(data, monkeypatch):
     """The local runner's GroupByKey output (pipelines.local_runner) is cut into element-
-    aligned chunks; decoded, every worker's share is Beam's own, key by key, in order."""
+    aligned chunks; decoded, one worker's share is Beam's own, key by key, in order; with two,
+    every key goes whole to one of them, in the buffer's order, and their bytes differ by
+    less than the largest key's (Beam: every other key)."""
     from apache_beam import coders
     from apache_beam.runners.portability.fn_api_runner import execution as ex
     from apache_beam.transforms import core, window
@@ -85,11 +87,21 @@ def test_local_runner_sends_group_outputs_in_chunks_with_the_same_elements(data,
         return [[(k, list(v)) for chunk in part for k, v in (w.value for w in post.get_impl().decode_all(chunk))]
                 for part in parts], [len(chunk) for part in parts for chunk in part]
 
-    for n in (1, 2):
-        ours, sizes = grouped(local_runner._chunked_partition, n)
-        beams, _ = grouped(local_runner.beam_partition, n)
-        assert ours == beams and len(sizes) > 2 * n
-        assert max(sizes) < 4096 + max(len(ln) for _, ln in pairs) * 50
+    biggest = max(len(ln) for _, ln in pairs) * 50
+    ours, sizes = grouped(local_runner._chunked_partition, 1)
+    beams, _ = grouped(local_runner.beam_partition, 1)
+    assert ours == beams and len(sizes) > 2
+    assert max(sizes) < 4096 + biggest
+    ours, sizes = grouped(local_runner._chunked_partition, 2)
+    beams, _ = grouped(local_runner.beam_partition, 1)
+    assert sorted(ours[0] + ours[1]) == sorted(beams[0]) and all(ours)
+    order = [k for k, _ in beams[0]]
+    for part in ours:
+        assert [k for k, _ in part] == sorted((k for k, _ in part), key=order.index)  # the buffer's order
+    weight = [sum(len(k) + sum(map(len, v)) for k, v in part) for part in ours]
+    largest = max(len(k) + sum(map(len, v)) for k, v in beams[0])
+    assert abs(weight[0] - weight[1]) <= largest + 16 * len(order), weight
+    assert len(sizes) > 4 and max(sizes) < 4096 + biggest
 
 
 def test_local_runner_writes_a_join_flatten_straight_into_its_group(data):
@@ -128,6 +140,70 @@ def test_local_runner_writes_a_join_flatten_straight_into_its_group(data):
     names = [s.name for s in stages]
     assert not [n for n in names if "Join/Tagged/Read" in n] and [n for n in names if "Join/Group/Read" in n]
     p.run().wait_until_finish()
+
+
+def _run_reporting_pids(workers: int, marks):
+    """A two-stage pipeline on the local runner; each element leaves a file named by the
+    process that handled it in ``marks``."""
+    import apache_beam as beam
+
+    from pipelines.beam_utils import new_pipeline
+
+    def mark(x):
+        (marks / f"{os.getpid()}-{x}").touch()
+        return x % 3, x
+
+    p = new_pipeline("DirectRunner", [f"--direct_num_workers={workers}"])
+    _ = p | beam.Create(range(40)) | beam.Map(mark) | beam.GroupByKey() | beam.MapTuple(lambda k, v: mark(100 + k))
+    p.run().wait_until_finish()
+    return {int(f.name.split("-")[0]) for f in marks.iterdir()}
+
+
+def test_a_run_hands_its_stages_to_the_workers_started_ahead(tmp_path, monkeypatch):
+    """local_runner.prestart: the workers wait, Beam imported, and the next run's stages run
+    in them (no other process); one started in another environment is not used and exits."""
+    from pipelines import local_runner
+
+    local_runner.prestart(1)
+    ahead = list(local_runner._waiting)
+    assert len(ahead) == 1 and ahead[0].poll() is None
+    (tmp_path / "a").mkdir()
+    assert _run_reporting_pids(1, tmp_path / "a") == {ahead[0].pid}
+    assert ahead[0].wait() == 0 and not local_runner._waiting
+
+    local_runner.prestart(1)
+    stale = local_runner._waiting[0]
+    monkeypatch.setenv("LLAMA_TEST_STARTED_AFTER", "1")  # read at start: the waiting worker did not see it
+    (tmp_path / "b").mkdir()
+    used = _run_reporting_pids(1, tmp_path / "b")
+    assert stale.wait(timeout=60) == 0 and stale.pid not in used and len(used) == 1
+
+
+def test_the_command_line_forks_its_workers_from_itself(tmp_path):
+    """From a single-threaded process (what ``llama`` is when it starts) the workers are
+    forked once Beam is imported: they run the stages, are named sdk_worker, and exit with
+    the run."""
+    script = f"""
+import json, os, pathlib, sys
+from pipelines import local_runner
+from tests.test_scale import _run_reporting_pids
+local_runner.prestart(2, fork=True)
+forked = [w for w in local_runner._waiting if isinstance(w, local_runner._Forked)]
+import time
+deadline = time.time() + 30
+while True:  # a child names itself as it starts
+    names = [open(f"/proc/{{w.pid}}/comm").read().strip() for w in forked]
+    if set(names) == {{"sdk_worker"}} or time.time() > deadline:
+        break
+    time.sleep(0.05)
+used = _run_reporting_pids(2, pathlib.Path({str(tmp_path)!r}))
+print(json.dumps([sorted(w.pid for w in forked), names, sorted(used), [w.wait() for w in forked]]))
+"""
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=str(paths.REPO))
+    assert res.returncode == 0, res.stderr[-3000:]
+    forked, names, used, codes = json.loads(res.stdout.strip().splitlines()[-1])
+    assert len(forked) == 2 and names == ["sdk_worker"] * 2
+    assert used and set(used) <= set(forked) and codes == [0, 0]
 
 
 def test_unsupported_runner_is_refused_with_the_reason(tmp_path):

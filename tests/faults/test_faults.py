@@ -508,12 +508,14 @@ def test_a_full_disk_while_shards_are_written(small_disk, data):
 
 
 def _sdk_workers() -> int:
-    return sum(1 for p in Path("/proc").iterdir() if p.name.isdigit() and _cmdline(p).count("pipelines.sdk_worker"))
+    """The local runner's SDK worker processes (``local_runner.name_worker``: forked from the
+    launcher or started as processes of their own, each is named so)."""
+    return sum(1 for p in Path("/proc").iterdir() if p.name.isdigit() and _comm(p) == "sdk_worker")
 
 
-def _cmdline(p: Path) -> str:
+def _comm(p: Path) -> str:
     try:
-        return (p / "cmdline").read_bytes().decode(errors="replace")
+        return (p / "comm").read_text().strip()
     except OSError:
         return ""
 
@@ -528,7 +530,7 @@ def test_ctrl_c_during_a_step_ends_in_one_line_and_leaves_the_output_unmarked(tm
                              "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     deadline = time.time() + 120
-    while _sdk_workers() <= before:  # the pipeline is running: its workers are up
+    while _sdk_workers() <= before or not out.exists():  # the step has started and its workers are up
         assert proc.poll() is None and time.time() < deadline, proc.communicate()[1][-2000:]
         time.sleep(0.05)
     time.sleep(1.0)
