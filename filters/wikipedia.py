@@ -330,15 +330,19 @@ def clean_wikitext(raw: str, info: DumpInfo, *, fix_skips: bool = True, fallback
     here those are removed by ``_fallback_clean``.  Both switches off give the builder's
     output exactly (``tests/reference/test_hf_wikipedia_parity.py``).
 
-    Speed (``fix_skips``, the default; ~3x the tree path, the same text on every article of
-    the shared dumps, ``tests/reference``): what the cleaning throws away is never built.
-    mwparserfromhell's C tokenizer is cheap, its Python tree builder is not; templates and
-    comments (``strip_code`` drops them), ``<ref>`` tags and tables (the cleaning removes
+    Speed (``fix_skips``, the default; 3.5x this project's cleaner before issue 15, f997bd5
+    (median of 5 interleaved runs over the 365 articles of the shared dumps, ~15 MB of wikitext), the same
+    text on every article of them, ``tests/reference``): what the cleaning throws away is never
+    built.  mwparserfromhell's C tokenizer is cheap, its Python tree builder is not; templates
+    and comments (``strip_code`` drops them), ``<ref>`` tags and tables (the cleaning removes
     every one) are cut from the token stream before the tree is built -- except inside a
     wikilink's title (its text decides media/category) and, for tables, inside any wikilink
-    (a category link keeps its stripped text).  Nodes are removed through a parent map made
-    in one walk, not ``Wikicode.remove``, which searches the section from its root for each
-    node.  ``fix_skips=False`` keeps the tree path: its skipped node depends on every node."""
+    (a category link keeps its stripped text); italic and bold on one line become their
+    contents, a link whose title and text are plain text on one line (most links), and
+    neither a file nor a category, becomes its text, and a run of text one token.  Nodes are
+    removed through a parent map made in one walk, not ``Wikicode.remove``, which searches the
+    section from its root for each node.  ``fix_skips=False`` keeps the tree path: its skipped
+    node depends on every node."""
     media, category = info.media_pattern(), info.category_pattern()
     if fix_skips:
         text = _clean_pruned(raw, media, category)
@@ -399,23 +403,89 @@ def _skip(toks, i: int, opens, closes) -> int:
     return len(toks)
 
 
-def _pruned_tokens(toks) -> tuple[list, bool]:
-    """The token stream without templates, comments, refs and tables (see ``clean_wikitext``);
-    and whether a ref or table tag was kept (inside a wikilink)."""
+_STYLES = ("''", "'''")  # italic and bold as wiki markup: a tag whose stripped text is its contents
+_STYLE_SPAN = 400  # tokens: a longer italic or bold span keeps its tag
+
+
+def _one_line(toks, i: int) -> bool:
+    """Whether the italic or bold tag opened at ``toks[i]`` holds no newline (no text token
+    with one, no entity, no heading) within ``_STYLE_SPAN`` tokens: then its stripped text is
+    its contents' (``Tag.__strip__`` strips the contents with ``collapse``, which trims and
+    folds newlines; a style that the tokenizer ran over several lines does span them)."""
+    from mwparserfromhell.parser import tokens as T
+
+    depth = 0
+    for j in range(i, min(len(toks), i + _STYLE_SPAN)):
+        t = toks[j]
+        c = type(t)
+        if c is T.Text:
+            if "\n" in t.text:
+                return False
+        elif c is T.TagOpenOpen:
+            depth += 1
+        elif c is T.TagCloseSelfclose or c is T.TagCloseClose:
+            depth -= 1
+            if depth == 0:
+                return True
+        elif c is T.HTMLEntityStart or c is T.HeadingStart:
+            return False
+    return False
+
+
+def _plain_link(toks, i: int, media: re.Pattern, category: re.Pattern):
+    """For a wikilink opened at ``toks[i]`` whose title and text are plain text on one line
+    and whose title is neither a file nor a category: (the index after it, the text tokens
+    that its stripped text is -- its text's, or its title's when it has no ``|``); else None.
+    Most links are such, and the cleaning keeps only their text (``Wikilink.__strip__``)."""
+    from mwparserfromhell.parser import tokens as T
+
+    text, sep, close = T.Text, T.WikilinkSeparator, T.WikilinkClose
+    title, shown, part = [], None, None
+    for j in range(i + 1, len(toks)):
+        t = toks[j]
+        c = type(t)
+        if c is text:
+            if "\n" in t.text:
+                return None
+            (title if shown is None else shown).append(t)
+        elif c is sep and shown is None:
+            shown = []
+        elif c is close:
+            part = j
+            break
+        else:
+            return None
+    if part is None:
+        return None
+    name = "".join(t.text for t in title)
+    if media.match(name) or category.match(name):
+        return None
+    return part + 1, (title if shown is None else shown)
+
+
+def _pruned_tokens(toks, media: re.Pattern, category: re.Pattern) -> tuple[list, bool]:
+    """The token stream without templates, comments, refs and tables, and with italic and bold
+    markup unwrapped to their contents, plain links (``_plain_link``) as their text and runs
+    of text as one token (see ``clean_wikitext``); and whether a ref or table tag was kept
+    (inside a wikilink)."""
     from mwparserfromhell.parser import tokens as T
 
     out, i, n, links, kept = [], 0, len(toks), [], False  # links: per open wikilink, in its title?
+    tags: list[bool] = []  # per open tag: unwrapped?
     text, template, comment, tag_open = T.Text, T.TemplateOpen, T.CommentStart, T.TagOpenOpen
+    tag_close_open, tag_open_close, tag_close_close = T.TagCloseOpen, T.TagOpenClose, T.TagCloseClose
     link_open, link_sep, link_close = T.WikilinkOpen, T.WikilinkSeparator, T.WikilinkClose
+    run: list[str] = []  # text not yet written: one Text token (one node to build, to strip)
     while i < n:
         t = toks[i]
         c = type(t)
         if c is text:  # most tokens
-            out.append(t)
+            run.append(t.text)
             i += 1
             continue
         name = toks[i + 1].text if c is tag_open and i + 1 < n and type(toks[i + 1]) is text else None
-        if not (links and links[-1]):
+        in_title = links and links[-1]
+        if not in_title:
             if c is template:
                 i = _skip(toks, i, (template,), (T.TemplateClose,))
                 continue
@@ -425,15 +495,38 @@ def _pruned_tokens(toks) -> tuple[list, bool]:
             if name == "ref" or (name == "table" and not links):
                 i = _skip(toks, i, (tag_open,), (T.TagCloseSelfclose, T.TagCloseClose))
                 continue
+        if c is tag_open:
+            style = (not in_title and t.get("wiki_markup") in _STYLES and i + 2 < n
+                     and type(toks[i + 2]) is tag_close_open and _one_line(toks, i))
+            tags.append(style)
+            if style:  # TagOpenOpen, name, TagCloseOpen
+                i += 3
+                continue
+        elif c is tag_open_close and tags:
+            if tags.pop() and i + 2 < n and type(toks[i + 2]) is tag_close_close:  # TagOpenClose, name, TagCloseClose
+                i += 3
+                continue
+        elif c is T.TagCloseSelfclose and tags:
+            tags.pop()
         kept = kept or name in _REMOVED_TAGS
         if c is link_open:
+            plain = None if in_title else _plain_link(toks, i, media, category)
+            if plain is not None:
+                i, shown = plain
+                run.extend(x.text for x in shown)
+                continue
             links.append(True)
         elif c is link_sep and links:
             links[-1] = False
         elif c is link_close and links:
             links.pop()
+        if run:
+            out.append(text(text="".join(run)))
+            run = []
         out.append(t)
         i += 1
+    if run:
+        out.append(text(text="".join(run)))
     return out, kept
 
 
@@ -482,7 +575,7 @@ def _clean_pruned(raw: str, media: re.Pattern, category: re.Pattern) -> str:
     from mwparserfromhell.parser import Parser
 
     parser = Parser()
-    toks, kept_tags = _pruned_tokens(parser._tokenizer.tokenize(raw, 0, False))
+    toks, kept_tags = _pruned_tokens(parser._tokenizer.tokenize(raw, 0, False), media, category)
     wikicode = parser._builder.build(toks)
     sections = []
     for section in wikicode.get_sections(flat=True, include_lead=True, include_headings=True):
