@@ -330,9 +330,8 @@ class _Forked:
 
     @classmethod
     def start(cls) -> "_Forked":
-        import warnings
-
         import signal
+        import warnings
 
         for f in (sys.stdout, sys.stderr):  # or the child would write what is buffered a second time
             f.flush()
@@ -368,7 +367,16 @@ class _Forked:
         return self._reap(os.WNOHANG)
 
     def wait(self, timeout=None):
-        return self._reap(0)
+        if timeout is None:
+            return self._reap(0)
+        import time
+
+        deadline = time.monotonic() + timeout
+        while self.poll() is None:
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout)
+            time.sleep(0.01)
+        return self.returncode
 
     def send_signal(self, sig: int) -> None:
         if self.poll() is None:
