@@ -17,8 +17,8 @@ of another page (``bench.scale.recombine``), copied until the stage's input reac
 (every CC page and every Wikipedia article, ``2 x --mb`` of text in files of 100 documents)
 as Common Crawl WET files -- what CCNet reads, laid out as the real CC-MAIN-2024-22 WET file in
 the samples (``bench.scale.wet_record``); datatrove reads them with its ``WarcReader`` -- and,
-for the 2-worker run, as JSON lines (``JsonlReader``): there the long lines are new to the line dedup, as a crawl's are, and short
-ones repeat, as a crawl's boilerplate does -- the 115 kB of CC pages alone, copied to 32 MB,
+for the 2-worker run, as JSON lines (``JsonlReader``): there the long lines are new to the
+line dedup, as a crawl's are, and short ones repeat, as a crawl's boilerplate does -- the 115 kB of CC pages alone, copied to 32 MB,
 would be a corpus the dedup empties (99.9% of its lines), leaving the project's language ID
 and perplexity almost nothing to do beside the peer's.
 Stages that need other inputs say so: WARC extraction reads the real CC-MAIN WARC excerpt
