@@ -33,7 +33,8 @@ if getattr(FileSystems, "_pipeline_options", None) is None:
     FileSystems.set_options(PipelineOptions([]))
 
 _GLOB = set("*?[")
-SKIP_DIRS = ("_tmp", ".git", "_rejected")
+REJECTED = "_rejected"  # <out>/_rejected/: the documents a step's filters dropped (beam_utils.Rejects)
+SKIP_DIRS = ("_tmp", ".git", REJECTED)
 
 
 def is_remote(path: str) -> bool:

@@ -618,7 +618,7 @@ class Rejects:
     end of the pipeline).  ``llama inspect <out> --rejected [--reason R]`` reads them; readers
     of the output never do (``core.fs.SKIP_DIRS``)."""
 
-    DIR = "_rejected"
+    DIR = fs.REJECTED
 
     def __init__(self, out_dir: str, enabled: bool = False, target_bytes: int = 256 << 20):
         self.out_dir, self.enabled, self.target_bytes = str(out_dir), enabled, target_bytes

@@ -92,7 +92,7 @@ def _rejected_snippets(step_out: str) -> dict[str, list[dict]]:
     """'step/reason' -> up to SNIPPETS rejected documents (id, url, snippet, extra metadata),
     from the first few rows of each rejected step's shards."""
     found: dict[str, list[dict]] = {}
-    root = fs.join(step_out, "_rejected")
+    root = fs.join(step_out, fs.REJECTED)
     if not fs.isdir(root):
         return found
     by_step: dict[str, list[str]] = {}
@@ -326,10 +326,10 @@ def render(data: dict) -> str:
                 cards.append(f'<div class="card" data-reason="{_e(key)}"><b>{_e(key)}</b> &mdash; '
                              f'<code>{_e(r["id"])}</code> {_e(r["url"])} ({r["chars"]:,} chars)'
                              f'<pre>{_e(r["snippet"])}</pre><div class="meta">{_e(meta)}</div></div>')
-        where = fs.join(data["out"], d, "_rejected")
+        where = fs.join(data["out"], d, fs.REJECTED)
         parts["rejected"].append(
             f'<h3>{_e(d)}/ &mdash; {rej["count"]:,} rejected documents kept</h3>'
-            f'<p>Files: <a href="{_e(d)}/_rejected/">{_e(where)}</a>; more with '
+            f'<p>Files: <a href="{_e(d)}/{fs.REJECTED}/">{_e(where)}</a>; more with '
             f'<code>llama inspect {_e(fs.join(data["out"], d))} --rejected --reason R</code></p>'
             f'<select class="reason" data-target="{_e(sid)}"><option value="">every reason</option>{options}'
             f'</select><div id="{_e(sid)}">{"".join(cards)}</div>')
