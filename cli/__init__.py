@@ -50,8 +50,9 @@ def main(argv: list[str] | None = None) -> int:
 def _run(argv: list[str] | None) -> int:
     from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
-    _start_workers(argv, fork=from_command_line)
-    parser = build_parser(next((x for x in argv if not x.startswith("-")), ""))
+    cmd = next((x for x in argv if not x.startswith("-")), "")
+    _start_workers(cmd, argv, fork=from_command_line)
+    parser = build_parser(cmd)
     argv = join_beam_flags(argv, own_flags(parser))
     args, extra = parser.parse_known_args(argv)
     bad = [x for x in extra if not x.startswith("--")]
@@ -69,13 +70,12 @@ def _run(argv: list[str] | None) -> int:
         return 2
 
 
-def _start_workers(argv: list[str], fork: bool) -> None:
+def _start_workers(cmd: str, argv: list[str], fork: bool) -> None:
     """A local pipeline command starts its SDK workers first (``local_runner.prestart``): from
     the command line, forked once this process has imported Beam (~3 s off every pipeline
     command on 2 cores); called from other code (tests), as processes of their own."""
     from pipelines import local_runner
 
-    cmd = next((x for x in argv if not x.startswith("-")), "")
     if cmd in PIPELINE_COMMANDS and not {"-h", "--help", "--dry-run"} & set(argv):
         local_runner.prestart(local_runner.workers_for(argv), fork=fork)
 

@@ -37,6 +37,8 @@ from core.errors import InputError
 
 from core.schema import DOC_SCHEMA, rows_to_table
 
+from . import local_runner
+
 log = logging.getLogger(__name__)
 
 RUNNERS = ("DirectRunner", "DataflowRunner")
@@ -92,7 +94,7 @@ def pipeline_options(runner: str = "DirectRunner", beam_args: list[str] | None =
     else:
         # Dataflow's execution model locally: one SDK worker process per core.
         args = _with_defaults(args, {"direct_running_mode": "multi_processing",
-                                     "direct_num_workers": str(os.cpu_count() or 1)})
+                                     "direct_num_workers": str(local_runner.DEFAULT_WORKERS)})
     return PipelineOptions(["--runner", runner, *args], save_main_session=False)
 
 
@@ -102,8 +104,6 @@ def new_pipeline(runner: str, beam_args: list[str]) -> beam.Pipeline:
         # DirectRunner first tries to download the Prism binary (fails offline), then falls
         # back to the FnApiRunner; go straight to it.  It honours --direct_num_workers and
         # --direct_running_mode.
-        from . import local_runner
-
         # FnApiRunner with stage inputs streamed to the workers (bounded worker memory)
         return beam.Pipeline(runner=local_runner.runner(), options=options)
     try:

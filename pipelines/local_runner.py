@@ -87,6 +87,7 @@ MESSAGE_BYTES = 1 << 20     # a data-plane message (Beam: 10 MB)
 MMAP_THRESHOLD = 1 << 20    # blocks above this come from (and go back to) mmap
 QUEUE_BYTES = 2 << 20       # per data-plane queue (Beam: 100 MB)
 WORKER_MODULE = "pipelines.sdk_worker"
+DEFAULT_WORKERS = os.cpu_count() or 1  # a local run's SDK worker processes: one per core
 WORKER_COMMAND = f"exec {sys.executable} -m {WORKER_MODULE}"
 WARM_FLAG = "--wait-for-environment"  # a worker started ahead (prestart)
 # what a waiting worker may receive that differs from the environment it started with: read
@@ -98,14 +99,17 @@ beam_sink_flattens = None  # Beam's own translations.sink_flattens, likewise
 beam_close_all = None  # Beam's own WorkerHandlerManager.close_all, likewise
 
 
+def _libc():
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+
+
 def fix_malloc() -> bool:
     """Fix glibc's mmap threshold (no dynamic raise), so freed big buffers leave the heap,
     and give Arrow the same allocator (``system_arrow_pool``)."""
     system_arrow_pool()
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         M_MMAP_THRESHOLD = -3
-        return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+        return bool(_libc().mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
     except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to fix
         return False
 
@@ -297,9 +301,8 @@ def name_worker() -> None:
     """The process is named ``sdk_worker`` (what ``ps -o comm``, ``top`` and psutil's name()
     show), forked or not: a forked one's command line is the launcher's."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         PR_SET_NAME = 15
-        libc.prctl(PR_SET_NAME, b"sdk_worker", 0, 0, 0)
+        _libc().prctl(PR_SET_NAME, b"sdk_worker", 0, 0, 0)
     except (OSError, AttributeError):  # not Linux: the name stays
         pass
 
@@ -412,13 +415,7 @@ def _run_forked(fd: int) -> None:
         from pipelines import sdk_worker
 
         with os.fdopen(fd, "rb") as stream:
-            sdk_worker.wait_for_environment(stream)
-        sdk_worker.log_to_file()
-        fix_malloc()
-        bound_queues()
-        from apache_beam.runners.worker import sdk_worker_main
-
-        sdk_worker_main.main([sys.executable, "-m", WORKER_MODULE])
+            sdk_worker.serve([sys.executable, "-m", WORKER_MODULE], stream)
         code = 0
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
@@ -449,7 +446,7 @@ def workers_for(args: list[str]) -> int:
             or value("--direct_running_mode", "multi_processing") != "multi_processing"):
         return 0
     try:
-        return max(0, int(value("--direct_num_workers", str(os.cpu_count() or 1))))
+        return max(0, int(value("--direct_num_workers", str(DEFAULT_WORKERS))))
     except ValueError:  # Beam's own option parsing says what is wrong
         return 0
 
@@ -502,7 +499,7 @@ def runner():
 
             o = options.view_as(DirectOptions)
             if o.direct_running_mode == "multi_processing":  # started while the stages are planned
-                prestart(o.direct_num_workers or os.cpu_count() or 1)
+                prestart(o.direct_num_workers or DEFAULT_WORKERS)
             return super().run_pipeline(pipeline, options)
 
         # FnApiRunner.run_pipeline sets the worker environment from --direct_running_mode and

@@ -31,9 +31,9 @@ def log_to_file() -> None:
         os.dup2(os.open(os.environ[WORKER_LOG_ENV], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644), 2)
 
 
-def wait_for_environment(stream=None) -> None:
+def wait_for_environment(stream) -> None:
     """The environment the runner gives this worker, as one JSON line (``local_runner``)."""
-    line = (stream or sys.stdin.buffer).readline()
+    line = stream.readline()
     if not line.strip():
         os._exit(0)
     env = json.loads(line)
@@ -41,20 +41,27 @@ def wait_for_environment(stream=None) -> None:
     os.environ.update(env)
 
 
-if __name__ == "__main__":
-    from pipelines.local_runner import WARM_FLAG, bound_queues, fix_malloc, name_worker, preload
+def serve(argv: list[str], stream=None) -> None:
+    """Run Beam's SDK harness with the local runner's memory settings; with ``stream``, first
+    wait on it for the environment (a worker started ahead, or forked by ``local_runner``)."""
+    from pipelines.local_runner import bound_queues, fix_malloc
 
-    name_worker()
-    warm = WARM_FLAG in sys.argv
-    if not warm:
-        log_to_file()
+    if stream is not None:
+        wait_for_environment(stream)
+    log_to_file()
     fix_malloc()
     bound_queues()
     from apache_beam.runners.worker import sdk_worker_main
 
-    if warm:
-        preload()
-        wait_for_environment()
-        log_to_file()
-        sys.argv = [a for a in sys.argv if a != WARM_FLAG]
-    sdk_worker_main.main(sys.argv)
+    sdk_worker_main.main(argv)
+
+
+if __name__ == "__main__":
+    from pipelines.local_runner import WARM_FLAG, name_worker, preload
+
+    name_worker()
+    if WARM_FLAG in sys.argv:
+        preload()  # Beam's harness and the stages' first imports, while waiting
+        serve([a for a in sys.argv if a != WARM_FLAG], sys.stdin.buffer)
+    else:
+        serve(sys.argv)
