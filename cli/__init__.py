@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # also while Beam is still being imported
         _stop_children()
         print("llama: interrupted (the output is left incomplete: no _SUCCESS)", file=sys.stderr)
+        logging.disable(logging.NOTSET)  # as _interrupted left it
         code = 130
     _drop_worker_log()  # kept only when the command ends in a traceback
     return code
@@ -104,7 +105,9 @@ def _interrupted(signum, frame):
     import threading
 
     threading.excepthook = lambda args: None
-    logging.getLogger("apache_beam").setLevel(logging.CRITICAL)  # its shutdown complaints, too
+    # and their shutdown complaints, Beam's and the local runner's own (closing a worker the
+    # Ctrl-C ended logs an error with its traceback): the user is told once, below
+    logging.disable(logging.ERROR)
     raise KeyboardInterrupt
 
 
