@@ -16,7 +16,11 @@ approximation, chosen with a warning and recorded in the step's stats.json.
 """
 from __future__ import annotations
 
+import importlib.util
+import os
 import re
+import sys
+import zipfile
 from functools import lru_cache
 from importlib import resources
 
@@ -43,12 +47,50 @@ def _punkt():
     return PunktTokenizer("english")
 
 
+PUNKT_FILES = ("collocations.tab", "sent_starters.txt", "abbrev_types.txt", "ortho_context.tab")
+
+
+def nltk_data_dirs() -> list[str]:
+    """Where NLTK looks for its data, in its order: ``nltk.data.path`` as NLTK (3.9, 3.10) builds
+    it on a POSIX system (tests/test_sources.py holds the two equal)."""
+    dirs = [os.path.expanduser(d) for d in os.environ.get("NLTK_DATA", "").split(os.pathsep) if d]
+    if "APPENGINE_RUNTIME" not in os.environ and os.path.expanduser("~/") != "~/":
+        dirs.append(os.path.expanduser("~/nltk_data"))
+    return dirs + [os.path.join(sys.prefix, "nltk_data"), os.path.join(sys.prefix, "share", "nltk_data"),
+                   os.path.join(sys.prefix, "lib", "nltk_data"), "/usr/share/nltk_data",
+                   "/usr/local/share/nltk_data", "/usr/lib/nltk_data", "/usr/local/lib/nltk_data"]
+
+
 def punkt_available() -> bool:
-    try:
-        _punkt()
-    except (ImportError, LookupError):
+    """Whether NLTK and its punkt_tab English model are installed, looked up as
+    ``PunktTokenizer("english")`` looks it up (``nltk.data.find``: the first data directory that
+    has ``tokenizers/punkt_tab/english/``, else the first with ``tokenizers/punkt_tab.zip``; the
+    model's four files in it) without importing NLTK: its import brings in SciPy and
+    scikit-learn, ~95 MB and ~2 s in the process that launches C4 and only asks here -- and
+    scikit-learn's import sets variables in the environment, which made the SDK workers that
+    process forked before unusable (``local_runner._take_waiting``).  On Windows, NLTK's own."""
+    if importlib.util.find_spec("nltk") is None:
         return False
-    return True
+    if os.name != "posix":
+        try:
+            _punkt()
+        except (ImportError, LookupError):
+            return False
+        return True
+    for d in nltk_data_dirs():
+        model = os.path.join(d, "tokenizers", "punkt_tab", "english")
+        if os.path.isdir(model):
+            return all(os.path.isfile(os.path.join(model, f)) for f in PUNKT_FILES)
+    for d in nltk_data_dirs():
+        packed = os.path.join(d, "tokenizers", "punkt_tab.zip")
+        if os.path.isfile(packed):
+            try:
+                with zipfile.ZipFile(packed) as z:
+                    names = set(z.namelist())
+            except (OSError, zipfile.BadZipFile):
+                return False
+            return all(f"punkt_tab/english/{f}" in names for f in PUNKT_FILES)
+    return False
 
 
 def default_splitter() -> str:

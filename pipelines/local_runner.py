@@ -455,10 +455,11 @@ def _take_waiting(env: dict):
     """A waiting worker that started with ``env`` (but for ``LATE_ENV``), told to run with it."""
     while _waiting:
         w = _waiting.pop(0)
-        same = (w.started_cwd == os.getcwd()
-                and all(w.started_env.get(k) == env.get(k) for k in (w.started_env.keys() | env.keys()) - LATE_ENV))
-        if not same:
-            log.info("a worker started ahead was not used: the environment changed since")
+        changed = sorted(k for k in (w.started_env.keys() | env.keys()) - LATE_ENV
+                         if w.started_env.get(k) != env.get(k))
+        if changed or w.started_cwd != os.getcwd():
+            log.info("a worker started ahead was not used: %s changed since it started",
+                     ", ".join(changed) or "the working directory")
             w.stdin.close()
             continue
         try:

@@ -244,12 +244,15 @@ def test_shuffle_dedups_with_two_worker_processes_equal_one(step, inputs, data, 
     """C4's tfds line/URL dedup and the books' MinHash LSH, as shuffles across two worker
     processes, keep exactly what one in-process worker keeps."""
     runs = {}
-    for name, flags in (("one", ["--direct_num_workers=1", "--direct_running_mode=in_memory"]),
+    for name, flags in (("one", ["-q", "--direct_num_workers=1", "--direct_running_mode=in_memory"]),
                         ("two", ["--direct_num_workers=2", "--direct_running_mode=multi_processing"])):
-        res = _llama(step, str(data / inputs), "--out", str(tmp_path / name), "-q", *flags)
+        res = _llama(step, str(data / inputs), "--out", str(tmp_path / name), *flags)
         assert res.returncode == 0, res.stderr[-2000:]
         runs[name] = _docs(tmp_path / name)
     assert runs["one"] and runs["one"] == runs["two"]
+    # the workers `llama` forked as it started ran the stages: nothing the step imported since
+    # changed the environment they were started with (NLTK's import did, for C4's sentences)
+    assert "a worker started ahead was not used" not in res.stderr, res.stderr[-2000:]
 
 
 def test_dry_run_job_graph_does_not_grow_with_a_100k_line_manifest(data, lm_dir, tmp_path):

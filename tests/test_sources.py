@@ -2,6 +2,7 @@
 import gzip
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -854,6 +855,52 @@ def test_c4_counts_sentences_with_punkt_when_installed_else_by_rule_and_says_whi
         assert not (tmp_path / "c4").exists()
     with pytest.raises(InputError, match="--sentences 'nltk'"):
         c4.run([str(data / "cc")], str(tmp_path / "c4"), str(paths.lid_model()), sentences="nltk")
+
+
+@pytest.mark.slow  # four interpreters importing NLTK
+def test_punkt_is_found_where_nltk_finds_it_without_importing_nltk(tmp_path):
+    """filters.c4.punkt_available answers as PunktTokenizer("english") loads (a model directory,
+    one missing a file, a zipped model) and leaves NLTK unimported (its import made the C4
+    launcher ~95 MB larger and changed the environment its forked workers started with)."""
+    import zipfile
+
+    from filters.c4 import PUNKT_FILES
+
+    script = (
+        "import json, sys\n"
+        "from filters.c4 import nltk_data_dirs, punkt_available\n"
+        "ours = punkt_available(); imported = 'nltk' in sys.modules\n"
+        "from nltk.tokenize.punkt import PunktTokenizer\n"
+        "try:\n    PunktTokenizer('english'); theirs = True\n"
+        "except LookupError:\n    theirs = False\n"
+        "import nltk\n"
+        "print(json.dumps([ours, imported, theirs, nltk_data_dirs() == nltk.data.path]))\n")
+    model = {"collocations.tab": "", "sent_starters.txt": "he\nthey\n", "abbrev_types.txt": "dr\np.m\n",
+             "ortho_context.tab": ""}
+    assert set(model) == set(PUNKT_FILES)
+    cases = {}
+    for case in ("dir", "dir_missing_a_file", "zip", "none"):
+        root = tmp_path / case / "tokenizers"
+        if case.startswith("dir"):
+            (root / "punkt_tab" / "english").mkdir(parents=True)
+            for name, text in model.items():
+                if not (case == "dir_missing_a_file" and name == "ortho_context.tab"):
+                    (root / "punkt_tab" / "english" / name).write_text(text)
+        elif case == "zip":
+            root.mkdir(parents=True)
+            with zipfile.ZipFile(root / "punkt_tab.zip", "w") as z:
+                for name, text in model.items():
+                    z.writestr(f"punkt_tab/english/{name}", text)
+        else:
+            root.mkdir(parents=True)
+        res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=str(paths.REPO),
+                             env=dict(os.environ, NLTK_DATA=str(tmp_path / case)))
+        assert res.returncode == 0, res.stderr[-2000:]
+        ours, imported, theirs, same_dirs = json.loads(res.stdout.strip().splitlines()[-1])
+        assert same_dirs and not imported and ours == theirs, (case, ours, theirs)
+        cases[case] = ours
+    assert cases["dir"] and cases["zip"] and not cases["dir_missing_a_file"]
+    # (case "none": whatever this machine has installed, both say the same)
 
 
 def test_keep_if_counts_each_reason_and_keeps_rejects_on_request(tmp_path):
