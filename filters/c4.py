@@ -63,12 +63,14 @@ def nltk_data_dirs() -> list[str]:
 
 def punkt_available() -> bool:
     """Whether NLTK and its punkt_tab English model are installed, looked up as
-    ``PunktTokenizer("english")`` looks it up (``nltk.data.find``: the first data directory that
-    has ``tokenizers/punkt_tab/english/``, else the first with ``tokenizers/punkt_tab.zip``; the
-    model's four files in it) without importing NLTK: its import brings in SciPy and
-    scikit-learn, ~95 MB and ~2 s in the process that launches C4 and only asks here -- and
-    scikit-learn's import sets variables in the environment, which made the SDK workers that
-    process forked before unusable (``local_runner._take_waiting``).  On Windows, NLTK's own."""
+    ``PunktTokenizer("english")`` looks it up -- ``nltk.data.find``: the first data directory
+    holding ``tokenizers/punkt_tab/english/``, else the first holding ``tokenizers/punkt_tab.zip``,
+    skipping a location another account could write to (NLTK >= 3.10 refuses those: owned by
+    neither this user nor root, or group/world-writable); then the model's four files -- without
+    importing NLTK.  Its import brings in SciPy and scikit-learn, ~95 MB and ~2 s in the process
+    that launches C4 and only asks here; and scikit-learn's import sets variables in the
+    environment, which made the SDK workers that process had forked unusable
+    (``local_runner._take_waiting``).  Elsewhere than POSIX, NLTK's own lookup."""
     if importlib.util.find_spec("nltk") is None:
         return False
     if os.name != "posix":
@@ -79,11 +81,11 @@ def punkt_available() -> bool:
         return True
     for d in nltk_data_dirs():
         model = os.path.join(d, "tokenizers", "punkt_tab", "english")
-        if os.path.isdir(model):
+        if os.path.isdir(model) and _trusted(d, ("tokenizers", "punkt_tab", "english"), os.listdir(model)):
             return all(os.path.isfile(os.path.join(model, f)) for f in PUNKT_FILES)
     for d in nltk_data_dirs():
         packed = os.path.join(d, "tokenizers", "punkt_tab.zip")
-        if os.path.isfile(packed):
+        if os.path.isfile(packed) and _trusted(d, ("tokenizers", "punkt_tab.zip")):
             try:
                 with zipfile.ZipFile(packed) as z:
                     names = set(z.namelist())
@@ -91,6 +93,20 @@ def punkt_available() -> bool:
                 return False
             return all(f"punkt_tab/english/{f}" in names for f in PUNKT_FILES)
     return False
+
+
+def _trusted(root: str, rel: tuple[str, ...], entries=()) -> bool:
+    """``root``, each path down ``rel`` under it and the ``entries`` of the last are owned by
+    this user or root and writable by no one else: what ``nltk.data.find`` requires of a data
+    location before it reads from it."""
+    chain = [root]
+    for part in rel:
+        chain.append(os.path.join(chain[-1], part))
+    chain += [os.path.join(chain[-1], e) for e in entries]
+    try:
+        return all(st.st_uid in (os.geteuid(), 0) and not st.st_mode & 0o022 for st in map(os.stat, chain))
+    except OSError:
+        return False
 
 
 def default_splitter() -> str:

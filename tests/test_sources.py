@@ -857,11 +857,12 @@ def test_c4_counts_sentences_with_punkt_when_installed_else_by_rule_and_says_whi
         c4.run([str(data / "cc")], str(tmp_path / "c4"), str(paths.lid_model()), sentences="nltk")
 
 
-@pytest.mark.slow  # four interpreters importing NLTK
+@pytest.mark.slow  # an interpreter importing NLTK per case
 def test_punkt_is_found_where_nltk_finds_it_without_importing_nltk(tmp_path):
     """filters.c4.punkt_available answers as PunktTokenizer("english") loads (a model directory,
-    one missing a file, a zipped model) and leaves NLTK unimported (its import made the C4
-    launcher ~95 MB larger and changed the environment its forked workers started with)."""
+    one missing a file, a zipped model, one another account could write to, which NLTK skips
+    for the next) and leaves NLTK unimported (its import made the C4 launcher ~95 MB larger and
+    changed the environment its forked workers had started with)."""
     import zipfile
 
     from filters.c4 import PUNKT_FILES
@@ -870,6 +871,7 @@ def test_punkt_is_found_where_nltk_finds_it_without_importing_nltk(tmp_path):
         "import json, sys\n"
         "from filters.c4 import nltk_data_dirs, punkt_available\n"
         "ours = punkt_available(); imported = 'nltk' in sys.modules\n"
+        "import warnings; warnings.simplefilter('ignore')\n"
         "from nltk.tokenize.punkt import PunktTokenizer\n"
         "try:\n    PunktTokenizer('english'); theirs = True\n"
         "except LookupError:\n    theirs = False\n"
@@ -878,28 +880,37 @@ def test_punkt_is_found_where_nltk_finds_it_without_importing_nltk(tmp_path):
     model = {"collocations.tab": "", "sent_starters.txt": "he\nthey\n", "abbrev_types.txt": "dr\np.m\n",
              "ortho_context.tab": ""}
     assert set(model) == set(PUNKT_FILES)
-    cases = {}
-    for case in ("dir", "dir_missing_a_file", "zip", "none"):
-        root = tmp_path / case / "tokenizers"
-        if case.startswith("dir"):
-            (root / "punkt_tab" / "english").mkdir(parents=True)
-            for name, text in model.items():
-                if not (case == "dir_missing_a_file" and name == "ortho_context.tab"):
-                    (root / "punkt_tab" / "english" / name).write_text(text)
-        elif case == "zip":
-            root.mkdir(parents=True)
-            with zipfile.ZipFile(root / "punkt_tab.zip", "w") as z:
-                for name, text in model.items():
-                    z.writestr(f"punkt_tab/english/{name}", text)
-        else:
-            root.mkdir(parents=True)
+
+    def data_dir(name, kind="dir", leave_out=None, mode=0o755):
+        root = tmp_path / name
+        (root / "tokenizers").mkdir(parents=True)
+        if kind == "dir":
+            (root / "tokenizers" / "punkt_tab" / "english").mkdir(parents=True)
+            for f, text in model.items():
+                if f != leave_out:
+                    (root / "tokenizers" / "punkt_tab" / "english" / f).write_text(text)
+        elif kind == "zip":
+            with zipfile.ZipFile(root / "tokenizers" / "punkt_tab.zip", "w") as z:
+                for f, text in model.items():
+                    z.writestr(f"punkt_tab/english/{f}", text)
+        for p in [root, *root.rglob("*")]:
+            p.chmod(mode if p.is_dir() else 0o644)
+        return str(root)
+
+    cases = {"dir": [data_dir("dir")], "dir_missing_a_file": [data_dir("miss", leave_out="ortho_context.tab")],
+             "zip": [data_dir("zip", "zip")], "none": [data_dir("none", "none")],
+             "group_writable": [data_dir("shared", mode=0o775)],
+             "group_writable_then_private": [data_dir("shared2", mode=0o775), data_dir("private")]}
+    found = {}
+    for case, dirs in cases.items():
         res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=str(paths.REPO),
-                             env=dict(os.environ, NLTK_DATA=str(tmp_path / case)))
+                             env=dict(os.environ, NLTK_DATA=os.pathsep.join(dirs)))
         assert res.returncode == 0, res.stderr[-2000:]
         ours, imported, theirs, same_dirs = json.loads(res.stdout.strip().splitlines()[-1])
         assert same_dirs and not imported and ours == theirs, (case, ours, theirs)
-        cases[case] = ours
-    assert cases["dir"] and cases["zip"] and not cases["dir_missing_a_file"]
+        found[case] = ours
+    assert found["dir"] and found["zip"] and found["group_writable_then_private"]
+    assert not found["dir_missing_a_file"] and not found["group_writable"]
     # (case "none": whatever this machine has installed, both say the same)
 
 
