@@ -692,8 +692,9 @@ def test_quality_fasttext_initialises_every_weight(tmp_path, data):
 def _url_variant(url, i):
     """The same page as a Wikipedia editor might cite it."""
     host_path = url.split("://", 1)[1]
+    host, _, path = host_path.partition("/")          # a page URL may have no path at all
     return [f"https://{host_path}", f"http://www.{host_path}", f"{url}#section", f"{url}/",
-            f"HTTP://{host_path.split('/', 1)[0].upper()}/{host_path.split('/', 1)[1]}"][i % 5]
+            f"HTTP://{host.upper()}/{path}"][i % 5]
 
 
 def test_quality_positives_are_cited_crawled_pages_joined_by_url(tmp_path, corpus):
@@ -704,7 +705,8 @@ def test_quality_positives_are_cited_crawled_pages_joined_by_url(tmp_path, corpu
     from pipelines import beam_utils, quality, wikirefs
     from core.schema import rows_to_table
 
-    pages = [r for r in rows_of(corpus / "ccnet") if r["bucket"] in ("head", "middle")]
+    pages = sorted((r for r in rows_of(corpus / "ccnet") if r["bucket"] in ("head", "middle")),
+                   key=lambda r: (r["url"], r["text"]))   # the same pages whichever worker wrote them
     long = [r for r in pages if len(r["text"]) >= quality.MIN_CHARS][:5]
     short = [r for r in pages if len(r["text"]) < quality.MIN_CHARS][:1]
     assert len(long) == 5 and short
