@@ -55,8 +55,8 @@ class RunLog:
         if self.wandb is not None:
             self.wandb.log(values, step=step)
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
         if self.tb is not None:
             self.tb.close()
         if self.wandb is not None:
-            self.wandb.finish()
+            self.wandb.finish(exit_code=1 if failed else 0)

@@ -288,71 +288,73 @@ def train(cfg: dict) -> dict:
     term_step = int(os.environ.get(FAULT_SIGTERM_STEP, "0"))
     terminated = []   # SIGTERM (SLURM/Kubernetes pre-emption): finish the step, save, stop
     signal.signal(signal.SIGTERM, lambda signum, frame: terminated.append(signum))
-    while step < stop_at:
-        lr = scheduler.get_last_lr()[0]  # the rate this step uses
-        loss_sum = torch.zeros((), device=dev)
-        for micro in range(gas):
-            x, y = loader.next_batch()
-            x, y = x.to(dev), y.to(dev)
-            loss = engine(x, y)
-            if step + 1 == fault_step and rank == min(1, world - 1):
-                loss = loss * float("nan")
-            if step + 1 == term_step and micro == 0 and rank == min(1, world - 1):
-                os.kill(os.getpid(), signal.SIGTERM)
-            engine.backward(loss)
-            loss_sum += loss.detach().float()
-            if micro < gas - 1:
-                engine.step()  # DeepSpeed's micro-step bookkeeping; the optimizer runs on the last
-        # one host sync per step: the loss for the log and whether any rank's loss is non-finite,
-        # checked before the optimizer step so a bad batch never reaches the weights
-        reduced = torch.stack([torch.nan_to_num(loss_sum, nan=0.0, posinf=0.0, neginf=0.0),
-                               (~torch.isfinite(loss_sum)).float(),
-                               torch.tensor(float(bool(terminated)), device=dev)])
-        dist.all_reduce(reduced)   # ... and whether any rank was told to stop
-        total, n_bad, n_stop = reduced.tolist()
-        if n_bad > 0:
-            raise NonFiniteLoss(f"non-finite loss ({loss_sum.item() / gas}) at step {step + 1} on {int(n_bad)} "
-                                f"rank(s); stopped before the optimizer step. Last checkpoint: {_last(ckpt_dir)}")
-        engine.step()
-        grad_norm = engine.get_global_grad_norm()
-        grad_norm = None if grad_norm is None else float(grad_norm)
-        if grad_norm is not None and not math.isfinite(grad_norm):  # the same global norm on every rank
-            raise NonFiniteLoss(f"non-finite gradient norm ({grad_norm}) at step {step + 1}; the update is not "
-                                f"saved. Last checkpoint: {_last(ckpt_dir)}")
-        step += 1
-        tok_since += tokens_per_step
-        steps_since += 1
-        mean_loss = total / (gas * world)
-        record = {"step": step, "loss": round(mean_loss, 6), "lr": lr}
-        if grad_norm is not None:
-            record["grad_norm"] = round(grad_norm, 6)
-        if step % cfg["log_interval"] == 0 or step == cfg["steps"]:
-            dt = time.perf_counter() - t_last - paused  # training time only
-            tps = tok_since / dt
-            record.update(tokens_per_s=round(tps, 1), mfu=round(flops_tok * tps / (peak * world), 5),
-                          memory_gib=round(peak_memory_gib(), 3))
-            eta = (stop_at - step) * dt / steps_since
-            t_last, tok_since, steps_since, paused = time.perf_counter(), 0, 0, 0.0
-            if rank == 0:
-                print(f"step {step:>6}/{cfg['steps']}  loss {mean_loss:.4f}  lr {record['lr']:.2e}  "
-                      f"{tps:,.0f} tok/s  MFU {record['mfu']:.2%}  mem {record['memory_gib']:.2f} GiB  "
-                      f"ETA {_duration(eta)}", flush=True)
-        if cfg["val_fraction"] > 0 and (step % cfg["val_interval"] == 0 or step == cfg["steps"]):
-            t0 = time.perf_counter()
-            record["val_loss"] = round(validate(engine, loader, cfg["val_batches"], dev), 6)
-            paused += time.perf_counter() - t0
-            if rank == 0:
-                print(f"step {step:>6}  validation loss {record['val_loss']:.4f}", flush=True)
-        history.append(record)
-        run_log.log(record)
-        if step % cfg["checkpoint_interval"] == 0 or step in (cfg["steps"], stop_at) or n_stop:
-            t0 = time.perf_counter()
-            save_checkpoint(engine, ckpt_dir, step, loader.state_dict(), rank, cfg["keep_checkpoints"])
-            paused += time.perf_counter() - t0
-        if n_stop and step < stop_at:
-            raise Preempted(f"stopped by SIGTERM after step {step} of {cfg['steps']}; checkpoint saved in "
-                            f"{ckpt_dir}/step{step}: the same command resumes the run")
-    run_log.close()
+    try:
+        while step < stop_at:
+            lr = scheduler.get_last_lr()[0]  # the rate this step uses
+            loss_sum = torch.zeros((), device=dev)
+            for micro in range(gas):
+                x, y = loader.next_batch()
+                x, y = x.to(dev), y.to(dev)
+                loss = engine(x, y)
+                if step + 1 == fault_step and rank == min(1, world - 1):
+                    loss = loss * float("nan")
+                if step + 1 == term_step and micro == 0 and rank == min(1, world - 1):
+                    os.kill(os.getpid(), signal.SIGTERM)
+                engine.backward(loss)
+                loss_sum += loss.detach().float()
+                if micro < gas - 1:
+                    engine.step()  # DeepSpeed's micro-step bookkeeping; the optimizer runs on the last
+            # one host sync per step: the loss for the log and whether any rank's loss is non-finite,
+            # checked before the optimizer step so a bad batch never reaches the weights
+            reduced = torch.stack([torch.nan_to_num(loss_sum, nan=0.0, posinf=0.0, neginf=0.0),
+                                   (~torch.isfinite(loss_sum)).float(),
+                                   torch.tensor(float(bool(terminated)), device=dev)])
+            dist.all_reduce(reduced)   # ... and whether any rank was told to stop
+            total, n_bad, n_stop = reduced.tolist()
+            if n_bad > 0:
+                raise NonFiniteLoss(f"non-finite loss ({loss_sum.item() / gas}) at step {step + 1} on {int(n_bad)} "
+                                    f"rank(s); stopped before the optimizer step. Last checkpoint: {_last(ckpt_dir)}")
+            engine.step()
+            grad_norm = engine.get_global_grad_norm()
+            grad_norm = None if grad_norm is None else float(grad_norm)
+            if grad_norm is not None and not math.isfinite(grad_norm):  # the same global norm on every rank
+                raise NonFiniteLoss(f"non-finite gradient norm ({grad_norm}) at step {step + 1}; the update is not "
+                                    f"saved. Last checkpoint: {_last(ckpt_dir)}")
+            step += 1
+            tok_since += tokens_per_step
+            steps_since += 1
+            mean_loss = total / (gas * world)
+            record = {"step": step, "loss": round(mean_loss, 6), "lr": lr}
+            if grad_norm is not None:
+                record["grad_norm"] = round(grad_norm, 6)
+            if step % cfg["log_interval"] == 0 or step == cfg["steps"]:
+                dt = time.perf_counter() - t_last - paused  # training time only
+                tps = tok_since / dt
+                record.update(tokens_per_s=round(tps, 1), mfu=round(flops_tok * tps / (peak * world), 5),
+                              memory_gib=round(peak_memory_gib(), 3))
+                eta = (stop_at - step) * dt / steps_since
+                t_last, tok_since, steps_since, paused = time.perf_counter(), 0, 0, 0.0
+                if rank == 0:
+                    print(f"step {step:>6}/{cfg['steps']}  loss {mean_loss:.4f}  lr {record['lr']:.2e}  "
+                          f"{tps:,.0f} tok/s  MFU {record['mfu']:.2%}  mem {record['memory_gib']:.2f} GiB  "
+                          f"ETA {_duration(eta)}", flush=True)
+            if cfg["val_fraction"] > 0 and (step % cfg["val_interval"] == 0 or step == cfg["steps"]):
+                t0 = time.perf_counter()
+                record["val_loss"] = round(validate(engine, loader, cfg["val_batches"], dev), 6)
+                paused += time.perf_counter() - t0
+                if rank == 0:
+                    print(f"step {step:>6}  validation loss {record['val_loss']:.4f}", flush=True)
+            history.append(record)
+            run_log.log(record)
+            if step % cfg["checkpoint_interval"] == 0 or step in (cfg["steps"], stop_at) or n_stop:
+                t0 = time.perf_counter()
+                save_checkpoint(engine, ckpt_dir, step, loader.state_dict(), rank, cfg["keep_checkpoints"])
+                paused += time.perf_counter() - t0
+            if n_stop and step < stop_at:
+                raise Preempted(f"stopped by SIGTERM after step {step} of {cfg['steps']}; checkpoint saved in "
+                                f"{ckpt_dir}/step{step}: the same command resumes the run")
+    finally:  # also on an error: TensorBoard's and W&B's files closed before the rank exits (_exit)
+        run_log.close(failed=sys.exc_info()[0] is not None)
     return {"history": history, "rank": rank}
 
 
@@ -461,5 +463,26 @@ def main(argv=None) -> int:
     return 0
 
 
+def _exit(code: int) -> None:
+    """Leave the process with ``code``.  A rank that stops on an error right after a collective
+    (the ``init_from`` verdict's broadcast, the non-finite check's all-reduce) could die at exit of
+    ``terminate called without an active exception`` (SIGABRT), and the launcher reported that
+    (exit 250) instead of the error: gloo's worker thread may still hold the collective's tensors,
+    and releasing them while the interpreter finalises it is refused the GIL and ended inside a
+    C++ destructor (gdb: ``ProcessGroupGloo::runLoop`` -> ``~AsyncBroadcastWork`` -> decref ->
+    ``take_gil`` -> ``pthread_exit`` -> ``std::terminate``; 1 exit in ~8 with a refused
+    ``init_from`` on two ranks, more with the process group destroyed first).  So a rank of a
+    process group stopping with an error flushes its output and leaves without finalising
+    (``os._exit``); its files are closed by then (the run log in ``train``).  A run that ends
+    well ends on the checkpoint's barrier, which holds no tensor, and exits as usual."""
+    import torch.distributed as dist
+
+    if code != 0 and dist.is_available() and dist.is_initialized():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit(main())
