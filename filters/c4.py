@@ -20,6 +20,8 @@ import importlib.util
 import os
 import re
 import sys
+import threading
+import types
 import zipfile
 from functools import lru_cache
 from importlib import resources
@@ -40,11 +42,45 @@ PUNKT_MISSING = ("NLTK's punkt model is not installed (tfds counts C4's sentence
                  "run `.venv/bin/python -m nltk.downloader punkt_tab`, or pass --sentences rule")
 
 
+_PUNKT_LOCK = threading.Lock()
+
+
 @lru_cache(maxsize=1)
 def _punkt():
-    from nltk.tokenize.punkt import PunktTokenizer
+    """NLTK's ``PunktTokenizer("english")``, loaded without NLTK's package import when no one in
+    the process has imported NLTK yet.
 
-    return PunktTokenizer("english")
+    Importing any NLTK module runs ``nltk/__init__.py`` first, which imports nearly all of NLTK
+    and with it SciPy and scikit-learn: ~1.5 s and ~180 MB in a fresh interpreter, in every
+    worker process that counts a sentence.  ``nltk/tokenize/punkt.py`` itself needs a dozen of
+    NLTK's modules (data, pathsec, probability, ...) and none of SciPy's.  So while punkt's module
+    and the model load, NLTK's two packages on the way (``nltk``, ``nltk.tokenize``) stand in
+    ``sys.modules`` as empty packages over NLTK's own directories; after, every NLTK module is
+    taken out of ``sys.modules`` again.  The tokenizer keeps the modules it runs with, and a later
+    ``import nltk`` anywhere in the process imports NLTK whole, as if this had not happened.  The
+    splitting is NLTK's own code from the same files, so the count is tfds' (a test compares it
+    with ``nltk.sent_tokenize``).  Should that import fail (an NLTK laid out otherwise), NLTK is
+    imported whole.  Another thread importing NLTK during the load would see the stand-ins: our
+    workers import NLTK nowhere else."""
+    with _PUNKT_LOCK:
+        if "nltk" not in sys.modules and importlib.util.find_spec("nltk") is not None:
+            root = os.path.dirname(importlib.util.find_spec("nltk").origin)
+            try:
+                for name, path in (("nltk", root), ("nltk.tokenize", os.path.join(root, "tokenize"))):
+                    stand_in = types.ModuleType(name)
+                    stand_in.__path__ = [path]
+                    sys.modules[name] = stand_in
+                from nltk.tokenize.punkt import PunktTokenizer
+
+                return PunktTokenizer("english")
+            except (ImportError, AttributeError):
+                pass
+            finally:
+                for name in [m for m in sys.modules if m == "nltk" or m.startswith("nltk.")]:
+                    del sys.modules[name]
+        from nltk.tokenize.punkt import PunktTokenizer
+
+        return PunktTokenizer("english")
 
 
 PUNKT_FILES = ("collocations.tab", "sent_starters.txt", "abbrev_types.txt", "ortho_context.tab")

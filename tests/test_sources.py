@@ -916,6 +916,42 @@ def test_punkt_is_found_where_nltk_finds_it_without_importing_nltk(tmp_path):
     # (case "none": whatever this machine has installed, both say the same)
 
 
+@pytest.mark.slow  # interpreters importing NLTK
+def test_punkt_counts_as_nltk_without_importing_nltk_whole(tmp_path, data):
+    """count_sentences(..., "punkt") loads NLTK's punkt without NLTK's package import (which
+    brings SciPy and scikit-learn: ~100 MB and ~1 s in every worker that counts) and counts as
+    nltk.sent_tokenize on a real book; NLTK imported after it is whole and splits the same."""
+    from filters.c4 import punkt_available
+
+    script = (
+        "import json, sys, warnings\n"
+        "warnings.simplefilter('ignore')\n"
+        "from filters.c4 import count_sentences\n"
+        f"text = open({str(data / 'books' / 'pg345_dracula.txt')!r}, encoding='utf-8').read()[:300000]\n"
+        "paras = [p for p in text.split('\\n\\n') if p.strip()]\n"
+        "ours = [count_sentences(p, 'punkt') for p in paras]\n"
+        "left = sorted(m for m in sys.modules if m.split('.')[0] in ('nltk', 'scipy', 'sklearn'))\n"
+        "import nltk\n"
+        "print(json.dumps([ours, [len(nltk.sent_tokenize(p)) for p in paras], left]))\n")
+    model = tmp_path / "nltk_data" / "tokenizers" / "punkt_tab" / "english"
+    model.mkdir(parents=True)
+    for f, text in {"collocations.tab": "", "sent_starters.txt": "he\nthey\nthe\n",
+                    "abbrev_types.txt": "dr\nmr\nmrs\nst\n", "ortho_context.tab": ""}.items():
+        (model / f).write_text(text)
+    for p in [tmp_path / "nltk_data", *(tmp_path / "nltk_data").rglob("*")]:
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    envs = [dict(os.environ, NLTK_DATA=str(tmp_path / "nltk_data"))]
+    if punkt_available():  # the real model (CI downloads it)
+        envs.append(dict(os.environ))
+    for env in envs:
+        res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=str(paths.REPO),
+                             env=env)
+        assert res.returncode == 0, res.stderr[-2000:]
+        ours, theirs, left = json.loads(res.stdout.strip().splitlines()[-1])
+        assert len(ours) > 500 and sum(ours) > 1000
+        assert ours == theirs and left == []
+
+
 def test_keep_if_counts_each_reason_and_keeps_rejects_on_request(tmp_path):
     """The filter contract on a TestPipeline: a pure check -> None or a reason."""
     from apache_beam.testing.test_pipeline import TestPipeline
