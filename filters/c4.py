@@ -63,8 +63,9 @@ def _punkt():
     imported whole.  Another thread importing NLTK during the load would see the stand-ins: our
     workers import NLTK nowhere else."""
     with _PUNKT_LOCK:
-        if "nltk" not in sys.modules and importlib.util.find_spec("nltk") is not None:
-            root = os.path.dirname(importlib.util.find_spec("nltk").origin)
+        spec = None if "nltk" in sys.modules else importlib.util.find_spec("nltk")
+        if spec is not None:
+            root = os.path.dirname(spec.origin)
             try:
                 for name, path in (("nltk", root), ("nltk.tokenize", os.path.join(root, "tokenize"))):
                     stand_in = types.ModuleType(name)
