@@ -2,6 +2,7 @@
 and report this rank's peak resident memory during construction + initialisation, the
 parameter elements it holds, and a checksum of the whole (gathered) model."""
 import json
+import os
 import sys
 
 import deepspeed
@@ -42,9 +43,14 @@ def main(stage: int, out: str) -> None:
 
     layer = sum(numel(p) for p in model.layers[0].parameters())
     largest = max(numel(p) for p in model.parameters())
-    json.dump({"peak_bytes": peak, "held": held, "total": count_parameters(args), "layer": layer, "largest": largest,
-               "checksum": checksum}, open(f"{out}.{dist.get_rank()}.json", "w"))
+    with open(f"{out}.{dist.get_rank()}.json", "w") as f:
+        json.dump({"peak_bytes": peak, "held": held, "total": count_parameters(args), "layer": layer,
+                   "largest": largest, "checksum": checksum}, f)
 
 
 if __name__ == "__main__":
     main(int(sys.argv[1]), sys.argv[2])
+    # the last collectives (the gathers above) may still be released by gloo's thread: leave
+    # without finalising, as train.trainer._exit says why
+    sys.stdout.flush()
+    os._exit(0)
