@@ -2,7 +2,6 @@
 and report this rank's peak resident memory during construction + initialisation, the
 parameter elements it holds, and a checksum of the whole (gathered) model."""
 import json
-import os
 import sys
 
 import deepspeed
@@ -10,7 +9,7 @@ import torch
 import torch.distributed as dist
 
 from model.llama import count_parameters, get_config
-from train.trainer import build_model, ds_config, load_config
+from train.trainer import build_model, ds_config, leave_without_finalising, load_config
 
 
 def status(key: str) -> int:
@@ -50,7 +49,6 @@ def main(stage: int, out: str) -> None:
 
 if __name__ == "__main__":
     main(int(sys.argv[1]), sys.argv[2])
-    # the last collectives (the gathers above) may still be released by gloo's thread: leave
-    # without finalising, as train.trainer._exit says why
-    sys.stdout.flush()
-    os._exit(0)
+    # the last collectives (the gathers above) may still be released by gloo's thread:
+    # train.trainer._exit says why a rank then leaves without finalising
+    leave_without_finalising(0)

@@ -478,10 +478,16 @@ def _exit(code: int) -> None:
     import torch.distributed as dist
 
     if code != 0 and dist.is_available() and dist.is_initialized():
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+        leave_without_finalising(code)
     sys.exit(code)
+
+
+def leave_without_finalising(code: int) -> None:
+    """Flush stdout and stderr and end the process now (``os._exit``): no finalisation for
+    gloo's thread to die in (``_exit``).  Files must be closed before."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
