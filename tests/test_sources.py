@@ -859,14 +859,36 @@ def test_c4_counts_sentences_with_punkt_when_installed_else_by_rule_and_says_whi
         c4.run([str(data / "cc")], str(tmp_path / "c4"), str(paths.lid_model()), sentences="nltk")
 
 
+PUNKT_TEST_MODEL = {"collocations.tab": "", "sent_starters.txt": "he\nthey\nthe\n",
+                    "abbrev_types.txt": "dr\nmr\nmrs\nst\np.m\n", "ortho_context.tab": ""}
+
+
+def _nltk_data_dir(root, kind="dir", leave_out=None, mode=0o755):
+    """An NLTK data directory at ``root`` holding a punkt_tab English model (``kind`` "dir" or
+    "zip"; "none": no model), its directories at ``mode``, as ``make setup`` lays one out."""
+    import zipfile
+
+    (root / "tokenizers").mkdir(parents=True)
+    if kind == "dir":
+        (root / "tokenizers" / "punkt_tab" / "english").mkdir(parents=True)
+        for f, text in PUNKT_TEST_MODEL.items():
+            if f != leave_out:
+                (root / "tokenizers" / "punkt_tab" / "english" / f).write_text(text)
+    elif kind == "zip":
+        with zipfile.ZipFile(root / "tokenizers" / "punkt_tab.zip", "w") as z:
+            for f, text in PUNKT_TEST_MODEL.items():
+                z.writestr(f"punkt_tab/english/{f}", text)
+    for p in [root, *root.rglob("*")]:
+        p.chmod(mode if p.is_dir() else 0o644)
+    return str(root)
+
+
 @pytest.mark.slow  # an interpreter importing NLTK per case
 def test_punkt_is_found_where_nltk_finds_it_without_importing_nltk(tmp_path):
     """filters.c4.punkt_available answers as PunktTokenizer("english") loads (a model directory,
     one missing a file, a zipped model, one another account could write to, which NLTK skips
     for the next) and leaves NLTK unimported (its import made the C4 launcher ~95 MB larger and
     changed the environment its forked workers had started with)."""
-    import zipfile
-
     from filters.c4 import PUNKT_FILES
 
     script = (
@@ -879,25 +901,10 @@ def test_punkt_is_found_where_nltk_finds_it_without_importing_nltk(tmp_path):
         "except LookupError:\n    theirs = False\n"
         "import nltk\n"
         "print(json.dumps([ours, imported, theirs, nltk_data_dirs() == nltk.data.path]))\n")
-    model = {"collocations.tab": "", "sent_starters.txt": "he\nthey\n", "abbrev_types.txt": "dr\np.m\n",
-             "ortho_context.tab": ""}
-    assert set(model) == set(PUNKT_FILES)
+    assert set(PUNKT_TEST_MODEL) == set(PUNKT_FILES)
 
-    def data_dir(name, kind="dir", leave_out=None, mode=0o755):
-        root = tmp_path / name
-        (root / "tokenizers").mkdir(parents=True)
-        if kind == "dir":
-            (root / "tokenizers" / "punkt_tab" / "english").mkdir(parents=True)
-            for f, text in model.items():
-                if f != leave_out:
-                    (root / "tokenizers" / "punkt_tab" / "english" / f).write_text(text)
-        elif kind == "zip":
-            with zipfile.ZipFile(root / "tokenizers" / "punkt_tab.zip", "w") as z:
-                for f, text in model.items():
-                    z.writestr(f"punkt_tab/english/{f}", text)
-        for p in [root, *root.rglob("*")]:
-            p.chmod(mode if p.is_dir() else 0o644)
-        return str(root)
+    def data_dir(name, *args, **kw):
+        return _nltk_data_dir(tmp_path / name, *args, **kw)
 
     cases = {"dir": [data_dir("dir")], "dir_missing_a_file": [data_dir("miss", leave_out="ortho_context.tab")],
              "zip": [data_dir("zip", "zip")], "none": [data_dir("none", "none")],
@@ -933,14 +940,7 @@ def test_punkt_counts_as_nltk_without_importing_nltk_whole(tmp_path, data):
         "left = sorted(m for m in sys.modules if m.split('.')[0] in ('nltk', 'scipy', 'sklearn'))\n"
         "import nltk\n"
         "print(json.dumps([ours, [len(nltk.sent_tokenize(p)) for p in paras], left]))\n")
-    model = tmp_path / "nltk_data" / "tokenizers" / "punkt_tab" / "english"
-    model.mkdir(parents=True)
-    for f, text in {"collocations.tab": "", "sent_starters.txt": "he\nthey\nthe\n",
-                    "abbrev_types.txt": "dr\nmr\nmrs\nst\n", "ortho_context.tab": ""}.items():
-        (model / f).write_text(text)
-    for p in [tmp_path / "nltk_data", *(tmp_path / "nltk_data").rglob("*")]:
-        p.chmod(0o755 if p.is_dir() else 0o644)
-    envs = [dict(os.environ, NLTK_DATA=str(tmp_path / "nltk_data"))]
+    envs = [dict(os.environ, NLTK_DATA=_nltk_data_dir(tmp_path / "nltk_data"))]
     if punkt_available():  # the real model (CI downloads it)
         envs.append(dict(os.environ))
     for env in envs:
