@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import stat
 import sys
 import threading
 import types
@@ -71,17 +72,19 @@ def _punkt():
                     stand_in = types.ModuleType(name)
                     stand_in.__path__ = [path]
                     sys.modules[name] = stand_in
-                from nltk.tokenize.punkt import PunktTokenizer
-
-                return PunktTokenizer("english")
+                return _load_punkt()
             except (ImportError, AttributeError):
                 pass
             finally:
                 for name in [m for m in sys.modules if m == "nltk" or m.startswith("nltk.")]:
                     del sys.modules[name]
-        from nltk.tokenize.punkt import PunktTokenizer
+        return _load_punkt()
 
-        return PunktTokenizer("english")
+
+def _load_punkt():
+    from nltk.tokenize.punkt import PunktTokenizer
+
+    return PunktTokenizer("english")
 
 
 PUNKT_FILES = ("collocations.tab", "sent_starters.txt", "abbrev_types.txt", "ortho_context.tab")
@@ -103,7 +106,9 @@ def punkt_available() -> bool:
     ``PunktTokenizer("english")`` looks it up -- ``nltk.data.find``: the first data directory
     holding ``tokenizers/punkt_tab/english/``, else the first holding ``tokenizers/punkt_tab.zip``,
     skipping a location another account could write to (NLTK >= 3.10 refuses those: owned by
-    neither this user nor root, or group/world-writable); then the model's four files -- without
+    neither this user nor root, or group/world-writable) or, for the archive, a link (it fails to
+    open there); then the model's four files, none a link (NLTK's read of a found model refuses
+    to follow one; checked against NLTK 3.10.4 in tests/test_sources.py) -- without
     importing NLTK.  Its import brings in SciPy and scikit-learn, ~95 MB and ~2 s in the process
     that launches C4 and only asks here; and scikit-learn's import sets variables in the
     environment, which made the SDK workers that process had forked unusable
@@ -119,10 +124,14 @@ def punkt_available() -> bool:
     for d in nltk_data_dirs():
         model = os.path.join(d, "tokenizers", "punkt_tab", "english")
         if os.path.isdir(model) and _trusted(d, ("tokenizers", "punkt_tab", "english"), os.listdir(model)):
-            return all(os.path.isfile(os.path.join(model, f)) for f in PUNKT_FILES)
+            # found: its files are read here or nowhere, and never through a link (NLTK's read
+            # refuses to follow one, after find() has passed it)
+            files = [os.path.join(model, f) for f in PUNKT_FILES]
+            return all(os.path.isfile(f) and not os.path.islink(f) for f in files)
     for d in nltk_data_dirs():
         packed = os.path.join(d, "tokenizers", "punkt_tab.zip")
-        if os.path.isfile(packed) and _trusted(d, ("tokenizers", "punkt_tab.zip")):
+        # a linked archive fails to open and NLTK looks on, as if it were not there
+        if os.path.isfile(packed) and not os.path.islink(packed) and _trusted(d, ("tokenizers", "punkt_tab.zip")):
             try:
                 with zipfile.ZipFile(packed) as z:
                     names = set(z.namelist())
@@ -133,17 +142,26 @@ def punkt_available() -> bool:
 
 
 def _trusted(root: str, rel: tuple[str, ...], entries=()) -> bool:
-    """``root``, each path down ``rel`` under it and the ``entries`` of the last are owned by
-    this user or root and writable by no one else: what ``nltk.data.find`` requires of a data
-    location before it reads from it."""
+    """What ``nltk.data.find`` (3.10) requires of a data location before it reads from it:
+    ``root`` and each path down ``rel`` under it, links followed, owned by this user or root and
+    writable by no one else; each of the ``entries`` of the last judged as it stands (``lstat``):
+    a link by its own owner only, anything else like the directories."""
+    def private(st):
+        return st.st_uid in (os.geteuid(), 0) and not st.st_mode & 0o022
+
     chain = [root]
     for part in rel:
         chain.append(os.path.join(chain[-1], part))
-    chain += [os.path.join(chain[-1], e) for e in entries]
     try:
-        return all(st.st_uid in (os.geteuid(), 0) and not st.st_mode & 0o022 for st in map(os.stat, chain))
+        if not all(private(os.stat(p)) for p in chain):
+            return False
+        for e in entries:
+            st = os.lstat(os.path.join(chain[-1], e))
+            if not (st.st_uid in (os.geteuid(), 0) if stat.S_ISLNK(st.st_mode) else private(st)):
+                return False
     except OSError:
         return False
+    return True
 
 
 def default_splitter() -> str:
@@ -159,6 +177,10 @@ def count_sentences(text: str, splitter: str = "rule") -> int:
             from core.errors import InputError
 
             raise InputError(PUNKT_MISSING) from None
+        except PermissionError as e:  # NLTK refuses a model file another account could have written
+            from core.errors import InputError
+
+            raise InputError(f"{e} (or pass --sentences rule)") from None
     return len(_SENTENCE_END_RE.findall(text)) + 1 if text.strip() else 0
 
 

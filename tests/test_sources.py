@@ -883,12 +883,31 @@ def _nltk_data_dir(root, kind="dir", leave_out=None, mode=0o755):
     return str(root)
 
 
+def _linked_model(data_dir, link_uid=None):
+    """``data_dir``'s model (its four files, or its archive) moved to ``data_dir/store`` and
+    linked back from where it was, the links owned by ``link_uid`` if given."""
+    tokenizers = os.path.join(data_dir, "tokenizers")
+    packed = os.path.join(tokenizers, "punkt_tab.zip")
+    model = os.path.join(tokenizers, "punkt_tab", "english")
+    where = [packed] if os.path.exists(packed) else [os.path.join(model, f) for f in os.listdir(model)]
+    os.mkdir(os.path.join(data_dir, "store"))
+    for path in where:
+        target = os.path.join(data_dir, "store", os.path.basename(path))
+        shutil.move(path, target)
+        os.symlink(target, path)
+        if link_uid is not None:
+            os.lchown(path, link_uid, link_uid)
+    return data_dir
+
+
 @pytest.mark.slow  # an interpreter importing NLTK per case
 def test_punkt_is_found_where_nltk_finds_it_without_importing_nltk(tmp_path):
     """filters.c4.punkt_available answers as PunktTokenizer("english") loads (a model directory,
     one missing a file, a zipped model, one another account could write to, which NLTK skips
-    for the next) and leaves NLTK unimported (its import made the C4 launcher ~95 MB larger and
-    changed the environment its forked workers had started with)."""
+    for the next; model files linked in, which it finds and refuses to read; a linked archive,
+    which it passes over; as root, links of another account, which it skips) and leaves NLTK
+    unimported (its import made the C4 launcher ~95 MB larger and changed the environment its
+    forked workers had started with)."""
     from filters.c4 import PUNKT_FILES
 
     script = (
@@ -898,7 +917,7 @@ def test_punkt_is_found_where_nltk_finds_it_without_importing_nltk(tmp_path):
         "import warnings; warnings.simplefilter('ignore')\n"
         "from nltk.tokenize.punkt import PunktTokenizer\n"
         "try:\n    PunktTokenizer('english'); theirs = True\n"
-        "except LookupError:\n    theirs = False\n"
+        "except (LookupError, PermissionError):\n    theirs = False\n"
         "import nltk\n"
         "print(json.dumps([ours, imported, theirs, nltk_data_dirs() == nltk.data.path]))\n")
     assert set(PUNKT_TEST_MODEL) == set(PUNKT_FILES)
@@ -910,6 +929,12 @@ def test_punkt_is_found_where_nltk_finds_it_without_importing_nltk(tmp_path):
              "zip": [data_dir("zip", "zip")], "none": [data_dir("none", "none")],
              "group_writable": [data_dir("shared", mode=0o775)],
              "group_writable_then_private": [data_dir("shared2", mode=0o775), data_dir("private")]}
+    cases["linked_files"] = [_linked_model(data_dir("linked"))]
+    cases["linked_files_then_private"] = [_linked_model(data_dir("linked2")), data_dir("private2")]
+    cases["linked_zip_then_private"] = [_linked_model(data_dir("linkedzip", "zip")), data_dir("private3")]
+    if os.geteuid() == 0:  # links another account owns: NLTK judges a link by its own owner
+        cases["links_of_another_account_then_private"] = [_linked_model(data_dir("theirs"), link_uid=54321),
+                                                          data_dir("private4")]
     found = {}
     for case, dirs in cases.items():
         res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=str(paths.REPO),
@@ -920,6 +945,9 @@ def test_punkt_is_found_where_nltk_finds_it_without_importing_nltk(tmp_path):
         found[case] = ours
     assert found["dir"] and found["zip"] and found["group_writable_then_private"]
     assert not found["dir_missing_a_file"] and not found["group_writable"]
+    assert not found["linked_files"] and not found["linked_files_then_private"]
+    assert found["linked_zip_then_private"]
+    assert found.get("links_of_another_account_then_private", os.geteuid() != 0)
     # (case "none": whatever this machine has installed, both say the same)
 
 
@@ -950,6 +978,14 @@ def test_punkt_counts_as_nltk_without_importing_nltk_whole(tmp_path, data):
         ours, theirs, left = json.loads(res.stdout.strip().splitlines()[-1])
         assert len(ours) > 500 and sum(ours) > 1000
         assert ours == theirs and left == []
+    # a model NLTK finds and refuses to read (its files are links): the user is told, no traceback
+    refused = _linked_model(_nltk_data_dir(tmp_path / "refused"))
+    res = subprocess.run([sys.executable, "-c", "from filters.c4 import count_sentences\n"
+                          "from core.errors import InputError\n"
+                          "try:\n    count_sentences('One. Two.', 'punkt')\n"
+                          "except InputError as e:\n    print('InputError:', e)\n"],
+                         capture_output=True, text=True, cwd=str(paths.REPO), env=dict(os.environ, NLTK_DATA=refused))
+    assert res.returncode == 0 and "InputError:" in res.stdout and "symlink" in res.stdout, res
 
 
 def test_keep_if_counts_each_reason_and_keeps_rejects_on_request(tmp_path):
