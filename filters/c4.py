@@ -177,7 +177,7 @@ def count_sentences(text: str, splitter: str = "rule") -> int:
             from core.errors import InputError
 
             raise InputError(PUNKT_MISSING) from None
-        except PermissionError as e:  # NLTK refuses a model file another account could have written
+        except PermissionError as e:  # NLTK refuses to read a model file (a link, or writable by others)
             from core.errors import InputError
 
             raise InputError(f"{e} (or pass --sentences rule)") from None
