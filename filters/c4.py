@@ -21,6 +21,7 @@ import os
 import re
 import stat
 import sys
+import tempfile
 import threading
 import types
 import zipfile
@@ -126,12 +127,14 @@ def punkt_available() -> bool:
         if os.path.isdir(model) and _trusted(d, ("tokenizers", "punkt_tab", "english"), os.listdir(model)):
             # found: its files are read here or nowhere, and never through a link (NLTK's read
             # refuses to follow one, after find() has passed it)
+            # refuses to follow one, after find() has passed it) or outside NLTK's data directories
             files = [os.path.join(model, f) for f in PUNKT_FILES]
-            return all(os.path.isfile(f) and not os.path.islink(f) for f in files)
+            return all(os.path.isfile(f) and not os.path.islink(f) and _in_nltk_sandbox(f) for f in files)
     for d in nltk_data_dirs():
         packed = os.path.join(d, "tokenizers", "punkt_tab.zip")
-        # a linked archive fails to open and NLTK looks on, as if it were not there
-        if os.path.isfile(packed) and not os.path.islink(packed) and _trusted(d, ("tokenizers", "punkt_tab.zip")):
+        # an archive NLTK may not open (a link, or outside its data directories): NLTK looks on
+        if (os.path.isfile(packed) and not os.path.islink(packed) and _in_nltk_sandbox(packed)
+                and _trusted(d, ("tokenizers", "punkt_tab.zip"))):
             try:
                 with zipfile.ZipFile(packed) as z:
                     names = set(z.namelist())
@@ -139,6 +142,18 @@ def punkt_available() -> bool:
                 return False
             return all(f"punkt_tab/english/{f}" in names for f in PUNKT_FILES)
     return False
+
+
+def _in_nltk_sandbox(path: str) -> bool:
+    """Whether ``path``, links resolved, lies in one of the directories NLTK (3.10) reads data
+    from at all (``nltk.pathsec.validate_path``): its data directories, and the temporary
+    directory when that is private to this user."""
+    roots = [os.path.realpath(d) for d in nltk_data_dirs()]
+    tmp = tempfile.gettempdir()
+    if os.path.isdir(tmp) and _trusted(tmp, ()):
+        roots.append(os.path.realpath(tmp))
+    real = os.path.realpath(path)
+    return any(real == r or real.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
 
 
 def _trusted(root: str, rel: tuple[str, ...], entries=()) -> bool:

@@ -892,12 +892,18 @@ def _linked_model(data_dir, link_uid=None):
     where = [packed] if os.path.exists(packed) else [os.path.join(model, f) for f in os.listdir(model)]
     os.mkdir(os.path.join(data_dir, "store"))
     for path in where:
-        target = os.path.join(data_dir, "store", os.path.basename(path))
-        shutil.move(path, target)
-        os.symlink(target, path)
+        _move_and_link(path, os.path.join(data_dir, "store", os.path.basename(path)))
         if link_uid is not None:
             os.lchown(path, link_uid, link_uid)
     return data_dir
+
+
+def _move_and_link(path, to):
+    """``path`` moved to ``to`` and a link to it left where it was (a data disk's layout)."""
+    os.makedirs(os.path.dirname(to), exist_ok=True)
+    shutil.move(path, to)
+    os.symlink(to, path)
+    return path
 
 
 @pytest.mark.slow  # an interpreter importing NLTK per case
@@ -905,9 +911,10 @@ def test_punkt_is_found_where_nltk_finds_it_without_importing_nltk(tmp_path):
     """filters.c4.punkt_available answers as PunktTokenizer("english") loads (a model directory,
     one missing a file, a zipped model, one another account could write to, which NLTK skips
     for the next; model files linked in, which it finds and refuses to read; a linked archive,
-    which it passes over; as root, links of another account, which it skips) and leaves NLTK
-    unimported (its import made the C4 launcher ~95 MB larger and changed the environment its
-    forked workers had started with)."""
+    which it passes over; a model or archive linked from outside NLTK's data directories, which
+    it refuses to read or passes over; as root, links of another account, which it skips) and
+    leaves NLTK unimported (its import made the C4 launcher ~95 MB larger and changed the
+    environment its forked workers had started with)."""
     from filters.c4 import PUNKT_FILES
 
     script = (
@@ -932,6 +939,13 @@ def test_punkt_is_found_where_nltk_finds_it_without_importing_nltk(tmp_path):
     cases["linked_files"] = [_linked_model(data_dir("linked"))]
     cases["linked_files_then_private"] = [_linked_model(data_dir("linked2")), data_dir("private2")]
     cases["linked_zip_then_private"] = [_linked_model(data_dir("linkedzip", "zip")), data_dir("private3")]
+    # links to directories: followed, but NLTK reads no file outside its data directories
+    _move_and_link(os.path.join(data_dir("inside"), "tokenizers", "punkt_tab"), str(tmp_path / "inside" / "x" / "pt"))
+    cases["model_linked_within_its_data_directory"] = [str(tmp_path / "inside")]
+    _move_and_link(os.path.join(data_dir("out"), "tokenizers", "punkt_tab"), str(tmp_path / "disk" / "punkt_tab"))
+    cases["model_linked_from_outside_then_private"] = [str(tmp_path / "out"), data_dir("private5")]
+    _move_and_link(os.path.join(data_dir("outzip", "zip"), "tokenizers"), str(tmp_path / "disk2" / "tokenizers"))
+    cases["archive_linked_from_outside_then_private"] = [str(tmp_path / "outzip"), data_dir("private6")]
     if os.geteuid() == 0:  # links another account owns: NLTK judges a link by its own owner
         cases["links_of_another_account_then_private"] = [_linked_model(data_dir("theirs"), link_uid=54321),
                                                           data_dir("private4")]
@@ -946,7 +960,8 @@ def test_punkt_is_found_where_nltk_finds_it_without_importing_nltk(tmp_path):
     assert found["dir"] and found["zip"] and found["group_writable_then_private"]
     assert not found["dir_missing_a_file"] and not found["group_writable"]
     assert not found["linked_files"] and not found["linked_files_then_private"]
-    assert found["linked_zip_then_private"]
+    assert found["linked_zip_then_private"] and found["model_linked_within_its_data_directory"]
+    assert not found["model_linked_from_outside_then_private"] and found["archive_linked_from_outside_then_private"]
     assert found.get("links_of_another_account_then_private", os.geteuid() != 0)
     # (case "none": whatever this machine has installed, both say the same)
 
