@@ -71,13 +71,14 @@ def load(path: str, script: str, screenshot: str | None = None) -> dict:
         os.close(fd)
     to_chrome_r, to_chrome_w, from_chrome_r, from_chrome_w = ends
 
-    def fds():  # Chromium reads commands on fd 3 and writes answers on fd 4 (dup2: inheritable)
-        os.dup2(to_chrome_r, 3)
-        os.dup2(from_chrome_w, 4)
-
+    # Chromium reads commands on fd 3 and writes answers on fd 4. A shell moves the pipes there:
+    # a preexec_fn would run Python in the forked child, where gRPC's fork hooks (Beam has run
+    # in this process) restart a poller that then aborts the child (tests/faults: _bounded).
+    move = f'exec "$@" 3<&{to_chrome_r} 4>&{from_chrome_w} {to_chrome_r}<&- {from_chrome_w}>&-'
     profile = tempfile.mkdtemp(prefix="chromium-")
-    proc = subprocess.Popen([exe, *FLAGS, f"--user-data-dir={profile}", "about:blank"], preexec_fn=fds,
-                            close_fds=False, stdout=subprocess.DEVNULL, stderr=open(os.path.join(profile, "stderr"), "wb"))
+    proc = subprocess.Popen(["bash", "-c", move, "bash", exe, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+                            pass_fds=(to_chrome_r, from_chrome_w), stdout=subprocess.DEVNULL,
+                            stderr=open(os.path.join(profile, "stderr"), "wb"))
     os.close(to_chrome_r)
     os.close(from_chrome_w)
     pipe = _Pipe(proc, to_chrome_w, from_chrome_r)
