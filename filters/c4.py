@@ -40,8 +40,9 @@ _SENTENCE_END_RE = re.compile(r"[.?!][\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 
 
 SPLITTERS = ("punkt", "rule")
-PUNKT_MISSING = ("NLTK's punkt model is not installed (tfds counts C4's sentences with it): "
-                 "run `.venv/bin/python -m nltk.downloader punkt_tab`, or pass --sentences rule")
+PUNKT_MISSING = ("NLTK's punkt model is not installed where NLTK reads it (tfds counts C4's sentences with "
+                 "it): run `.venv/bin/python -m nltk.downloader punkt_tab` (NLTK reads no linked model "
+                 "file, nothing outside its data directories), or pass --sentences rule")
 
 
 _PUNKT_LOCK = threading.Lock()
