@@ -28,6 +28,8 @@ import zipfile
 from functools import lru_cache
 from importlib import resources
 
+from core.errors import InputError
+
 CITATION_RE = re.compile(r"\[\d*\]|\[edit\]|\[citation needed\]")
 END_MARKS = (".", "?", "!", '"')
 ELLIPSIS = "..."
@@ -123,18 +125,19 @@ def punkt_available() -> bool:
         except (ImportError, LookupError):
             return False
         return True
-    for d in nltk_data_dirs():
+    dirs = nltk_data_dirs()
+    roots = _nltk_read_roots(dirs)
+    for d in dirs:
         model = os.path.join(d, "tokenizers", "punkt_tab", "english")
         if os.path.isdir(model) and _trusted(d, ("tokenizers", "punkt_tab", "english"), os.listdir(model)):
-            # found: its files are read here or nowhere, and never through a link (NLTK's read
-            # refuses to follow one, after find() has passed it)
-            # refuses to follow one, after find() has passed it) or outside NLTK's data directories
+            # found: its files are read here or nowhere, never through a link (NLTK's read refuses
+            # to follow one, after find() has passed it) nor outside NLTK's data directories
             files = [os.path.join(model, f) for f in PUNKT_FILES]
-            return all(os.path.isfile(f) and not os.path.islink(f) and _in_nltk_sandbox(f) for f in files)
-    for d in nltk_data_dirs():
+            return all(os.path.isfile(f) and not os.path.islink(f) and _within(f, roots) for f in files)
+    for d in dirs:
         packed = os.path.join(d, "tokenizers", "punkt_tab.zip")
         # an archive NLTK may not open (a link, or outside its data directories): NLTK looks on
-        if (os.path.isfile(packed) and not os.path.islink(packed) and _in_nltk_sandbox(packed)
+        if (os.path.isfile(packed) and not os.path.islink(packed) and _within(packed, roots)
                 and _trusted(d, ("tokenizers", "punkt_tab.zip"))):
             try:
                 with zipfile.ZipFile(packed) as z:
@@ -145,14 +148,18 @@ def punkt_available() -> bool:
     return False
 
 
-def _in_nltk_sandbox(path: str) -> bool:
-    """Whether ``path``, links resolved, lies in one of the directories NLTK (3.10) reads data
-    from at all (``nltk.pathsec.validate_path``): its data directories, and the temporary
-    directory when that is private to this user."""
-    roots = [os.path.realpath(d) for d in nltk_data_dirs()]
+def _nltk_read_roots(data_dirs: list[str]) -> list[str]:
+    """The directories NLTK (3.10) reads data from at all (``nltk.pathsec.validate_path``), links
+    resolved: its data directories, and the temporary directory when that is private to this user."""
+    roots = [os.path.realpath(d) for d in data_dirs]
     tmp = tempfile.gettempdir()
     if os.path.isdir(tmp) and _trusted(tmp, ()):
         roots.append(os.path.realpath(tmp))
+    return roots
+
+
+def _within(path: str, roots: list[str]) -> bool:
+    """Whether ``path``, links resolved, lies in one of ``roots``."""
     real = os.path.realpath(path)
     return any(real == r or real.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
 
@@ -162,8 +169,11 @@ def _trusted(root: str, rel: tuple[str, ...], entries=()) -> bool:
     ``root`` and each path down ``rel`` under it, links followed, owned by this user or root and
     writable by no one else; each of the ``entries`` of the last judged as it stands (``lstat``):
     a link by its own owner only, anything else like the directories."""
+    def owned(st):
+        return st.st_uid in (os.geteuid(), 0)
+
     def private(st):
-        return st.st_uid in (os.geteuid(), 0) and not st.st_mode & 0o022
+        return owned(st) and not st.st_mode & 0o022
 
     chain = [root]
     for part in rel:
@@ -173,7 +183,7 @@ def _trusted(root: str, rel: tuple[str, ...], entries=()) -> bool:
             return False
         for e in entries:
             st = os.lstat(os.path.join(chain[-1], e))
-            if not (st.st_uid in (os.geteuid(), 0) if stat.S_ISLNK(st.st_mode) else private(st)):
+            if not (owned(st) if stat.S_ISLNK(st.st_mode) else private(st)):
                 return False
     except OSError:
         return False
@@ -190,12 +200,8 @@ def count_sentences(text: str, splitter: str = "rule") -> int:
         try:
             return len(_punkt().tokenize(text))
         except (ImportError, LookupError):
-            from core.errors import InputError
-
             raise InputError(PUNKT_MISSING) from None
         except PermissionError as e:  # NLTK refuses to read a model file (a link, or writable by others)
-            from core.errors import InputError
-
             raise InputError(f"{e} (or pass --sentences rule)") from None
     return len(_SENTENCE_END_RE.findall(text)) + 1 if text.strip() else 0
 
